@@ -1,3 +1,262 @@
+// pybind11 glue for logistic regression: array checks, dtype dispatch, GIL release. No logic.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "asyncopt/hogwild.hpp"
+#include "asyncopt/optim/amsgrad.hpp"
+#include "asyncopt/optim/sgd.hpp"
+#include "asyncopt/sparse.hpp"
+
 namespace py = pybind11;
-void bind_logistic(py::module_&) {}
+using namespace asyncopt;
+
+namespace {
+
+// A raw pointer into a numpy array after checking what the kernels assume: exact item type (never
+// a silent converting copy: a copy of an in-place argument would leave the caller's model as it
+// was), C-contiguous, one-dimensional, the expected length.
+template <class T>
+T* checked(const py::array& a, const char* name, py::ssize_t length, bool writable, char kind = 0) {
+    const py::dtype dt = a.dtype();
+    const bool type_ok = kind ? (dt.kind() == kind && dt.itemsize() == static_cast<py::ssize_t>(sizeof(T)))
+                              : dt.is(py::dtype::of<T>());
+    if (!type_ok)
+        throw py::value_error(std::string(name) + ": wrong dtype " + std::string(py::str(dt)) + " (itemsize " +
+                              std::to_string(dt.itemsize()) + ", expected " + std::to_string(sizeof(T)) + ")");
+    if (a.ndim() != 1) throw py::value_error(std::string(name) + ": expected a 1-d array");
+    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    if (length >= 0 && a.shape(0) != length)
+        throw py::value_error(std::string(name) + ": expected length " + std::to_string(length) + ", got " +
+                              std::to_string(a.shape(0)));
+    if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+template <class T>
+CsrView<T> csr_view(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols) {
+    CsrView<T> X;
+    if (indptr.ndim() != 1 || indptr.shape(0) < 1) throw py::value_error("indptr: expected a non-empty 1-d array");
+    X.n_rows = indptr.shape(0) - 1;
+    X.n_cols = n_cols;
+    X.indptr = checked<int64_t>(indptr, "indptr", -1, false);
+    X.indices = checked<int32_t>(indices, "indices", -1, false);
+    X.data = checked<T>(data, "data", indices.shape(0), false);
+    if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
+    if (n_cols < 1 || n_cols > std::numeric_limits<int32_t>::max())
+        throw py::value_error("n_features must be in [1, 2^31 - 1]");
+    check_csr(X);
+    return X;
+}
+
+bool is_amsgrad(const std::string& optimizer) {
+    if (optimizer == "amsgrad") return true;
+    if (optimizer == "sgd") return false;
+    throw py::value_error("optimizer must be 'sgd' or 'amsgrad', got '" + optimizer + "'");
+}
+
+py::dict staleness_dict(const EpochResult& r) {
+    py::dict d;
+    d["updates"] = r.updates;
+    d["count"] = r.staleness.count;
+    d["sum"] = r.staleness.sum;
+    d["max"] = r.staleness.max;
+    py::array_t<uint64_t> hist(kStalenessBins);
+    std::copy(r.staleness.hist, r.staleness.hist + kStalenessBins, hist.mutable_data());
+    d["hist"] = hist;
+    return d;
+}
+
+struct EpochArgs {
+    py::array indptr, indices, data, y, perm, state, reg_scale, active;
+    int64_t n_cols;
+};
+
+// rule holds a reference to the caller's step tables, which outlive this call.
+template <class T, class Rule>
+EpochResult run_with(const EpochArgs& a, const Rule& rule, const StepConfig& sc, const EpochConfig& cfg) {
+    using State = typename Rule::State;
+    const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols);
+    const double* y = checked<double>(a.y, "y", X.n_rows, false);
+    int64_t* perm = checked<int64_t>(a.perm, "perm", X.n_rows, true);
+    for (int64_t i = 0; i < X.n_rows; ++i)
+        if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
+    State* state = checked<State>(a.state, "state", X.n_cols + 1, true, 'V');
+    const T* reg_scale = nullptr;
+    if (cfg.sparse_alpha > 0) reg_scale = checked<T>(a.reg_scale, "reg_scale", X.n_cols, false);
+    const int32_t* active = checked<int32_t>(a.active, "active", -1, false);
+    const int64_t n_active = a.active.shape(0);
+    for (int64_t i = 0; i < n_active; ++i)
+        if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
+    py::gil_scoped_release nogil;
+    return hogwild_epoch<T, Rule>(X, y, perm, reg_scale, state, rule, sc, cfg, active, n_active);
+}
+
+template <class T>
+EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, const EpochConfig& cfg) {
+    const int nt = have_openmp() ? std::max(1, cfg.n_threads) : 1;
+    const uint64_t n_updates = updates_per_epoch(a.indptr.shape(0) - 1, nt, cfg.batch_size);
+    if (n_updates >= std::numeric_limits<uint32_t>::max())
+        throw py::value_error("an epoch of more than 2^32 - 1 updates: raise batch_size");
+    const bool tabled = sc.invsqrt || (amsgrad && sc.bias_correction);
+    if (amsgrad) {
+        if (tabled) {
+            TabledSteps steps(sc, cfg.k0, static_cast<uint32_t>(n_updates), true);
+            return run_with<T>(a, AmsgradRule<T, TabledSteps>(steps, sc), sc, cfg);
+        }
+        ConstantSteps steps(sc, true);
+        return run_with<T>(a, AmsgradRule<T, ConstantSteps>(steps, sc), sc, cfg);
+    }
+    if (sc.decay == 0.0) {
+        ConstantSteps steps(sc, false);
+        return run_with<T>(a, SgdRule<T, ConstantSteps, false>(steps), sc, cfg);
+    }
+    if (tabled) {
+        TabledSteps steps(sc, cfg.k0, static_cast<uint32_t>(n_updates), false);
+        return run_with<T>(a, SgdRule<T, TabledSteps, true>(steps), sc, cfg);
+    }
+    ConstantSteps steps(sc, false);
+    return run_with<T>(a, SgdRule<T, ConstantSteps, true>(steps), sc, cfg);
+}
+
+py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
+                   py::array state, py::object reg_scale, py::array active, const std::string& optimizer,
+                   const StepConfig& sc, const EpochConfig& cfg) {
+    if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    if (cfg.n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    const bool amsgrad = is_amsgrad(optimizer);
+    EpochArgs a{indptr, indices, data, y, perm, state,
+                reg_scale.is_none() ? py::array() : py::array(reg_scale), active, n_cols};
+    const py::dtype dt = data.dtype();
+    if (dt.is(py::dtype::of<float>())) return staleness_dict(run_typed<float>(a, amsgrad, sc, cfg));
+    if (dt.is(py::dtype::of<double>())) return staleness_dict(run_typed<double>(a, amsgrad, sc, cfg));
+    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+}
+
+template <class T, class State>
+py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols,
+                         const py::array& y, const py::array& state, bool fit_intercept, int n_threads) {
+    const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols);
+    const double* yp = checked<double>(y, "y", X.n_rows, false);
+    const State* st = checked<State>(state, "state", n_cols + 1, false, 'V');
+    double loss = 0;
+    int64_t correct = 0;
+    {
+        py::gil_scoped_release nogil;
+        evaluate_logistic(X, yp, st, fit_intercept, n_threads, &loss, &correct);
+    }
+    return py::make_tuple(loss, correct);
+}
+
+py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array state,
+                   const std::string& optimizer, bool fit_intercept, int n_threads) {
+    const bool amsgrad = is_amsgrad(optimizer);
+    const py::dtype dt = data.dtype();
+    if (dt.is(py::dtype::of<float>()))
+        return amsgrad ? evaluate_typed<float, AmsgradState<float>>(indptr, indices, data, n_cols, y, state,
+                                                                    fit_intercept, n_threads)
+                       : evaluate_typed<float, SgdState<float>>(indptr, indices, data, n_cols, y, state,
+                                                                fit_intercept, n_threads);
+    if (dt.is(py::dtype::of<double>()))
+        return amsgrad ? evaluate_typed<double, AmsgradState<double>>(indptr, indices, data, n_cols, y, state,
+                                                                      fit_intercept, n_threads)
+                       : evaluate_typed<double, SgdState<double>>(indptr, indices, data, n_cols, y, state,
+                                                                  fit_intercept, n_threads);
+    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+}
+
+template <class State>
+double norm_typed(const py::array& state, const py::array& active) {
+    const State* st = checked<State>(state, "state", -1, false, 'V');
+    const int32_t* act = checked<int32_t>(active, "active", -1, false);
+    for (py::ssize_t i = 0; i < active.shape(0); ++i)
+        if (act[i] < 0 || act[i] >= state.shape(0)) throw py::value_error("active holds an out-of-range feature");
+    return squared_norm(st, act, active.shape(0));
+}
+
+double squared_norm_py(py::array state, py::array active, const std::string& optimizer, const std::string& dtype) {
+    const bool amsgrad = is_amsgrad(optimizer);
+    if (dtype == "float32") return amsgrad ? norm_typed<AmsgradState<float>>(state, active) : norm_typed<SgdState<float>>(state, active);
+    if (dtype == "float64") return amsgrad ? norm_typed<AmsgradState<double>>(state, active) : norm_typed<SgdState<double>>(state, active);
+    throw py::value_error("dtype must be 'float32' or 'float64'");
+}
+
+// The byte layout of one coordinate's state, so Python builds a numpy structured dtype that matches
+// the C++ struct exactly (one source of truth).
+py::dict state_layout(const std::string& optimizer, const std::string& dtype) {
+    const bool amsgrad = is_amsgrad(optimizer);
+    const bool f32 = dtype == "float32";
+    if (!f32 && dtype != "float64") throw py::value_error("dtype must be 'float32' or 'float64'");
+    py::list names, formats, offsets;
+    size_t itemsize = 0;
+    auto add = [&](const char* name, const char* f, size_t off) {
+        names.append(name);
+        formats.append(f);
+        offsets.append(off);
+    };
+    const char* fmt = f32 ? "<f4" : "<f8";
+#define ASYNCOPT_FIELDS_SGD(S)              \
+    add("w", fmt, offsetof(S, w));          \
+    add("stamp", "<u4", offsetof(S, stamp)); \
+    itemsize = sizeof(S);
+#define ASYNCOPT_FIELDS_AMS(S)              \
+    add("w", fmt, offsetof(S, w));          \
+    add("m", fmt, offsetof(S, m));          \
+    add("v", fmt, offsetof(S, v));          \
+    add("vhat", fmt, offsetof(S, vhat));    \
+    add("stamp", "<u4", offsetof(S, stamp)); \
+    itemsize = sizeof(S);
+    if (amsgrad) {
+        if (f32) { ASYNCOPT_FIELDS_AMS(AmsgradState<float>) } else { ASYNCOPT_FIELDS_AMS(AmsgradState<double>) }
+    } else {
+        if (f32) { ASYNCOPT_FIELDS_SGD(SgdState<float>) } else { ASYNCOPT_FIELDS_SGD(SgdState<double>) }
+    }
+#undef ASYNCOPT_FIELDS_SGD
+#undef ASYNCOPT_FIELDS_AMS
+    py::dict d;
+    d["names"] = names;
+    d["formats"] = formats;
+    d["offsets"] = offsets;
+    d["itemsize"] = itemsize;
+    return d;
+}
+
+}  // namespace
+
+void bind_logistic(py::module_& m) {
+    py::class_<StepConfig>(m, "StepConfig", "Step sizes and update-rule constants (csrc/asyncopt/optim/steps.hpp)")
+        .def(py::init<>())
+        .def_readwrite("learning_rate", &StepConfig::learning_rate)
+        .def_readwrite("invsqrt", &StepConfig::invsqrt)
+        .def_readwrite("bias_correction", &StepConfig::bias_correction)
+        .def_readwrite("beta1", &StepConfig::beta1)
+        .def_readwrite("beta2", &StepConfig::beta2)
+        .def_readwrite("eps", &StepConfig::eps)
+        .def_readwrite("decay", &StepConfig::decay);
+    py::class_<EpochConfig>(m, "EpochConfig", "One Hogwild! epoch's driver settings (csrc/asyncopt/hogwild.hpp)")
+        .def(py::init<>())
+        .def_readwrite("n_threads", &EpochConfig::n_threads)
+        .def_readwrite("batch_size", &EpochConfig::batch_size)
+        .def_readwrite("shuffle", &EpochConfig::shuffle)
+        .def_readwrite("seed", &EpochConfig::seed)
+        .def_readwrite("k0", &EpochConfig::k0)
+        .def_readwrite("sparse_alpha", &EpochConfig::sparse_alpha)
+        .def_readwrite("fit_intercept", &EpochConfig::fit_intercept);
+    m.attr("STALENESS_BINS") = kStalenessBins;
+
+    m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
+          py::arg("y"), py::arg("perm").noconvert(), py::arg("state").noconvert(), py::arg("reg_scale"),
+          py::arg("active"), py::arg("optimizer"), py::arg("steps"), py::arg("config"),
+          "Run one lock-free epoch of logistic regression in place on `state`; returns update and staleness "
+          "counts. The GIL is released while threads run.");
+    m.def("logistic_evaluate", &evaluate, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+          py::arg("n_features"), py::arg("y"), py::arg("state"), py::arg("optimizer"), py::arg("fit_intercept"),
+          py::arg("n_threads"), "Sum of log-losses and number of correct predictions of the model in `state`.");
+    m.def("squared_norm", &squared_norm_py, py::arg("state"), py::arg("active"), py::arg("optimizer"),
+          py::arg("dtype"), "sum of w_j^2 over the features listed in `active`.");
+    m.def("state_layout", &state_layout, py::arg("optimizer"), py::arg("dtype"),
+          "Field names, formats, offsets and itemsize of one coordinate's optimizer state.");
+}

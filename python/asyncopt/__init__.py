@@ -1,4 +1,21 @@
-"""asyncopt: asynchronous (lock-free) stochastic optimizers at native speed."""
-from . import _core
+"""asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
+
+Public names: :class:`LogisticRegression`, the :mod:`asyncopt.datasets` loaders and generators,
+the optimizer configs :class:`SGD` and :class:`AMSGrad`, and :func:`build_info`.
+"""
+from . import _core, datasets
+from .history import History, Staleness
+from .linear import LogisticRegression
+from .optim import SGD, AMSGrad
 
 __version__ = _core.build_info()["version"]
+
+
+def build_info():
+    """What this build contains: version, compiler, OpenMP (and its thread count), CUDA, backends."""
+    info = dict(_core.build_info())
+    info["backends"] = ["threads"]
+    return info
+
+
+__all__ = ["LogisticRegression", "SGD", "AMSGrad", "History", "Staleness", "build_info", "datasets"]

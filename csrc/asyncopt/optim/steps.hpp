@@ -1,0 +1,125 @@
+// Step sizes, and the closed-form "catch-up" that makes sparse updates exact.
+//
+// Notation (one coordinate j, global step counter k = 1, 2, ...):
+//   eta_k   schedule: constant (eta) or eta / sqrt(k)                       ("invsqrt")
+//   a_k     the AMSGrad step: eta_k, times sqrt(1 - beta2^k) / (1 - beta1^k) with bias_correction
+//           (the "epsilon-hat" form of Adam, Kingma & Ba 2015 sec. 2: the correction is folded
+//           into the step, so eps is added to sqrt(vhat) of the uncorrected moments)
+//   rho_k   1 - eta_k * decay: the multiplicative shrink of one step. decay is alpha for SGD's
+//           exact L2 (w <- w - eta (g + alpha w)) and for AMSGrad's decoupled weight decay
+//           (AdamW: x <- (1 - eta alpha) x - a m / (sqrt(vhat) + eps)); otherwise rho_k = 1.
+//
+// A coordinate that no row of steps s+1..t touches still changes in the dense algorithm: its
+// gradient there is zero, so (writing D = t - s)
+//   SGD       w_t = P(s,t) w_s,                                 P(s,t) = prod_{i=s+1..t} rho_i
+//   AMSGrad   m_t = beta1^D m_s,  v_t = beta2^D v_s,  vhat_t = vhat_s  (v only decays, so the max
+//             keeps its old value), and with c = m_s / (sqrt(vhat_s) + eps)
+//             x_t = P(s,t) x_s - c E(s,t),   E(s,t) = sum_{i=s+1..t} a_i beta1^(i-s) P(i,t).
+// Kernels store per coordinate the step 'stamp' at which it was last brought up to date and apply
+// these formulas when the coordinate is next read, so an update costs O(nnz of its rows).
+//
+// E has no closed form for varying a_i, but it splits through a suffix sum over the epoch's steps
+// (the horizon N is known: every mini-batch is one update):
+//   F(s) = sum_{i=s+1..N} a_i beta1^(i-s) / P(s,i)   satisfies  F(s) = beta1/rho_{s+1} (a_{s+1} + F(s+1)),
+//   F(N) = 0, and  E(s,t) = P(s,t) F(s) - beta1^(t-s) F(t).
+// F stays bounded because beta1 < rho (checked by the estimator: eta*decay < 1 - beta1), so the
+// subtraction loses only a few ulps. With a constant step F is the constant a beta1 / (rho - beta1)
+// and P = rho^D: ConstantSteps needs no tables; TabledSteps keeps logP and F per epoch
+// (8 bytes each per step) for the invsqrt schedule and for bias correction.
+//
+// Stamps are relative to the first step of the current epoch (k0): at every epoch end the touched
+// coordinates are caught up to the last step and their stamps reset to 0, so 32 bits suffice.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace asyncopt {
+
+struct StepConfig {
+    double learning_rate = 0.1;
+    bool invsqrt = false;         // eta_k = learning_rate / sqrt(k) instead of a constant
+    bool bias_correction = false;  // AMSGrad only
+    double beta1 = 0.9;           // AMSGrad only
+    double beta2 = 0.999;         // AMSGrad only
+    double eps = 1e-8;            // AMSGrad only
+    double decay = 0.0;           // see rho_k above; 0 = no multiplicative shrink
+};
+
+// Coefficients of one update, computed once per mini-batch (not per nonzero).
+struct StepCoeffs {
+    double eta;  // schedule value eta_k
+    double a;    // AMSGrad step a_k (= eta for SGD)
+    double rho;  // shrink of this step, 1 - eta_k * decay
+};
+
+inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
+    return c.invsqrt ? c.learning_rate / std::sqrt(static_cast<double>(k)) : c.learning_rate;
+}
+
+inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noexcept {
+    const double eta = schedule_eta(c, k);
+    double a = eta;
+    if (amsgrad && c.bias_correction) {
+        const double kd = static_cast<double>(k);
+        a *= std::sqrt(1.0 - std::pow(c.beta2, kd)) / (1.0 - std::pow(c.beta1, kd));
+    }
+    return StepCoeffs{eta, a, 1.0 - eta * c.decay};
+}
+
+// beta^D for D >= 0 without pow(): exp(D log beta), with beta = 0 handled (0^0 = 1, 0^D = 0).
+struct PowerOf {
+    double log_base;
+    bool zero;
+    explicit PowerOf(double base) : log_base(base > 0 ? std::log(base) : 0.0), zero(base <= 0) {}
+    double operator()(uint32_t d) const noexcept {
+        if (d == 0) return 1.0;
+        return zero ? 0.0 : std::exp(static_cast<double>(d) * log_base);
+    }
+};
+
+// Constant a_k and rho_k: closed forms, no memory.
+class ConstantSteps {
+public:
+    ConstantSteps(const StepConfig& c, bool amsgrad) : beta1_pow_(c.beta1) {
+        const StepCoeffs s = step_coeffs(c, 1, amsgrad);
+        rho_ = s.rho;
+        log_rho_ = std::log(rho_);
+        F_ = (amsgrad && c.beta1 > 0) ? s.a * c.beta1 / (rho_ - c.beta1) : 0.0;
+    }
+    double P(uint32_t s, uint32_t t) const noexcept {
+        return rho_ == 1.0 ? 1.0 : std::exp(static_cast<double>(t - s) * log_rho_);
+    }
+    double E(uint32_t s, uint32_t t) const noexcept { return F_ * (P(s, t) - beta1_pow_(t - s)); }
+
+private:
+    double rho_, log_rho_, F_;
+    PowerOf beta1_pow_;
+};
+
+// Varying a_k or rho_k: per-epoch tables over relative steps u = 0..N (absolute k = k0 + u).
+class TabledSteps {
+public:
+    TabledSteps(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad)
+        : log_P_(n_steps + 1, 0.0), beta1_pow_(c.beta1) {
+        std::vector<StepCoeffs> coeffs(n_steps + 1);
+        for (uint32_t u = 1; u <= n_steps; ++u) {
+            coeffs[u] = step_coeffs(c, k0 + u, amsgrad);
+            log_P_[u] = log_P_[u - 1] + std::log(coeffs[u].rho);
+        }
+        if (amsgrad) {
+            F_.assign(n_steps + 1, 0.0);
+            for (uint32_t u = n_steps; u-- > 0;)
+                F_[u] = c.beta1 / coeffs[u + 1].rho * (coeffs[u + 1].a + F_[u + 1]);
+        }
+    }
+    double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
+    double E(uint32_t s, uint32_t t) const noexcept { return P(s, t) * F_[s] - beta1_pow_(t - s) * F_[t]; }
+
+private:
+    std::vector<double> log_P_, F_;
+    PowerOf beta1_pow_;
+};
+
+}  // namespace asyncopt

@@ -1,0 +1,109 @@
+"""Input validation at the Python edge: every problem gets a clear error before native code runs."""
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def check_int(name, value, low=None, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_matrix(X, name="X", n_features=None):
+    """Canonical CSR (sorted unique indices) in float32 or float64.
+
+    float32 and float64 inputs keep their dtype (float32 is never upcast); integer and boolean
+    inputs become float64. Duplicate entries of a sparse input are summed, as scipy defines them.
+    """
+    if sp.issparse(X):
+        X = X.tocsr()
+    else:
+        X = np.asarray(X)
+        if X.dtype == object:
+            raise ValueError(f"{name}: object arrays are not supported; pass a numeric array or scipy.sparse matrix")
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: complex values are not supported")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: dtype {X.dtype} is not numeric")
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    if not sp.issparse(X):
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        X = sp.csr_matrix(X.astype(dtype, copy=False))
+    n, d = X.shape
+    if n == 0:
+        raise ValueError(f"{name} has 0 samples")
+    if d == 0:
+        raise ValueError(f"{name} has 0 features")
+    if n_features is not None and d != n_features:
+        raise ValueError(f"{name} has {d} features, but the model was fit with {n_features}")
+    if d > _INT32_MAX:
+        raise ValueError(f"{name} has {d} features; at most 2^31 - 1 are supported")
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    if not np.isfinite(X.data).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()  # sorts indices and merges duplicates
+    return X
+
+
+def native_csr(X):
+    """(indptr int64, indices int32, data) of a checked CSR matrix, as the native core takes them.
+    scipy picks int32 or int64 index arrays by size; only what differs is converted (O(n_rows))."""
+    return (np.asarray(X.indptr, dtype=np.int64), np.asarray(X.indices, dtype=np.int32), X.data)
+
+
+def check_labels(y, n_samples, name="y"):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels but X has {n_samples} rows")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if y.dtype == object and any(v is None for v in y):
+        raise ValueError(f"{name} contains None")
+    return y
+
+
+def resolve_n_threads(n_threads):
+    """None = all usable cores, honouring OMP_NUM_THREADS; a build without OpenMP runs one thread."""
+    if n_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        if env:
+            try:
+                n_threads = max(1, int(env))
+            except ValueError:
+                raise ValueError(f"OMP_NUM_THREADS={env!r} is not an integer") from None
+        else:
+            try:
+                n_threads = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                n_threads = os.cpu_count() or 1
+    n_threads = check_int("n_threads", n_threads, low=1)
+    if n_threads > 1 and not _core.build_info()["openmp"]:
+        warnings.warn(f"asyncopt was built without OpenMP: running 1 thread instead of {n_threads} "
+                      "(rebuild with an OpenMP compiler: pip install --force-reinstall --no-binary asyncopt asyncopt)",
+                      RuntimeWarning, stacklevel=3)
+        n_threads = 1
+    return n_threads

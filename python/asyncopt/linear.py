@@ -1,0 +1,337 @@
+"""Sparse logistic regression trained by lock-free asynchronous SGD or AMSGrad."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import _core
+from ._checks import check_int, check_labels, check_matrix, native_csr, resolve_n_threads
+from .history import History, Staleness
+from .optim import make_optimizer, resolve_regularization, step_config
+
+_ALIGN = 64  # bytes: one cache line, so a 32/64-byte AMSGrad state never straddles two
+
+
+def _state_dtype(optimizer, dtype):
+    lay = _core.state_layout(optimizer, np.dtype(dtype).name)
+    return np.dtype({k: lay[k] for k in ("names", "formats", "offsets", "itemsize")})
+
+
+def _aligned_zeros(n, dtype):
+    """Zero-filled 1-d array of ``n`` items whose data starts on a cache-line boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + _ALIGN, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % _ALIGN
+    return raw[offset:offset + n * dtype.itemsize].view(dtype)
+
+
+class LogisticRegression(ClassifierMixin, BaseEstimator):
+    """Binary logistic regression on sparse data, trained by lock-free (Hogwild!) SGD or AMSGrad.
+
+    Minimises ``mean_i log(1 + exp(-y_i (w.x_i + b))) + alpha/2 ||w||^2`` with ``n_threads`` threads
+    that update one shared model without locks (Niu et al. 2011; with AMSGrad, APAM of Xu et al.
+    2020). Every update costs O(nonzeros of its mini-batch) whatever the number of features: the
+    L2 shrink and AMSGrad's moment decay on untouched coordinates are applied lazily in closed form.
+    With ``n_threads=1`` a fit is reproducible to the bit.
+
+    Parameters
+    ----------
+    optimizer : {'sgd', 'amsgrad'}
+    learning_rate : float or None
+        Base step size; None takes 0.1 for SGD and 0.01 for AMSGrad.
+    schedule : {'constant', 'invsqrt'}
+        ``eta_k = learning_rate`` or ``learning_rate / sqrt(k)``, k the global update count.
+    beta1, beta2, eps, bias_correction
+        AMSGrad constants (ignored by SGD). ``bias_correction`` multiplies the step by
+        ``sqrt(1 - beta2^k) / (1 - beta1^k)`` as Adam does (the APAM reference code uses it).
+    alpha : float
+        L2 strength of the objective.
+    regularization : {'auto', 'exact', 'sparse', 'decoupled'}
+        How alpha enters the updates (see :mod:`asyncopt.optim`): 'auto' is 'exact' for SGD and
+        'sparse' (the Hogwild! paper's frequency-scaled regulariser) for AMSGrad. The mode used is
+        stored in ``regularization_``.
+    batch_size : int
+        Rows per update; the update uses their mean gradient.
+    epochs : int
+        Passes over the data in ``fit`` (at most, with ``tol``).
+    shuffle : bool
+        Reshuffle the visiting order every epoch. False visits rows in order (thread t takes the
+        t-th contiguous share), which with one thread makes a run reproducible by hand.
+    tol : float or None
+        Stop when the training objective has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs. None runs all epochs.
+    n_iter_no_change : int
+    n_threads : int or None
+        Threads that train concurrently; None uses every usable core (OMP_NUM_THREADS if set).
+    fit_intercept : bool
+        Learn an unregularised intercept, updated by the same rule as a weight.
+    warm_start : bool
+        ``fit`` continues from the previous solution instead of starting at zero.
+    random_state : int, numpy Generator or None
+        Seeds the shuffles; every thread draws its own stream from it.
+    verbose : int
+        Print one line per epoch when > 0.
+    callback : callable or None
+        ``callback(record)`` after every epoch with that epoch's history record; returning True
+        stops training.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (1, n_features), the dtype of X (float32 or float64)
+    intercept_ : ndarray of shape (1,)
+    classes_ : ndarray of shape (2,)
+    n_iter_ : int, epochs run by the last fit
+    t_ : int, updates applied since the model was initialised (the schedule's k)
+    history_ : History, one record per epoch (objective, time, staleness, validation metrics)
+    staleness_ : Staleness, delay statistics of every update since the model was initialised
+    regularization_ : str, 'none', 'exact', 'sparse' or 'decoupled'
+    n_threads_ : int, threads actually used
+    """
+
+    def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999,
+                 eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
+                 shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
+                 warm_start=False, random_state=None, verbose=0, callback=None):
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.bias_correction = bias_correction
+        self.alpha = alpha
+        self.regularization = regularization
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.n_threads = n_threads
+        self.fit_intercept = fit_intercept
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callback = callback
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self):
+        opt = make_optimizer(self.optimizer, self.learning_rate, self.schedule, self.beta1, self.beta2,
+                             self.eps, self.bias_correction)
+        reg = resolve_regularization(opt, self.regularization, self.alpha)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("epochs", self.epochs, low=1)
+        check_int("n_iter_no_change", self.n_iter_no_change, low=1)
+        check_int("verbose", self.verbose, low=0)
+        if self.tol is not None and (isinstance(self.tol, bool) or not np.isfinite(self.tol) or self.tol < 0):
+            raise ValueError(f"tol must be None or a finite number >= 0, got {self.tol!r}")
+        for name in ("shuffle", "fit_intercept", "warm_start"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError("callback must be callable or None")
+        return opt, reg, resolve_n_threads(self.n_threads)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, eval_set=None):
+        """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
+
+        eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
+        """
+        opt, reg, n_threads = self._validate_params()
+        X = check_matrix(X)
+        y = check_labels(y, X.shape[0])
+        classes = np.unique(y)
+        if classes.shape[0] != 2:
+            raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
+                             f"{classes.shape[0]}: {classes[:10]}")
+        warm = self.warm_start and hasattr(self, "_state")
+        if warm:
+            self._check_continuation(X, classes, opt)
+        else:
+            self._init_model(X.shape[1], X.dtype, classes, opt)
+        return self._train(X, y, eval_set, opt, reg, n_threads, self.epochs)
+
+    def partial_fit(self, X, y, classes=None, eval_set=None):
+        """One pass over (X, y), continuing from the current model. ``classes`` is required on the
+        first call (both labels), as in scikit-learn."""
+        opt, reg, n_threads = self._validate_params()
+        X = check_matrix(X, n_features=self.n_features_in_ if hasattr(self, "_state") else None)
+        y = check_labels(y, X.shape[0])
+        if not hasattr(self, "_state"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            classes = np.unique(np.asarray(classes))
+            if classes.shape[0] != 2:
+                raise ValueError(f"classes must hold exactly two labels, got {classes}")
+            self._init_model(X.shape[1], X.dtype, classes, opt)
+        else:
+            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+                raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
+            self._check_continuation(X, self.classes_, opt)
+        return self._train(X, y, eval_set, opt, reg, n_threads, 1)
+
+    def _init_model(self, n_features, dtype, classes, opt):
+        self.classes_ = classes
+        self.n_features_in_ = n_features
+        self._dtype = np.dtype(dtype)
+        self._optimizer_name = opt.name
+        self._state = _aligned_zeros(n_features + 1, _state_dtype(opt.name, dtype))
+        self._seen = np.zeros(n_features, dtype=bool)
+        self.t_ = 0
+        self.n_iter_ = 0
+        self.history_ = History()
+        self.staleness_ = Staleness()
+        self._epochs_done = 0
+
+    def _check_continuation(self, X, classes, opt):
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fit with {self.n_features_in_}")
+        if X.dtype != self._dtype:
+            raise ValueError(f"X has dtype {X.dtype}, but the model is {self._dtype}: continue with the same dtype")
+        if opt.name != self._optimizer_name:
+            raise ValueError(f"optimizer changed from {self._optimizer_name!r} to {opt.name!r}; refit from scratch")
+        if not np.isin(classes, self.classes_).all():
+            raise ValueError(f"y has labels {classes} outside the model's classes {self.classes_}")
+        if self._state.ctypes.data % _ALIGN:  # e.g. after unpickling
+            aligned = _aligned_zeros(self._state.shape[0], self._state.dtype)
+            aligned[...] = self._state
+            self._state = aligned
+
+    def _signed(self, y, name="y"):
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(f"{name} has labels {np.unique(y[unknown])[:10]} outside the classes {self.classes_}")
+        return np.where(y == self.classes_[1], 1.0, -1.0)
+
+    def _train(self, X, y, eval_set, opt, reg, n_threads, epochs):
+        ypm = self._signed(y)
+        val = None
+        if eval_set is not None:
+            if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
+                raise ValueError("eval_set must be a pair (X_val, y_val)")
+            Xv = check_matrix(eval_set[0], name="eval_set X", n_features=self.n_features_in_)
+            if Xv.dtype != X.dtype:
+                Xv = Xv.astype(X.dtype)
+            yv = self._signed(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
+            val = (native_csr(Xv), Xv.shape, yv)
+
+        n, d = X.shape
+        Xn = native_csr(X)
+        counts = np.bincount(Xn[1], minlength=d)
+        self._seen |= counts > 0
+        active = np.flatnonzero(self._seen).astype(np.int32)
+        reg_scale = None
+        if reg == "sparse":
+            reg_scale = np.zeros(d, dtype=X.dtype)
+            np.divide(n, counts, out=reg_scale, where=counts > 0, casting="unsafe")
+        sc = step_config(opt, self.alpha, reg)
+        cfg = _core.EpochConfig()
+        cfg.n_threads = n_threads
+        cfg.batch_size = self.batch_size
+        cfg.shuffle = bool(self.shuffle)
+        cfg.sparse_alpha = float(self.alpha) if reg == "sparse" else 0.0
+        cfg.fit_intercept = bool(self.fit_intercept)
+        rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
+                                    else self.random_state.randint(2 ** 31))
+        perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
+        self.regularization_ = reg
+        self.n_threads_ = n_threads
+
+        best, stale_epochs, self.n_iter_ = np.inf, 0, 0
+        train_time = self.history_[-1]["time"] if self.history_ else 0.0
+        for _ in range(epochs):
+            cfg.seed = int(rng.integers(2 ** 63))
+            cfg.k0 = self.t_
+            t0 = time.perf_counter()
+            res = _core.logistic_epoch(*Xn, d, ypm, perm, self._state, reg_scale, active,
+                                       opt.name, sc, cfg)
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
+            self.t_ += int(res["updates"])
+            self.staleness_.add(res)
+            self.n_iter_ += 1
+            self._epochs_done += 1
+
+            t1 = time.perf_counter()
+            rec = self._evaluate_epoch(Xn, X.shape, ypm, val, active, n_threads)
+            rec.update(epoch=self._epochs_done, time=train_time, epoch_time=epoch_time,
+                       eval_time=time.perf_counter() - t1, updates=self.t_,
+                       staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),
+                       staleness_max=int(res["max"]))
+            self.history_.append(rec)
+            if self.verbose:
+                print(self.history_.format_row(rec), flush=True)
+            if not np.isfinite(rec["objective"]):
+                self._publish()
+                raise FloatingPointError(
+                    f"training diverged at epoch {rec['epoch']} (objective {rec['objective']}): lower learning_rate "
+                    f"(now {opt.learning_rate:g}), use schedule='invsqrt', or scale the features")
+            if self.callback is not None and self.callback(rec) is True:
+                break
+            if self.tol is not None:
+                if rec["objective"] > best - self.tol:
+                    stale_epochs += 1
+                else:
+                    stale_epochs = 0
+                best = min(best, rec["objective"])
+                if stale_epochs >= self.n_iter_no_change:
+                    break
+        self._publish()
+        return self
+
+    def _evaluate_epoch(self, Xn, shape, ypm, val, active, n_threads):
+        name = self._optimizer_name
+        loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self._state, name,
+                                                    bool(self.fit_intercept), n_threads)
+        n = shape[0]
+        sq = _core.squared_norm(self._state, active, name, self._dtype.name)
+        rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
+               "objective": loss_sum / n + 0.5 * float(self.alpha) * sq,
+               "val_loss": None, "val_accuracy": None}
+        if val is not None:
+            Xv, vshape, yv = val
+            vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self._state, name, bool(self.fit_intercept),
+                                             n_threads)
+            rec["val_loss"] = vl / vshape[0]
+            rec["val_accuracy"] = vc / vshape[0]
+        return rec
+
+    def _publish(self):
+        w = self._state["w"]
+        self.coef_ = np.ascontiguousarray(w[:-1]).reshape(1, -1)
+        self.intercept_ = np.array([w[-1]], dtype=w.dtype)
+
+    # ------------------------------------------------------------------ prediction
+    def decision_function(self, X):
+        """Margin ``w.x + b`` of each row; positive means ``classes_[1]``."""
+        check_is_fitted(self, "coef_")
+        X = check_matrix(X, n_features=self.n_features_in_)
+        return np.asarray(X @ self.coef_[0].astype(X.dtype, copy=False)).ravel() + self.intercept_[0]
+
+    def predict_proba(self, X):
+        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n_samples, 2)."""
+        z = self.decision_function(X).astype(np.float64)
+        p = np.empty_like(z)
+        pos = z >= 0
+        p[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+        ez = np.exp(z[~pos])
+        p[~pos] = ez / (1.0 + ez)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        return self.classes_[(self.decision_function(X) > 0).astype(np.intp)]
+
+    def log_loss(self, X, y):
+        """Mean log-loss of the model on (X, y) (no regularisation term)."""
+        check_is_fitted(self, "coef_")
+        X = check_matrix(X, n_features=self.n_features_in_)
+        ypm = self._signed(check_labels(y, X.shape[0]))
+        z = self.decision_function(X).astype(np.float64)
+        return float(np.mean(np.logaddexp(0.0, -ypm * z)))

@@ -1,0 +1,116 @@
+"""Tier 1: one thread, native result == dense NumPy reference of the same algorithm."""
+import itertools
+
+import numpy as np
+import pytest
+
+import asyncopt
+from conftest import sparse_problem
+from reference import logistic_reference
+
+def test_problem_leaves_coordinates_untouched_for_long_gaps():
+    """The exact checks below are only meaningful if most features sit idle for many steps."""
+    X, _ = sparse_problem()
+    rows_per_feature = np.bincount(X.indices, minlength=X.shape[1])
+    present = rows_per_feature[rows_per_feature > 0]
+    assert present.size > 100 and np.median(present) <= 3 and X.shape[0] >= 80
+
+
+SGD_CASES = [
+    dict(alpha=0.0, regularization="auto"),
+    dict(alpha=0.05, regularization="exact"),
+    dict(alpha=0.05, regularization="sparse"),
+]
+AMS_CASES = [
+    dict(alpha=0.0, regularization="auto"),
+    dict(alpha=0.05, regularization="sparse"),
+    dict(alpha=0.05, regularization="decoupled"),
+]
+
+
+def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, bias_correction=False,
+             fit_intercept=True, learning_rate=None):
+    X, y = sparse_problem(dtype=dtype)
+    lr = learning_rate or (0.5 if optimizer == "sgd" else 0.05)
+    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=lr, schedule=schedule,
+                                      bias_correction=bias_correction, batch_size=batch_size, epochs=epochs,
+                                      shuffle=False, n_threads=1, fit_intercept=fit_intercept, **case)
+    clf.fit(X, y)
+    reg = clf.regularization_
+    w, b = logistic_reference(X, y, optimizer=optimizer, learning_rate=lr, schedule=schedule,
+                              bias_correction=bias_correction, alpha=case["alpha"], regularization=reg,
+                              batch_size=batch_size, epochs=epochs, fit_intercept=fit_intercept)
+    return clf, w, b
+
+
+@pytest.mark.parametrize("case,batch_size,schedule",
+                         list(itertools.product(SGD_CASES, [1, 8], ["constant", "invsqrt"])))
+def test_sgd_matches_dense_reference(case, batch_size, schedule):
+    clf, w, b = fit_both("sgd", case, batch_size, schedule)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("case,batch_size,schedule,bias_correction",
+                         list(itertools.product(AMS_CASES, [1, 8], ["constant", "invsqrt"], [False, True])))
+def test_amsgrad_matches_dense_reference(case, batch_size, schedule, bias_correction):
+    clf, w, b = fit_both("amsgrad", case, batch_size, schedule, bias_correction=bias_correction)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_without_intercept_matches_reference(optimizer):
+    case = dict(alpha=0.05, regularization="auto")
+    clf, w, b = fit_both(optimizer, case, 4, "constant", fit_intercept=False)
+    assert clf.intercept_[0] == 0
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_float32_stays_float32_and_close_to_reference(optimizer):
+    case = dict(alpha=0.05, regularization="auto")
+    clf, w, b = fit_both(optimizer, case, 1, "constant", dtype=np.float32)
+    assert clf.coef_.dtype == np.float32
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=2e-3, atol=2e-5)
+
+
+def test_beta1_zero_matches_reference():
+    X, y = sparse_problem()
+    clf = asyncopt.LogisticRegression(optimizer="amsgrad", learning_rate=0.05, beta1=0.0, alpha=0.05,
+                                      regularization="decoupled", epochs=2, shuffle=False, n_threads=1).fit(X, y)
+    w, b = logistic_reference(X, y, optimizer="amsgrad", learning_rate=0.05, beta1=0.0, alpha=0.05,
+                              regularization="decoupled", epochs=2)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_partial_fit_continues_exactly(optimizer):
+    """Three partial_fit calls == one three-epoch fit: the step clock and the state carry over."""
+    X, y = sparse_problem()
+    kw = dict(optimizer=optimizer, schedule="invsqrt", alpha=0.05, shuffle=False, n_threads=1, batch_size=3)
+    full = asyncopt.LogisticRegression(epochs=3, **kw).fit(X, y)
+    inc = asyncopt.LogisticRegression(**kw)
+    for _ in range(3):
+        inc.partial_fit(X, y, classes=[-1.0, 1.0])
+    assert inc.t_ == full.t_
+    np.testing.assert_allclose(inc.coef_, full.coef_, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_one_thread_is_bit_reproducible_with_shuffling(optimizer):
+    X, y = sparse_problem()
+    kw = dict(optimizer=optimizer, epochs=3, n_threads=1, random_state=42, alpha=0.01)
+    a = asyncopt.LogisticRegression(**kw).fit(X, y)
+    b = asyncopt.LogisticRegression(**kw).fit(X, y)
+    assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
+    c = asyncopt.LogisticRegression(**{**kw, "random_state": 43}).fit(X, y)
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+def test_objective_in_history_matches_numpy():
+    X, y = sparse_problem()
+    clf = asyncopt.LogisticRegression(alpha=0.05, epochs=2, n_threads=1, random_state=0).fit(X, y)
+    z = X @ clf.coef_[0] + clf.intercept_[0]
+    obj = np.mean(np.logaddexp(0, -y * z)) + 0.025 * np.sum(clf.coef_ ** 2)
+    assert clf.history_[-1]["objective"] == pytest.approx(obj, rel=1e-10)
