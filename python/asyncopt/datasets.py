@@ -1,0 +1,289 @@
+"""Data for asyncopt: a LIBSVM/svmlight loader and a synthetic sparse classification problem.
+
+Both return what every asyncopt estimator consumes (DESIGN.md, "Data flow"): a
+``scipy.sparse.csr_matrix`` in canonical form (indices sorted and unique within each row) with
+``indptr`` int64, ``indices`` int32 and ``data`` float32 or float64, plus float64 labels.
+
+Note that scipy itself keeps ``indptr`` and ``indices`` in one dtype: scipy operations that
+re-validate the matrix (``check_format``, or scikit-learn's ``check_array``) may upcast
+``indices`` to int64. asyncopt's own code reads the arrays as returned here.
+"""
+import bz2
+import gzip
+import lzma
+import math
+import numbers
+import operator
+import os
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+
+from . import _core
+
+__all__ = ["load_libsvm", "make_sparse_classification"]
+
+# Leading bytes of the compressed formats load_libsvm reads; the suffix is not trusted, because
+# files get renamed and downloads lose or gain extensions.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip", gzip.decompress),
+    (b"BZh", "bzip2", bz2.decompress),
+    (b"\xfd7zXZ\x00", "xz", lzma.decompress),
+)
+
+# int32 indices hold 0-based feature ids below 2**31 - 1.
+_MAX_FEATURES = np.iinfo(np.int32).max
+
+
+def _check_dtype(dtype):
+    # np.dtype(None) is float64 and np.dtype compares equal to None: reject None explicitly.
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
+    return dt
+
+
+def _check_positive_int(name, value):
+    """Return ``value`` as an int if it is an integer > 0 (bool excluded), else raise."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    try:
+        as_int = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
+    if as_int <= 0:
+        raise ValueError(f"{name} must be a positive int, got {as_int}")
+    return as_int
+
+
+def _read_bytes(path):
+    """Whole file as bytes, decompressed when its magic bytes say gzip, bzip2 or xz."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    for magic, kind, decompress in _MAGIC:
+        if raw.startswith(magic):
+            try:
+                return decompress(raw)
+            except (OSError, EOFError, ValueError, lzma.LZMAError) as e:
+                raise ValueError(f"{path}: cannot decompress this {kind} file: {e}") from None
+    return raw
+
+
+def _csr(data, indices, indptr, shape):
+    """A csr_matrix holding exactly these arrays (int64 indptr, int32 indices).
+
+    scipy's constructor coerces indptr and indices to one common dtype (copying indptr to int32,
+    or indices to int64 beyond 2**31 nonzeros); the arrays asyncopt expects are put back
+    afterwards, so the copy is dropped. The parser and the generator guarantee canonical rows.
+    """
+    X = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    X.indptr = indptr
+    X.indices = indices
+    X.data = data
+    X.has_canonical_format = True
+    return X
+
+
+def load_libsvm(path, n_features=None, dtype=np.float32):
+    """Load a LIBSVM/svmlight file into a CSR matrix and a label vector.
+
+    Each non-blank line is ``label index:value index:value ...`` with 1-based indices in
+    strictly ascending order; ``#`` starts a comment. Plain, gzip, bzip2 and xz files are read
+    (recognised by their leading bytes, whatever the file name says). Parsing runs in native code
+    with the GIL released. Malformed input is never skipped: the first bad line raises.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    n_features : int, optional
+        Number of columns of ``X``. Defaults to the largest index in the file; pass it to give
+        a train and a test file the same width (the largest index of a test file may be smaller).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        dtype of ``X.data``. Values are parsed as float64 and rounded once to ``dtype``.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        Canonical CSR (sorted, unique indices per row) with ``indptr`` int64, ``indices``
+        int32 (0-based: file index - 1) and ``data`` of ``dtype``. Explicit zeros in the file
+        are stored as explicit zeros.
+    y : numpy.ndarray of shape (n_samples,), float64
+        The labels as written.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        ``"{path}: line N: ..."`` for a malformed line (a label or value that is not a finite
+        number, a multi-label target, a token without ``:``, an index that is not an integer in
+        [1, 2**31 - 1], indices not strictly ascending, ``qid:`` tokens); also for a file
+        without samples, an index larger than ``n_features``, an unreadable compressed file,
+        and invalid ``n_features`` or ``dtype``.
+    """
+    dt = _check_dtype(dtype)
+    if n_features is not None:
+        n_features = _check_positive_int("n_features", n_features)
+        if n_features > _MAX_FEATURES:
+            raise ValueError(f"n_features must be at most {_MAX_FEATURES}, got {n_features}")
+    path = os.fspath(path)
+
+    raw = _read_bytes(path)
+    try:
+        indptr, indices, data, labels, max_index = _core.parse_libsvm(raw, dt.name)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    del raw
+
+    n_samples = labels.shape[0]
+    if n_samples == 0:
+        raise ValueError(f"{path}: no samples (the file is empty or holds only blank and "
+                         "comment lines)")
+    if n_features is None:
+        n_features = max_index
+    elif max_index > n_features:
+        first = int(np.flatnonzero(indices >= n_features)[0])
+        row = int(np.searchsorted(indptr, first, side="right")) - 1
+        raise ValueError(f"{path}: feature index {max_index} exceeds n_features={n_features} "
+                         f"(the first index above it is in sample {row}, counting from 0)")
+    return _csr(data, indices, indptr, (n_samples, n_features)), labels
+
+
+def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=46,
+                               zipf_exponent=1.1, signal=4.0, random_state=0,
+                               dtype=np.float32):
+    """Synthetic text-like sparse binary classification problem (tf-idf rows, logistic labels).
+
+    Models a bag-of-words corpus turned into tf-idf features, the kind of data asynchronous
+    sparse SGD was designed for (RCV1, news20, ...):
+
+    - each row is a "document" of ``1 + Poisson(nnz_per_row - 1)`` tokens;
+    - each token is a feature drawn from a Zipf law over frequency ranks,
+      ``p(rank r) ∝ (r + 1) ** -zipf_exponent``, and ranks are mapped to feature ids by a random
+      permutation, so the hot features are scattered over ``[0, n_features)`` as in a hashed or
+      alphabetical vocabulary (not packed at the start, which would flatter cache behaviour);
+    - repeated tokens of a row are merged into one nonzero with their count;
+    - values are ``log(1 + count) * idf`` with the smoothed inverse document frequency
+      ``idf_j = log((1 + n_samples) / (1 + df_j)) + 1`` (``df_j``: rows holding feature ``j``),
+      and each row is scaled to unit l2 norm, as ``TfidfVectorizer(sublinear_tf=True)`` does;
+    - labels follow a logistic model, ``y = +1`` with probability
+      ``sigmoid(signal * x @ w_star + b_star)``, where ``w_star ~ N(0, I)`` and ``b_star``
+      centres the scores at their median so the two classes are about balanced. Larger
+      ``signal`` means less label noise (lower Bayes error).
+
+    The problem is built with vectorised numpy, chunk by chunk, so a million rows with
+    ``n_features=2**24`` take seconds and about a gigabyte of memory. The same arguments always
+    give identical arrays; ``y`` does not depend on ``dtype``.
+
+    Parameters
+    ----------
+    n_samples : int, default 100_000
+        Number of rows.
+    n_features : int, default 2**20
+        Number of columns, at most 2**31 - 1.
+    nnz_per_row : int, default 46
+        Mean number of tokens per row, at most ``n_features``. Because repeated tokens are
+        merged, rows hold fewer distinct nonzeros than this (with the defaults about 20 % fewer:
+        the hottest features recur within a row).
+    zipf_exponent : float, default 1.1
+        Exponent of the Zipf law over feature ranks; > 0. Larger is more skewed.
+    signal : float, default 4.0
+        Scale of the true scores; finite. 0 gives labels independent of ``X``.
+    random_state : int, numpy.random.Generator or None, default 0
+        Seed of everything random (the permutation, ``w_star``, the rows and the labels).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        dtype of ``X.data``.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        Canonical CSR with ``indptr`` int64, ``indices`` int32, ``data`` of ``dtype``, rows of
+        unit l2 norm.
+    y : numpy.ndarray of shape (n_samples,), float64
+        Labels in {-1.0, +1.0}.
+    """
+    n_samples = _check_positive_int("n_samples", n_samples)
+    n_features = _check_positive_int("n_features", n_features)
+    nnz_per_row = _check_positive_int("nnz_per_row", nnz_per_row)
+    if n_features > _MAX_FEATURES:
+        raise ValueError(f"n_features must be at most {_MAX_FEATURES} (int32 indices), "
+                         f"got {n_features}")
+    if nnz_per_row > n_features:
+        raise ValueError(f"nnz_per_row must be at most n_features={n_features}, "
+                         f"got {nnz_per_row}")
+    if (not isinstance(zipf_exponent, numbers.Real) or isinstance(zipf_exponent, bool)
+            or not math.isfinite(zipf_exponent) or zipf_exponent <= 0):
+        raise ValueError(f"zipf_exponent must be a finite number > 0, got {zipf_exponent!r}")
+    if (not isinstance(signal, numbers.Real) or isinstance(signal, bool)
+            or not math.isfinite(signal)):
+        raise ValueError(f"signal must be a finite number, got {signal!r}")
+    dt = _check_dtype(dtype)
+    rng = np.random.default_rng(random_state)
+
+    # Feature id of each frequency rank, and the true weights.
+    rank_to_feature = rng.permutation(n_features).astype(np.int32)
+    w_star = rng.standard_normal(n_features)
+    # Inverse-CDF sampling of ranks: searchsorted on the cumulative Zipf weights is exact for
+    # the truncated law (no rejection, no continuous approximation).
+    cdf = np.cumsum(np.arange(1, n_features + 1, dtype=np.float64) ** -float(zipf_exponent))
+    cdf /= cdf[-1]
+    lengths = 1 + rng.poisson(nnz_per_row - 1, size=n_samples)
+
+    # Rows are drawn in chunks of about 4M tokens to bound the temporaries; the chunk size is
+    # fixed, so the random stream and hence the result do not depend on anything but the args.
+    rows_per_chunk = max(1, (1 << 22) // nnz_per_row)
+    indices_parts, counts_parts, row_nnz_parts = [], [], []
+    for start in range(0, n_samples, rows_per_chunk):
+        chunk_lengths = lengths[start:start + rows_per_chunk]
+        n_rows = chunk_lengths.shape[0]
+        n_tokens = int(chunk_lengths.sum())
+        ranks = np.searchsorted(cdf, rng.random(n_tokens), side="right")
+        features = rank_to_feature[ranks]
+        # One sortable key per token, row-major: sorting it orders each row's features and puts
+        # repeated tokens next to each other, where they are merged with their count.
+        keys = np.repeat(np.arange(n_rows, dtype=np.int64) * n_features, chunk_lengths)
+        keys += features
+        keys.sort()
+        is_first = np.empty(n_tokens, dtype=bool)
+        is_first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=is_first[1:])
+        first = np.flatnonzero(is_first)
+        counts_parts.append(np.diff(first, append=n_tokens).astype(np.int32))
+        unique_keys = keys[first]
+        rows = unique_keys // n_features
+        indices_parts.append((unique_keys - rows * n_features).astype(np.int32))
+        row_nnz_parts.append(np.bincount(rows, minlength=n_rows))
+        del ranks, features, keys, is_first, first, unique_keys, rows
+    del cdf, rank_to_feature
+
+    indices = np.concatenate(indices_parts)
+    counts = np.concatenate(counts_parts)
+    row_nnz = np.concatenate(row_nnz_parts)
+    del indices_parts, counts_parts, row_nnz_parts
+    indptr = np.zeros(n_samples + 1, dtype=np.int64)
+    np.cumsum(row_nnz, out=indptr[1:])
+
+    document_frequency = np.bincount(indices, minlength=n_features)
+    idf = np.log((1.0 + n_samples) / (1.0 + document_frequency)) + 1.0
+    del document_frequency
+    values = np.log1p(counts)
+    del counts
+    values *= idf[indices]
+    del idf
+    # Every row has at least one token, so every reduceat segment is non-empty.
+    starts = indptr[:-1]
+    norms = np.sqrt(np.add.reduceat(values * values, starts))
+    values /= np.repeat(norms, row_nnz)
+
+    # Scores from the float64 values, so y is the same whatever dtype X is returned in.
+    scores = signal * np.add.reduceat(values * w_star[indices], starts)
+    scores -= np.median(scores)
+    y = np.where(rng.random(n_samples) < expit(scores), 1.0, -1.0)
+
+    data = values.astype(dt, copy=False)
+    return _csr(data, indices, indptr, (n_samples, n_features)), y
