@@ -7,15 +7,28 @@
 // globally at the start of a fit, so slices are random samples of the rows.
 //
 // One update (mini-batch B):
-//   read   r = clock; margins z_i = w.x_i + b of B's rows from the shared model as of step r
-//   claim  k = ++clock (the update's global step number: its step size, its stamps)
+//   claim  k = ++clock: the update's global step number (its step size, its stamps); the model
+//          it reads is the one as of step k - 1
+//   read   margins z_i = w.x_i + b of B's rows from the shared model
 //   write  for each feature j in B: w_j <- rule(w_j, mean gradient of B at j), lock-free
-// Staleness tau = k - 1 - r: the number of updates other threads claimed between this update's
-// read and its write (Lian et al.'s delay); 0 with one thread. Each thread keeps its own counters,
-// merged after the epoch.
+// Staleness tau: the number of updates other threads began between this update's read and its
+// write (Lian et al.'s delay; 0 with one thread). A thread's next claim follows its write at once,
+// so tau = k_next - 1 - k comes out of that claim: one atomic operation per update, on one
+// contended cache line. Each thread keeps its own counters, merged after the epoch.
+//
+// The intercept is touched by every update, so with several threads its cache line would move
+// between cores twice per update and cap the speedup. Each thread therefore updates a private
+// replica and merges it into the shared intercept every kInterceptSync updates (InterceptReplica):
+// the intercept's own staleness grows by up to kInterceptSync updates per other thread. With one
+// thread the shared intercept is updated directly, so a one-thread run is the plain algorithm.
 //
 // The number of updates of an epoch is known before it starts (each slice gives ceil(len / B)
 // mini-batches), which fixes the horizon of the catch-up tables (optim/steps.hpp).
+//
+// A rule (optim/sgd.hpp, optim/amsgrad.hpp) supplies: State (one coordinate), Context (what an
+// update computes once, not per nonzero), read / apply / apply_intercept / read_intercept, finish
+// (bring a coordinate up to date at a segment end), merge (fold a thread's intercept replica back),
+// max_segment_updates.
 #pragma once
 
 #include <algorithm>
@@ -76,140 +89,266 @@ inline int64_t slice_begin(int64_t n, int n_threads, int t) noexcept {
     return static_cast<int64_t>(static_cast<__int128>(n) * t / n_threads);
 }
 
-// Updates in one epoch: the sum over thread slices of ceil(slice length / batch size).
-inline uint64_t updates_per_epoch(int64_t n, int n_threads, int64_t batch) noexcept {
-    uint64_t total = 0;
-    for (int t = 0; t < n_threads; ++t) {
-        const int64_t len = slice_begin(n, n_threads, t + 1) - slice_begin(n, n_threads, t);
-        total += static_cast<uint64_t>((len + batch - 1) / batch);
-    }
-    return total;
-}
-
-// Per-thread dense accumulator for mini-batches of more than one row: a feature that several rows
-// of the batch share gets one update with its summed gradient (AMSGrad is not linear in g).
-// calloc'd, so only the pages of features that occur are ever touched: O(d) address space, not O(d)
-// work, which keeps a 2^24-feature model as cheap as a 2^14 one.
+// Per-thread accumulator for mini-batches of more than one row: a feature that several rows of the
+// batch share gets one update with its summed gradient (AMSGrad is not linear in g). An
+// open-addressing hash table sized to twice the batch's nonzeros stays in L1/L2 whatever the
+// number of features (a dense d-sized array would add a cache miss per nonzero and O(d) memory).
+// Features come out in order of first occurrence, so one-thread runs stay deterministic.
 class BatchAccumulator {
 public:
-    explicit BatchAccumulator(int64_t d)
-        : grad_(static_cast<double*>(std::calloc(static_cast<size_t>(d), sizeof(double)))),
-          count_(static_cast<uint32_t*>(std::calloc(static_cast<size_t>(d), sizeof(uint32_t)))) {
-        if (!grad_ || !count_) throw std::bad_alloc();
+    void reserve(int64_t nnz) {
+        size_t cap = 16;
+        while (cap < 2 * static_cast<size_t>(nnz)) cap *= 2;
+        if (cap <= key_.size()) return;
+        key_.assign(cap, -1);
+        grad_.assign(cap, 0.0);
+        count_.assign(cap, 0);
+        shift_ = 32;
+        for (size_t c = cap; c > 1; c >>= 1) --shift_;
     }
     void add(int32_t j, double g) {
-        if (count_.get()[j]++ == 0) touched_.push_back(j);
-        grad_.get()[j] += g;
+        // Fibonacci hashing: the top bits of j * 2^32/phi spread consecutive ids apart.
+        size_t h = (static_cast<uint32_t>(j) * 2654435769u) >> shift_;
+        const size_t mask = key_.size() - 1;
+        while (key_[h] != j) {
+            if (key_[h] < 0) {
+                key_[h] = j;
+                used_.push_back(static_cast<uint32_t>(h));
+                break;
+            }
+            h = (h + 1) & mask;
+        }
+        grad_[h] += g;
+        count_[h] += 1;
     }
     template <class F>
     void drain(F&& f) {
-        for (int32_t j : touched_) {
-            f(j, grad_.get()[j], count_.get()[j]);
-            grad_.get()[j] = 0;
-            count_.get()[j] = 0;
+        for (uint32_t h : used_) {
+            f(key_[h], grad_[h], count_[h]);
+            key_[h] = -1;
+            grad_[h] = 0;
+            count_[h] = 0;
         }
-        touched_.clear();
+        used_.clear();
     }
 
 private:
-    struct Free {
-        void operator()(void* p) const noexcept { std::free(p); }
-    };
-    std::unique_ptr<double, Free> grad_;
-    std::unique_ptr<uint32_t, Free> count_;
-    std::vector<int32_t> touched_;
+    std::vector<int32_t> key_;
+    std::vector<double> grad_;
+    std::vector<uint32_t> count_;
+    std::vector<uint32_t> used_;
+    int shift_ = 32;
 };
 
-// One epoch of logistic-regression training. state has n_cols + 1 entries (the last is the
-// intercept). reg_scale[j] = n / d_j (d_j = rows containing feature j) when sparse_alpha > 0: the
-// Hogwild! paper's frequency-scaled regulariser puts (n/d_j) alpha w_j on each row's own features,
-// an unbiased estimate of the dense alpha w. active lists the features to catch up at the end.
-template <class T, class Rule>
+constexpr int kInterceptSync = 32;
+
+// A thread's view of the intercept (see the header comment). direct: operate on the shared state.
+template <class Rule>
+class InterceptReplica {
+public:
+    using State = typename Rule::State;
+    InterceptReplica(const Rule& rule, State* shared, bool direct) : rule_(rule), shared_(shared), direct_(direct) {
+        refresh();
+    }
+    State* target() noexcept { return direct_ ? shared_ : &replica_; }
+    double value() noexcept { return rule_.read_intercept(target()); }
+    void updated() noexcept {
+        if (!direct_ && ++pending_ == kInterceptSync) sync();
+    }
+    void sync() noexcept {
+        if (direct_ || pending_ == 0) return;
+        rule_.merge(shared_, replica_, base_);
+        refresh();
+    }
+
+private:
+    void refresh() noexcept {
+        pending_ = 0;
+        if (direct_) return;
+        // A racy snapshot: another thread may be merging; Hogwild! tolerates it.
+        replica_ = *shared_;
+        base_ = replica_;
+    }
+    const Rule& rule_;
+    State* shared_;
+    bool direct_;
+    State replica_{}, base_{};
+    int pending_ = 0;
+};
+
+// The step clock on a cache line of its own: it is the one word every update writes.
+struct alignas(64) StepClock {
+    std::atomic<uint64_t> value;
+};
+
+// Shuffled rows sit at random places in memory: each costs DRAM misses on indptr, then on its
+// indices and values, which the core would otherwise wait out one row at a time. RowPrefetcher runs
+// a two-stage software pipeline over the visiting order: the indptr entries of the row `far` ahead,
+// and the index/value lines of the row `near` ahead (whose indptr arrived meanwhile).
+template <class T>
+class RowPrefetcher {
+public:
+    RowPrefetcher(const CsrView<T>& X, const int64_t* perm, int64_t end) : X_(X), perm_(perm), end_(end) {}
+    void ahead_of(int64_t q) const noexcept {
+        if (q + kFar < end_) __builtin_prefetch(X_.indptr + perm_[q + kFar]);
+        if (q + kNear < end_) {
+            const int64_t i = perm_[q + kNear];
+            const int64_t b = X_.indptr[i], e = X_.indptr[i + 1];
+            const char* idx = reinterpret_cast<const char*>(X_.indices + b);
+            const char* val = reinterpret_cast<const char*>(X_.data + b);
+            const int64_t idx_bytes = (e - b) * static_cast<int64_t>(sizeof(int32_t));
+            const int64_t val_bytes = (e - b) * static_cast<int64_t>(sizeof(T));
+            for (int64_t o = 0; o < idx_bytes; o += 64) __builtin_prefetch(idx + o);
+            for (int64_t o = 0; o < val_bytes; o += 64) __builtin_prefetch(val + o);
+        }
+    }
+
+private:
+    static constexpr int64_t kNear = 2, kFar = 6;
+    const CsrView<T>& X_;
+    const int64_t* perm_;
+    int64_t end_;
+};
+
+template <class T>
+int64_t batch_nnz(const CsrView<T>& X, const int64_t* perm, int64_t p, int64_t e) noexcept {
+    int64_t nnz = 0;
+    for (int64_t q = p; q < e; ++q) nnz += X.indptr[perm[q] + 1] - X.indptr[perm[q]];
+    return nnz;
+}
+
+// One epoch of logistic-regression training, Rule and Steps as in optim/. state has n_cols + 1
+// entries (the last is the intercept). reg_scale[j] = n / d_j (d_j = rows containing feature j)
+// when sparse_alpha > 0: the Hogwild! paper's frequency-scaled regulariser puts (n/d_j) alpha w_j on
+// each row's own features, an unbiased estimate of the dense alpha w. active lists the features to
+// bring up to date at the end (every feature this model has ever seen; the others are zero).
+//
+// The epoch runs as one or more segments (Rule::max_segment_updates: SGD's scale must not
+// underflow, stamps must fit 32 bits). Each thread's batches are split evenly over the segments; a
+// segment is one parallel region, built with its own step tables, and ends with every active
+// coordinate brought up to date, so stamps and scales restart from 0 and 1.
+template <class T, class Rule, class Steps>
 EpochResult hogwild_epoch(const CsrView<T>& X, const double* y, int64_t* perm, const T* reg_scale,
-                          typename Rule::State* state, const Rule& rule, const StepConfig& sc,
-                          const EpochConfig& cfg, const int32_t* active, int64_t n_active) {
+                          typename Rule::State* state, const StepConfig& sc, const EpochConfig& cfg,
+                          const int32_t* active, int64_t n_active) {
     using State = typename Rule::State;
     const int64_t n = X.n_rows;
     const int nt = have_openmp() ? std::max(1, cfg.n_threads) : 1;
     const int64_t B = cfg.batch_size;
-    const uint64_t k0 = cfg.k0;
     State* const bias = state + X.n_cols;
-
-    std::atomic<uint64_t> clock{k0};
     ParallelExceptions errors;
-    std::vector<StalenessStats> stats(nt);
+    EpochResult res;
+
+    // batches per thread, and how many segments the epoch needs
+    std::vector<int64_t> lo(nt + 1), n_batches(nt);
+    uint64_t total = 0;
+    for (int t = 0; t <= nt; ++t) lo[t] = slice_begin(n, nt, t);
+    for (int t = 0; t < nt; ++t) {
+        n_batches[t] = (lo[t + 1] - lo[t] + B - 1) / B;
+        total += static_cast<uint64_t>(n_batches[t]);
+    }
+    const uint64_t max_seg = std::max<uint64_t>(1, Rule::max_segment_updates(sc));
+    const int64_t n_seg = static_cast<int64_t>(std::max<uint64_t>(1, (total + max_seg - 1) / max_seg));
+    auto seg_batch = [&](int t, int64_t g) { return n_batches[t] * g / n_seg; };  // thread t's first batch of g
+
+    if (cfg.shuffle) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = thread_id();
+            Rng rng(cfg.seed, static_cast<uint64_t>(t));
+            shuffle(perm + lo[t], static_cast<uint64_t>(lo[t + 1] - lo[t]), rng);
+        }
+    }
+
+    uint64_t k_base = cfg.k0;  // updates before this segment
+    for (int64_t g = 0; g < n_seg; ++g) {
+        uint64_t seg_updates = 0;
+        for (int t = 0; t < nt; ++t) seg_updates += static_cast<uint64_t>(seg_batch(t, g + 1) - seg_batch(t, g));
+        const Steps steps(sc, k_base, static_cast<uint32_t>(seg_updates), Rule::amsgrad);
+        const Rule rule(steps, sc);
+        StepClock clock;
+        clock.value.store(k_base);
 
 #pragma omp parallel num_threads(nt)
-    {
-        const int t = thread_id();
-        errors.capture([&] {
-            const int64_t lo = slice_begin(n, nt, t), hi = slice_begin(n, nt, t + 1);
-            Rng rng(cfg.seed, static_cast<uint64_t>(t));
-            if (cfg.shuffle) shuffle(perm + lo, static_cast<uint64_t>(hi - lo), rng);
-            std::unique_ptr<BatchAccumulator> acc;
-            if (B > 1) acc.reset(new BatchAccumulator(X.n_cols));
-            std::vector<double> coef(static_cast<size_t>(B));
-            StalenessStats& st = stats[t];
+        {
+            const int t = thread_id();
+            StalenessStats st;  // thread-local: no false sharing on the per-update counters
+            errors.capture([&] {
+                const int64_t first = lo[t] + seg_batch(t, g) * B;
+                const int64_t last = std::min(lo[t + 1], lo[t] + seg_batch(t, g + 1) * B);
+                BatchAccumulator acc;
+                RowPrefetcher<T> prefetch(X, perm, last);
+                InterceptReplica<Rule> intercept(rule, bias, nt == 1);
+                std::vector<double> coef(static_cast<size_t>(B));
+                uint64_t prev_k = 0;  // the previous update's step number (0: none yet)
 
-            for (int64_t p = lo; p < hi; p += B) {
-                if (errors.failed()) return;
-                const int64_t e = std::min(p + B, hi);
-                const double inv_b = 1.0 / static_cast<double>(e - p);
+                for (int64_t p = first; p < last; p += B) {
+                    if (errors.failed()) break;
+                    const int64_t e = std::min(p + B, last);
+                    const double inv_b = 1.0 / static_cast<double>(e - p);
 
-                // read: margins of the batch's rows at the model as of step r
-                const uint64_t r = clock.load(std::memory_order_relaxed);
-                const uint32_t ur = static_cast<uint32_t>(r - k0);
-                double coef_sum = 0;
-                for (int64_t q = p; q < e; ++q) {
-                    const int64_t i = perm[q];
-                    const auto row = X.row(i);
-                    double z = cfg.fit_intercept ? static_cast<double>(shared_load(&bias->w)) : 0.0;
-                    for (int64_t a = 0; a < row.nnz; ++a)
-                        z += static_cast<double>(row.val[a]) * rule.read(state + row.idx[a], ur);
-                    coef[q - p] = logistic::dloss(z, y[i]) * inv_b;
-                    coef_sum += coef[q - p];
-                }
+                    // claim: the step number; the claim also closes the previous update's delay window
+                    const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
+                    if (prev_k) st.add(k - 1 - prev_k);
+                    prev_k = k;
+                    const uint32_t u = static_cast<uint32_t>(k - k_base);
+                    const auto ctx = rule.context(u - 1, u, step_coeffs(sc, k, Rule::amsgrad));
 
-                // claim the update's step number
-                const uint64_t k = clock.fetch_add(1, std::memory_order_relaxed) + 1;
-                st.add(k - 1 - r);
-                const StepCoeffs c = step_coeffs(sc, k, Rule::amsgrad);
-                const uint32_t uk = static_cast<uint32_t>(k - k0);
-
-                // write: one lock-free update per distinct feature of the batch
-                if (e - p == 1) {
-                    const auto row = X.row(perm[p]);
-                    for (int64_t a = 0; a < row.nnz; ++a) {
-                        const int32_t j = row.idx[a];
-                        const double regc = cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] : 0.0;
-                        rule.apply(state + j, uk, coef[0] * static_cast<double>(row.val[a]), regc, c);
-                    }
-                } else {
+                    // read: margins of the batch's rows at the model as of step k - 1
+                    double coef_sum = 0;
+                    const double b = cfg.fit_intercept ? intercept.value() : 0.0;
                     for (int64_t q = p; q < e; ++q) {
-                        const auto row = X.row(perm[q]);
+                        prefetch.ahead_of(q);
+                        const int64_t i = perm[q];
+                        const auto row = X.row(i);
+                        double z = b;
                         for (int64_t a = 0; a < row.nnz; ++a)
-                            acc->add(row.idx[a], coef[q - p] * static_cast<double>(row.val[a]));
+                            z += static_cast<double>(row.val[a]) * rule.read(state + row.idx[a], ctx);
+                        coef[q - p] = logistic::dloss(z, y[i]) * inv_b;
+                        coef_sum += coef[q - p];
                     }
-                    acc->drain([&](int32_t j, double g, uint32_t rows_with_j) {
-                        const double regc =
-                            cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] * rows_with_j * inv_b : 0.0;
-                        rule.apply(state + j, uk, g, regc, c);
-                    });
-                }
-                if (cfg.fit_intercept) rule.apply_intercept(bias, coef_sum, c);
-            }
-        });
-    }
-    errors.rethrow();
 
-    EpochResult res;
-    const uint64_t end = clock.load();
-    res.updates = end - k0;
-    // Epoch end: every coordinate this fit can have moved is brought to the last step, stamps reset.
-    const uint32_t last = static_cast<uint32_t>(res.updates);
+                    // write: one lock-free update per distinct feature of the batch
+                    if (e - p == 1) {
+                        const auto row = X.row(perm[p]);
+                        for (int64_t a = 0; a < row.nnz; ++a) {
+                            const int32_t j = row.idx[a];
+                            const double regc = cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] : 0.0;
+                            rule.apply(state + j, ctx, coef[0] * static_cast<double>(row.val[a]), regc);
+                        }
+                    } else {
+                        acc.reserve(batch_nnz(X, perm, p, e));
+                        for (int64_t q = p; q < e; ++q) {
+                            const auto row = X.row(perm[q]);
+                            for (int64_t a = 0; a < row.nnz; ++a)
+                                acc.add(row.idx[a], coef[q - p] * static_cast<double>(row.val[a]));
+                        }
+                        acc.drain([&](int32_t j, double gj, uint32_t rows_with_j) {
+                            const double regc =
+                                cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] * rows_with_j * inv_b : 0.0;
+                            rule.apply(state + j, ctx, gj, regc);
+                        });
+                    }
+                    if (cfg.fit_intercept) {
+                        rule.apply_intercept(intercept.target(), ctx, coef_sum);
+                        intercept.updated();
+                    }
+                }
+                intercept.sync();
+                if (prev_k) st.add(clock.value.load(std::memory_order_relaxed) - prev_k);
+            });
+#pragma omp critical(asyncopt_staleness_merge)
+            res.staleness.merge(st);
+        }
+        errors.rethrow();
+
+        // Segment end: every coordinate this model can have moved is brought to the last step.
+        const uint32_t end = static_cast<uint32_t>(seg_updates);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t a = 0; a < n_active; ++a) rule.finish(state + active[a], last);
-    for (const auto& s : stats) res.staleness.merge(s);
+        for (int64_t a = 0; a < n_active; ++a) rule.finish(state + active[a], end);
+        k_base += seg_updates;
+    }
+    res.updates = k_base - cfg.k0;
     return res;
 }
 

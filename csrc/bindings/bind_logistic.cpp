@@ -75,9 +75,8 @@ struct EpochArgs {
     int64_t n_cols;
 };
 
-// rule holds a reference to the caller's step tables, which outlive this call.
-template <class T, class Rule>
-EpochResult run_with(const EpochArgs& a, const Rule& rule, const StepConfig& sc, const EpochConfig& cfg) {
+template <class T, class Rule, class Steps>
+EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const EpochConfig& cfg) {
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols);
     const double* y = checked<double>(a.y, "y", X.n_rows, false);
@@ -92,34 +91,20 @@ EpochResult run_with(const EpochArgs& a, const Rule& rule, const StepConfig& sc,
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
     py::gil_scoped_release nogil;
-    return hogwild_epoch<T, Rule>(X, y, perm, reg_scale, state, rule, sc, cfg, active, n_active);
+    return hogwild_epoch<T, Rule, Steps>(X, y, perm, reg_scale, state, sc, cfg, active, n_active);
 }
 
+// Picks the compiled variant: constant steps have closed forms; the invsqrt schedule and bias
+// correction need per-segment tables; SGD without exact L2 needs no scale at all.
 template <class T>
 EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, const EpochConfig& cfg) {
-    const int nt = have_openmp() ? std::max(1, cfg.n_threads) : 1;
-    const uint64_t n_updates = updates_per_epoch(a.indptr.shape(0) - 1, nt, cfg.batch_size);
-    if (n_updates >= std::numeric_limits<uint32_t>::max())
-        throw py::value_error("an epoch of more than 2^32 - 1 updates: raise batch_size");
     const bool tabled = sc.invsqrt || (amsgrad && sc.bias_correction);
-    if (amsgrad) {
-        if (tabled) {
-            TabledSteps steps(sc, cfg.k0, static_cast<uint32_t>(n_updates), true);
-            return run_with<T>(a, AmsgradRule<T, TabledSteps>(steps, sc), sc, cfg);
-        }
-        ConstantSteps steps(sc, true);
-        return run_with<T>(a, AmsgradRule<T, ConstantSteps>(steps, sc), sc, cfg);
-    }
-    if (sc.decay == 0.0) {
-        ConstantSteps steps(sc, false);
-        return run_with<T>(a, SgdRule<T, ConstantSteps, false>(steps), sc, cfg);
-    }
-    if (tabled) {
-        TabledSteps steps(sc, cfg.k0, static_cast<uint32_t>(n_updates), false);
-        return run_with<T>(a, SgdRule<T, TabledSteps, true>(steps), sc, cfg);
-    }
-    ConstantSteps steps(sc, false);
-    return run_with<T>(a, SgdRule<T, ConstantSteps, true>(steps), sc, cfg);
+    if (amsgrad)
+        return tabled ? run_with<T, AmsgradRule<T, TabledSteps>, TabledSteps>(a, sc, cfg)
+                      : run_with<T, AmsgradRule<T, ConstantSteps>, ConstantSteps>(a, sc, cfg);
+    if (sc.decay == 0.0) return run_with<T, SgdRule<T, ConstantSteps, false>, ConstantSteps>(a, sc, cfg);
+    return tabled ? run_with<T, SgdRule<T, TabledSteps, true>, TabledSteps>(a, sc, cfg)
+                  : run_with<T, SgdRule<T, ConstantSteps, true>, ConstantSteps>(a, sc, cfg);
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
@@ -200,13 +185,13 @@ py::dict state_layout(const std::string& optimizer, const std::string& dtype) {
     const char* fmt = f32 ? "<f4" : "<f8";
 #define ASYNCOPT_FIELDS_SGD(S)              \
     add("w", fmt, offsetof(S, w));          \
-    add("stamp", "<u4", offsetof(S, stamp)); \
     itemsize = sizeof(S);
 #define ASYNCOPT_FIELDS_AMS(S)              \
     add("w", fmt, offsetof(S, w));          \
     add("m", fmt, offsetof(S, m));          \
     add("v", fmt, offsetof(S, v));          \
     add("vhat", fmt, offsetof(S, vhat));    \
+    add("d", fmt, offsetof(S, d));          \
     add("stamp", "<u4", offsetof(S, stamp)); \
     itemsize = sizeof(S);
     if (amsgrad) {

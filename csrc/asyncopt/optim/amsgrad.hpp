@@ -5,28 +5,33 @@
 //     vhat_k = max(vhat_{k-1}, v_k)
 //     x_k = rho_k x_{k-1} - a_k m_k / (sqrt(vhat_k) + eps)
 // a_k and rho_k (decoupled weight decay) are defined in steps.hpp. Untouched coordinates still
-// move in the dense algorithm (m decays and keeps pushing x); read() and apply() apply those skipped
+// move in the dense algorithm (m decays and keeps pushing x); read() and apply() apply the skipped
 // steps in closed form from the coordinate's stamp, so the result equals dense AMSGrad with zero
 // gradient on untouched coordinates while an update costs O(nnz).
+//
+// The state also keeps the last direction d = m / (sqrt(vhat) + eps). Over skipped steps vhat is
+// constant and m decays by beta1 per step, so d does too: the catch-up is then a few multiplies
+// and table lookups, with no square root or division (those are left to the one real step).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "../shared.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
 
-// One coordinate's whole state in one cache line: w, m, v, vhat and the stamp are read and written
-// together, so interleaving them costs one miss per nonzero instead of five (DESIGN.md, perf notes).
-// Padded to 32 bytes (float) / 64 bytes (double); the Python side allocates the array 64-byte aligned.
+// One coordinate's whole state in one cache line: read and written together, so interleaving costs
+// one miss per nonzero instead of six (DESIGN.md, performance notes). 32 bytes (float) / 64 (double);
+// the Python side allocates the array 64-byte aligned so no state straddles two lines.
 template <class T>
 struct AmsgradState {
-    T w, m, v, vhat;
-    uint32_t stamp;
-    char pad[(sizeof(T) == 4 ? 32 : 64) - 4 * sizeof(T) - sizeof(uint32_t)];
+    T w, m, v, vhat, d;
+    uint32_t stamp;  // relative step of the last update or catch-up (steps.hpp)
+    char pad[(sizeof(T) == 4 ? 32 : 64) - 5 * sizeof(T) - sizeof(uint32_t)];
 };
 static_assert(sizeof(AmsgradState<float>) == 32, "AMSGrad float state is half a cache line");
 static_assert(sizeof(AmsgradState<double>) == 64, "AMSGrad double state is one cache line");
@@ -37,77 +42,110 @@ public:
     using State = AmsgradState<T>;
     static constexpr bool amsgrad = true;
 
+    struct Context {
+        uint32_t u_read, u_write;
+        double a, rho;
+    };
+
     AmsgradRule(const Steps& steps, const StepConfig& c)
         : steps_(steps), beta1_(c.beta1), beta2_(c.beta2), eps_(c.eps), beta1_pow_(c.beta1), beta2_pow_(c.beta2) {}
 
-    // Read phase: x_j as of relative step u; a stale coordinate is caught up and written back.
-    T read(State* p, uint32_t u) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        if (s >= u) return shared_load(&p->w);
-        Moments q = load(p);
-        catch_up(q, s, u);
-        store(p, q);
-        shared_store(&p->stamp, u);
-        return static_cast<T>(q.w);
+    // Stamps are 32-bit and relative to the segment start.
+    static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
+
+    Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
+        return Context{u_read, u_write, c.a, c.rho};
     }
 
-    // Write phase of update k (relative u) with data gradient g; regc * x_j is the sparse
-    // regulariser's share of the gradient (0 when off).
-    void apply(State* p, uint32_t u, double g, double regc, const StepCoeffs& c) const noexcept {
+    // x_j as of the step the update reads; a stale coordinate's catch-up is computed, not stored
+    // (apply() repeats it cheaply, saving six stores per nonzero here).
+    double read(const State* p, const Context& ctx) const noexcept {
+        const uint32_t s = shared_load(&p->stamp);
+        const double x = shared_load(&p->w);
+        if (s >= ctx.u_read) return x;
+        return steps_.P(s, ctx.u_read) * x - static_cast<double>(shared_load(&p->d)) * steps_.E(s, ctx.u_read);
+    }
+
+    // One step with data gradient g; regc * x_j is the sparse regulariser's share (0 when off). A
+    // stamp ahead of the previous step means another thread already wrote a later step (a Hogwild!
+    // race): nothing to catch up, and the later stamp is kept.
+    void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
         const uint32_t s = shared_load(&p->stamp);
         Moments q = load(p);
-        if (s + 1 < u) catch_up(q, s, u - 1);
-        step(q, g + regc * q.w, c.a, c.rho);
+        if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
+        step(q, g + regc * q.w, ctx.a, ctx.rho);
         store(p, q);
-        shared_store(&p->stamp, std::max(s, u));
+        shared_store(&p->stamp, std::max(s, ctx.u_write));
     }
 
     // The intercept: touched by every update, never regularised or decayed, never caught up.
-    void apply_intercept(State* p, double g, const StepCoeffs& c) const noexcept {
+    void apply_intercept(State* p, const Context& ctx, double g) const noexcept {
         Moments q = load(p);
-        step(q, g, c.a, 1.0);
+        step(q, g, ctx.a, 1.0);
         store(p, q);
     }
+    double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
 
-    // Epoch end: bring the coordinate to step n (the epoch's last) and rebase its stamp to 0.
+    // Segment end (no thread running): bring the coordinate to step n and rebase its stamp to 0.
     void finish(State* p, uint32_t n) const noexcept {
-        read(p, n);
-        shared_store(&p->stamp, uint32_t{0});
+        if (p->stamp < n) {
+            Moments q = load(p);
+            catch_up(q, p->stamp, n);
+            store(p, q);
+        }
+        p->stamp = 0;
+    }
+
+    // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): the
+    // replica's changes of x, m and v since it was taken are added to the shared values, as Hogwild!
+    // adds updates; vhat, a running max, takes the max; d follows from the merged m and vhat.
+    void merge(State* shared, const State& replica, const State& base) const noexcept {
+        Moments q = load(shared);
+        q.w += static_cast<double>(replica.w) - base.w;
+        q.m += static_cast<double>(replica.m) - base.m;
+        q.v += static_cast<double>(replica.v) - base.v;
+        q.vhat = std::max(q.vhat, static_cast<double>(replica.vhat));
+        q.d = q.m / (std::sqrt(q.vhat) + eps_);
+        store(shared, q);
     }
 
 private:
     struct Moments {
-        double w, m, v, vhat;
+        double w, m, v, vhat, d;
     };
 
     static Moments load(const State* p) noexcept {
-        return Moments{shared_load(&p->w), shared_load(&p->m), shared_load(&p->v), shared_load(&p->vhat)};
+        return Moments{shared_load(&p->w), shared_load(&p->m), shared_load(&p->v), shared_load(&p->vhat),
+                       shared_load(&p->d)};
     }
     static void store(State* p, const Moments& q) noexcept {
         shared_store(&p->w, static_cast<T>(q.w));
         shared_store(&p->m, static_cast<T>(q.m));
         shared_store(&p->v, static_cast<T>(q.v));
         shared_store(&p->vhat, static_cast<T>(q.vhat));
+        shared_store(&p->d, static_cast<T>(q.d));
     }
 
     void step(Moments& q, double g, double a, double rho) const noexcept {
         q.m = beta1_ * q.m + (1.0 - beta1_) * g;
         q.v = beta2_ * q.v + (1.0 - beta2_) * g * g;
         q.vhat = std::max(q.vhat, q.v);
-        q.w = rho * q.w - a * q.m / (std::sqrt(q.vhat) + eps_);
+        q.d = q.m / (std::sqrt(q.vhat) + eps_);
+        q.w = rho * q.w - a * q.d;
     }
 
     // Steps s+1..t with zero gradient, in closed form (steps.hpp).
     void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
-        const double c = q.m / (std::sqrt(q.vhat) + eps_);
-        q.w = steps_.P(s, t) * q.w - c * steps_.E(s, t);
-        q.m *= beta1_pow_(t - s);
+        const double b1 = beta1_pow_(t - s);
+        q.w = steps_.P(s, t) * q.w - q.d * steps_.E(s, t);
+        q.m *= b1;
+        q.d *= b1;
         q.v *= beta2_pow_(t - s);
     }
 
     const Steps& steps_;
     double beta1_, beta2_, eps_;
-    PowerOf beta1_pow_, beta2_pow_;
+    PowerTable beta1_pow_, beta2_pow_;
 };
 
 }  // namespace asyncopt

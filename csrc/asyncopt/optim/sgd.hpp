@@ -1,77 +1,90 @@
 // SGD update rule on the shared model (Hogwild!, Niu et al. 2011, Alg. 1):
 //     w_k = rho_k w_{k-1} - eta_k g_k,     rho_k = 1 - eta_k alpha with exact L2, else 1.
-// With exact L2 every coordinate shrinks at every step; Lazy=true keeps a per-coordinate stamp and
-// applies the shrink of the skipped steps in closed form (steps.hpp) when the coordinate is next
-// read, so the result equals dense SGD while a step costs O(nnz). Lazy=false (no L2, or the
-// frequency-scaled sparse regulariser, which touches only a row's own features) skips the stamps.
+//
+// Exact L2 shrinks every coordinate at every step. Scaled=true makes that O(1) per step: the shared
+// array holds u with w = S_k u, where S_k = prod_{i<=k} rho_i = P(0, k) (steps.hpp) is a function of
+// the step number alone, so no thread ever writes a shared scale (a global scale variable would be
+// one more cache line bouncing between cores at every update):
+//     read at step r:    w_j = S_r u_j
+//     write at step k:   u_j <- u_j - (eta_k / S_k) g_j          (since S_k = rho_k S_{k-1})
+// S shrinks geometrically, so the driver cuts an epoch into segments short enough that S stays
+// far from underflow (max_segment_updates) and folds S into u at every segment end (finish).
+// Without L2, or with the frequency-scaled sparse regulariser (which touches only a row's own
+// features), S = 1 and Scaled=false drops the multiplications.
 #pragma once
 
-#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "../shared.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
 
-// One coordinate's state: 8 bytes (float) or 16 (double), so a state never straddles cache lines.
+// One coordinate's state: just the (scaled) weight.
 template <class T>
 struct SgdState {
     T w;
-    uint32_t stamp;  // relative step of the last catch-up (see steps.hpp); unused without L2
 };
 
-template <class T, class Steps, bool Lazy>
+template <class T, class Steps, bool Scaled>
 class SgdRule {
 public:
     using State = SgdState<T>;
     static constexpr bool amsgrad = false;
 
-    explicit SgdRule(const Steps& steps) : steps_(steps) {}
+    // What one update needs, computed once per mini-batch rather than per nonzero.
+    struct Context {
+        double scale_read;   // S at the step the update reads (k - 1)
+        double step_write;   // eta_k / S_k
+        double eta;          // eta_k, for the unscaled intercept
+    };
 
-    // Read phase: w_j as of relative step u (the clock when the mini-batch began). A stale value is
-    // caught up and written back, so the write phase that follows finds it current.
-    T read(State* p, uint32_t u) const noexcept {
-        T w = shared_load(&p->w);
-        if (Lazy) {
-            const uint32_t s = shared_load(&p->stamp);
-            if (s < u) {
-                w = static_cast<T>(steps_.P(s, u) * w);
-                shared_store(&p->w, w);
-                shared_store(&p->stamp, u);
-            }
-        }
-        return w;
+    SgdRule(const Steps& steps, const StepConfig&) : steps_(steps) {}
+
+    // Longest segment over which S = prod rho_i stays >= 2^-40 (float) / 2^-600 (double): u = w / S
+    // then stays representable with room to spare for any weight the loss can produce.
+    static uint64_t max_segment_updates(const StepConfig& c) {
+        if (!Scaled || c.decay == 0) return std::numeric_limits<uint32_t>::max();
+        const double worst_log_rho = -std::log1p(-c.learning_rate * c.decay);  // eta_k <= learning_rate
+        const double budget = (sizeof(T) == 4 ? 40.0 : 600.0) * std::log(2.0);
+        const double n = std::floor(budget / worst_log_rho);
+        return n < 1 ? 1 : (n > 4e9 ? std::numeric_limits<uint32_t>::max() : static_cast<uint64_t>(n));
     }
 
-    // Write phase of update k (relative u): gradient g of the data term; regc * w_j is the sparse
-    // regulariser's share (0 when off). A stamp ahead of u-1 means another thread already wrote a
-    // later step (a Hogwild! race): nothing to catch up, keep the later stamp.
-    void apply(State* p, uint32_t u, double g, double regc, const StepCoeffs& c) const noexcept {
-        double w = shared_load(&p->w);
-        uint32_t s = 0;
-        if (Lazy) {
-            s = shared_load(&p->stamp);
-            if (s + 1 < u) w *= steps_.P(s, u - 1);
-        }
-        const double rho = Lazy ? c.rho : 1.0;
-        w = rho * w - c.eta * (g + regc * w);
-        shared_store(&p->w, static_cast<T>(w));
-        if (Lazy) shared_store(&p->stamp, std::max(s, u));
+    Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
+        if (!Scaled) return Context{1.0, c.eta, c.eta};
+        return Context{steps_.P(0, u_read), c.eta / steps_.P(0, u_write), c.eta};
     }
 
-    // The intercept: touched by every update, never regularised, never caught up.
-    void apply_intercept(State* p, double g, const StepCoeffs& c) const noexcept {
-        const double w = shared_load(&p->w);
-        shared_store(&p->w, static_cast<T>(w - c.eta * g));
+    double read(const State* p, const Context& ctx) const noexcept {
+        const double u = shared_load(&p->w);
+        return Scaled ? ctx.scale_read * u : u;
     }
 
-    // Epoch end: bring the coordinate to step n (the epoch's last) and rebase its stamp to 0.
+    // g: the data gradient at j; regc * w_j: the sparse regulariser's share (0 when off).
+    void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
+        const double u = shared_load(&p->w);
+        const double w = Scaled ? ctx.scale_read * u : u;
+        shared_store(&p->w, static_cast<T>(u - ctx.step_write * (g + regc * w)));
+    }
+
+    // The intercept: never regularised, so never scaled.
+    void apply_intercept(State* p, const Context& ctx, double g) const noexcept {
+        shared_store(&p->w, static_cast<T>(shared_load(&p->w) - ctx.eta * g));
+    }
+    double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
+
+    // Segment end (no thread running): fold S_n into u, so the state holds w again.
     void finish(State* p, uint32_t n) const noexcept {
-        if (Lazy) {
-            read(p, n);
-            shared_store(&p->stamp, uint32_t{0});
-        }
+        if (Scaled) p->w = static_cast<T>(steps_.P(0, n) * p->w);
+    }
+
+    // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): add the
+    // replica's change since it was taken to the shared value.
+    void merge(State* shared, const State& replica, const State& base) const noexcept {
+        shared_store(&shared->w, static_cast<T>(shared_load(&shared->w) + (replica.w - base.w)));
     }
 
 private:
