@@ -189,6 +189,16 @@ template <class T>
 class RowPrefetcher {
 public:
     RowPrefetcher(const CsrView<T>& X, const int64_t* perm, int64_t end) : X_(X), perm_(perm), end_(end) {}
+
+    // The model lines of the next row (its indices arrived with the previous call's prefetch): a
+    // large model's state is in DRAM or L3, and these misses would otherwise be taken one row at a time.
+    template <class State>
+    void model_ahead_of(int64_t q, const State* state) const noexcept {
+        if (q + 1 >= end_) return;
+        const auto row = X_.row(perm_[q + 1]);
+        for (int64_t a = 0; a < row.nnz; ++a) __builtin_prefetch(state + row.idx[a], 1);
+    }
+
     void ahead_of(int64_t q) const noexcept {
         if (q + kFar < end_) __builtin_prefetch(X_.indptr + perm_[q + kFar]);
         if (q + kNear < end_) {
@@ -218,9 +228,10 @@ int64_t batch_nnz(const CsrView<T>& X, const int64_t* perm, int64_t p, int64_t e
 }
 
 // One epoch of logistic-regression training, Rule and Steps as in optim/. state has n_cols + 1
-// entries (the last is the intercept). reg_scale[j] = n / d_j (d_j = rows containing feature j)
-// when sparse_alpha > 0: the Hogwild! paper's frequency-scaled regulariser puts (n/d_j) alpha w_j on
-// each row's own features, an unbiased estimate of the dense alpha w. active lists the features to
+// entries (the last is the intercept). With sparse_alpha > 0 the Hogwild! paper's frequency-scaled
+// regulariser puts (n/d_j) alpha w_j on each row's own features (d_j = rows containing feature j),
+// an unbiased estimate of the dense alpha w; the rule finds n/d_j in reg_scale[j] or, for AMSGrad,
+// in the coordinate's own state line. active lists the features to
 // bring up to date at the end (every feature this model has ever seen; the others are zero).
 //
 // The epoch runs as one or more segments (Rule::max_segment_updates: SGD's scale must not
@@ -248,6 +259,9 @@ EpochResult hogwild_epoch(const CsrView<T>& X, const double* y, int64_t* perm, c
         total += static_cast<uint64_t>(n_batches[t]);
     }
     const uint64_t max_seg = std::max<uint64_t>(1, Rule::max_segment_updates(sc));
+    // Prefetching the model's lines pays only when the model does not sit in the core's own caches
+    // (measured on 2^20 features: AMSGrad's 32 MiB state 30% faster, SGD's 4 MiB 6% slower).
+    const bool prefetch_model = static_cast<double>(X.n_cols) * sizeof(State) > 8.0 * (1 << 20);
     const int64_t n_seg = static_cast<int64_t>(std::max<uint64_t>(1, (total + max_seg - 1) / max_seg));
     auto seg_batch = [&](int t, int64_t g) { return n_batches[t] * g / n_seg; };  // thread t's first batch of g
 
@@ -299,6 +313,7 @@ EpochResult hogwild_epoch(const CsrView<T>& X, const double* y, int64_t* perm, c
                     const double b = cfg.fit_intercept ? intercept.value() : 0.0;
                     for (int64_t q = p; q < e; ++q) {
                         prefetch.ahead_of(q);
+                        if (prefetch_model) prefetch.model_ahead_of(q, state);
                         const int64_t i = perm[q];
                         const auto row = X.row(i);
                         double z = b;
@@ -313,7 +328,8 @@ EpochResult hogwild_epoch(const CsrView<T>& X, const double* y, int64_t* perm, c
                         const auto row = X.row(perm[p]);
                         for (int64_t a = 0; a < row.nnz; ++a) {
                             const int32_t j = row.idx[a];
-                            const double regc = cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] : 0.0;
+                            const double regc =
+                                cfg.sparse_alpha > 0 ? cfg.sparse_alpha * rule.reg_scale(state + j, reg_scale, j) : 0.0;
                             rule.apply(state + j, ctx, coef[0] * static_cast<double>(row.val[a]), regc);
                         }
                     } else {
@@ -324,8 +340,10 @@ EpochResult hogwild_epoch(const CsrView<T>& X, const double* y, int64_t* perm, c
                                 acc.add(row.idx[a], coef[q - p] * static_cast<double>(row.val[a]));
                         }
                         acc.drain([&](int32_t j, double gj, uint32_t rows_with_j) {
-                            const double regc =
-                                cfg.sparse_alpha > 0 ? cfg.sparse_alpha * reg_scale[j] * rows_with_j * inv_b : 0.0;
+                            const double regc = cfg.sparse_alpha > 0 ? cfg.sparse_alpha *
+                                                                           rule.reg_scale(state + j, reg_scale, j) *
+                                                                           rows_with_j * inv_b
+                                                                     : 0.0;
                             rule.apply(state + j, ctx, gj, regc);
                         });
                     }

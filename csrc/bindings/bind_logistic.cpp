@@ -85,7 +85,7 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const EpochConfig
         if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
     State* state = checked<State>(a.state, "state", X.n_cols + 1, true, 'V');
     const T* reg_scale = nullptr;
-    if (cfg.sparse_alpha > 0) reg_scale = checked<T>(a.reg_scale, "reg_scale", X.n_cols, false);
+    if (cfg.sparse_alpha > 0 && !Rule::amsgrad) reg_scale = checked<T>(a.reg_scale, "reg_scale", X.n_cols, false);
     const int32_t* active = checked<int32_t>(a.active, "active", -1, false);
     const int64_t n_active = a.active.shape(0);
     for (int64_t i = 0; i < n_active; ++i)
@@ -192,6 +192,7 @@ py::dict state_layout(const std::string& optimizer, const std::string& dtype) {
     add("v", fmt, offsetof(S, v));          \
     add("vhat", fmt, offsetof(S, vhat));    \
     add("d", fmt, offsetof(S, d));          \
+    add("reg", fmt, offsetof(S, reg));      \
     add("stamp", "<u4", offsetof(S, stamp)); \
     itemsize = sizeof(S);
     if (amsgrad) {

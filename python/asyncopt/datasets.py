@@ -2,11 +2,9 @@
 
 Both return what every asyncopt estimator consumes (DESIGN.md, "Data flow"): a
 ``scipy.sparse.csr_matrix`` in canonical form (indices sorted and unique within each row) with
-``indptr`` int64, ``indices`` int32 and ``data`` float32 or float64, plus float64 labels.
-
-Note that scipy itself keeps ``indptr`` and ``indices`` in one dtype: scipy operations that
-re-validate the matrix (``check_format``, or scikit-learn's ``check_array``) may upcast
-``indices`` to int64. asyncopt's own code reads the arrays as returned here.
+``data`` float32 or float64, plus float64 labels. Index arrays have the dtype scipy picks (int32
+whenever the matrix allows it), so the matrices work unchanged with scikit-learn, which rejects
+mixed int64/int32 index arrays; the native core takes int64 row offsets and converts only those.
 """
 import bz2
 import gzip
@@ -74,16 +72,9 @@ def _read_bytes(path):
 
 
 def _csr(data, indices, indptr, shape):
-    """A csr_matrix holding exactly these arrays (int64 indptr, int32 indices).
-
-    scipy's constructor coerces indptr and indices to one common dtype (copying indptr to int32,
-    or indices to int64 beyond 2**31 nonzeros); the arrays asyncopt expects are put back
-    afterwards, so the copy is dropped. The parser and the generator guarantee canonical rows.
-    """
+    """A standard csr_matrix of these arrays (scipy picks one index dtype for both, int32 when it
+    fits). The parser and the generator guarantee canonical rows."""
     X = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
-    X.indptr = indptr
-    X.indices = indices
-    X.data = data
     X.has_canonical_format = True
     return X
 
@@ -109,8 +100,8 @@ def load_libsvm(path, n_features=None, dtype=np.float32):
     Returns
     -------
     X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
-        Canonical CSR (sorted, unique indices per row) with ``indptr`` int64, ``indices``
-        int32 (0-based: file index - 1) and ``data`` of ``dtype``. Explicit zeros in the file
+        Canonical CSR (sorted, unique indices per row; 0-based: file index - 1) with ``data`` of
+        ``dtype``. Explicit zeros in the file
         are stored as explicit zeros.
     y : numpy.ndarray of shape (n_samples,), float64
         The labels as written.
@@ -202,7 +193,7 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
     Returns
     -------
     X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
-        Canonical CSR with ``indptr`` int64, ``indices`` int32, ``data`` of ``dtype``, rows of
+        Canonical CSR with ``data`` of ``dtype``, rows of
         unit l2 norm.
     y : numpy.ndarray of shape (n_samples,), float64
         Labels in {-1.0, +1.0}.

@@ -226,8 +226,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         active = np.flatnonzero(self._seen).astype(np.int32)
         reg_scale = None
         if reg == "sparse":
-            reg_scale = np.zeros(d, dtype=X.dtype)
-            np.divide(n, counts, out=reg_scale, where=counts > 0, casting="unsafe")
+            # n / d_j of the frequency-scaled regulariser; AMSGrad keeps it in the state line
+            scale = np.divide(n, counts[active], out=np.zeros(active.size), where=counts[active] > 0)
+            if opt.name == "amsgrad":
+                self._state["reg"][active] = scale
+            else:
+                reg_scale = np.zeros(d, dtype=X.dtype)
+                reg_scale[active] = scale
         sc = step_config(opt, self.alpha, reg)
         cfg = _core.EpochConfig()
         cfg.n_threads = n_threads

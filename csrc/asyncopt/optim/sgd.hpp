@@ -58,6 +58,10 @@ public:
         return Context{steps_.P(0, u_read), c.eta / steps_.P(0, u_write), c.eta};
     }
 
+    // n/d_j of the frequency-scaled sparse regulariser: a separate array (4 more bytes per
+    // feature in the state would double SGD's memory traffic when the regulariser is off).
+    static double reg_scale(const State*, const T* scale, int32_t j) noexcept { return scale[j]; }
+
     double read(const State* p, const Context& ctx) const noexcept {
         const double u = shared_load(&p->w);
         return Scaled ? ctx.scale_read * u : u;
