@@ -51,7 +51,12 @@ public:
     };
 
     AmsgradRule(const Steps& steps, const StepConfig& c)
-        : steps_(steps), beta1_(c.beta1), beta2_(c.beta2), eps_(c.eps), beta1_pow_(c.beta1), beta2_pow_(c.beta2) {}
+        : steps_(steps),
+          b1_(static_cast<T>(c.beta1)),
+          b2_(static_cast<T>(c.beta2)),
+          eps_t_(static_cast<T>(c.eps)),
+          beta1_pow_(c.beta1),
+          beta2_pow_(c.beta2) {}
 
     // Stamps are 32-bit and relative to the segment start.
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
@@ -78,7 +83,7 @@ public:
         const uint32_t s = shared_load(&p->stamp);
         Moments q = load(p);
         if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
-        step(q, g + regc * q.w, ctx.a, ctx.rho);
+        step(q, g + regc * static_cast<double>(q.w), ctx.a, ctx.rho);
         store(p, q);
         shared_store(&p->stamp, std::max(s, ctx.u_write));
     }
@@ -106,17 +111,19 @@ public:
     // adds updates; vhat, a running max, takes the max; d follows from the merged m and vhat.
     void merge(State* shared, const State& replica, const State& base) const noexcept {
         Moments q = load(shared);
-        q.w += static_cast<double>(replica.w) - base.w;
-        q.m += static_cast<double>(replica.m) - base.m;
-        q.v += static_cast<double>(replica.v) - base.v;
-        q.vhat = std::max(q.vhat, static_cast<double>(replica.vhat));
-        q.d = q.m / (std::sqrt(q.vhat) + eps_);
+        q.w += replica.w - base.w;
+        q.m += replica.m - base.m;
+        q.v += replica.v - base.v;
+        q.vhat = std::max(q.vhat, replica.vhat);
+        q.d = q.m / (std::sqrt(q.vhat) + eps_t_);
         store(shared, q);
     }
 
 private:
+    // Arithmetic in the model's own precision: float32 square roots and divisions are cheaper, and
+    // a float32 state cannot hold more precision anyway. Catch-up factors come in double.
     struct Moments {
-        double w, m, v, vhat, d;
+        T w, m, v, vhat, d;
     };
 
     static Moments load(const State* p) noexcept {
@@ -124,32 +131,33 @@ private:
                        shared_load(&p->d)};
     }
     static void store(State* p, const Moments& q) noexcept {
-        shared_store(&p->w, static_cast<T>(q.w));
-        shared_store(&p->m, static_cast<T>(q.m));
-        shared_store(&p->v, static_cast<T>(q.v));
-        shared_store(&p->vhat, static_cast<T>(q.vhat));
-        shared_store(&p->d, static_cast<T>(q.d));
+        shared_store(&p->w, q.w);
+        shared_store(&p->m, q.m);
+        shared_store(&p->v, q.v);
+        shared_store(&p->vhat, q.vhat);
+        shared_store(&p->d, q.d);
     }
 
-    void step(Moments& q, double g, double a, double rho) const noexcept {
-        q.m = beta1_ * q.m + (1.0 - beta1_) * g;
-        q.v = beta2_ * q.v + (1.0 - beta2_) * g * g;
+    void step(Moments& q, double g_in, double a, double rho) const noexcept {
+        const T g = static_cast<T>(g_in);
+        q.m = b1_ * q.m + (T(1) - b1_) * g;
+        q.v = b2_ * q.v + (T(1) - b2_) * g * g;
         q.vhat = std::max(q.vhat, q.v);
-        q.d = q.m / (std::sqrt(q.vhat) + eps_);
-        q.w = rho * q.w - a * q.d;
+        q.d = q.m / (std::sqrt(q.vhat) + eps_t_);
+        q.w = static_cast<T>(rho) * q.w - static_cast<T>(a) * q.d;
     }
 
     // Steps s+1..t with zero gradient, in closed form (steps.hpp).
     void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
         const double b1 = beta1_pow_(t - s);
-        q.w = steps_.P(s, t) * q.w - q.d * steps_.E(s, t);
-        q.m *= b1;
-        q.d *= b1;
-        q.v *= beta2_pow_(t - s);
+        q.w = static_cast<T>(steps_.P(s, t) * q.w - q.d * steps_.E(s, t, b1));
+        q.m = static_cast<T>(q.m * b1);
+        q.d = static_cast<T>(q.d * b1);
+        q.v = static_cast<T>(q.v * beta2_pow_(t - s));
     }
 
     const Steps& steps_;
-    double beta1_, beta2_, eps_;
+    T b1_, b2_, eps_t_;
     PowerTable beta1_pow_, beta2_pow_;
 };
 

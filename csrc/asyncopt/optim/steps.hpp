@@ -100,7 +100,9 @@ public:
         F_ = (amsgrad && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
     }
     double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
-    double E(uint32_t s, uint32_t t) const noexcept { return F_ * (P(s, t) - beta1_pow_(t - s)); }
+    double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
+    // E given beta1^(t-s), which the caller often has at hand already.
+    double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return F_ * (P(s, t) - beta1_pow); }
 
 private:
     double rho_, F_;
@@ -124,7 +126,8 @@ public:
         }
     }
     double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
-    double E(uint32_t s, uint32_t t) const noexcept { return P(s, t) * F_[s] - beta1_pow_(t - s) * F_[t]; }
+    double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
+    double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return P(s, t) * F_[s] - beta1_pow * F_[t]; }
 
 private:
     std::vector<double> log_P_, F_;
