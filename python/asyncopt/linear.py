@@ -171,7 +171,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         else:
             if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
                 raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
-            self._check_continuation(X, self.classes_, opt)
+            self._check_continuation(X, np.unique(y), opt)
         return self._train(X, y, eval_set, opt, reg, n_threads, 1)
 
     def _init_model(self, n_features, dtype, classes, opt):
@@ -331,7 +331,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        return self.classes_[(self.decision_function(X) > 0).astype(np.intp)]
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(np.intp)]
 
     def log_loss(self, X, y):
         """Mean log-loss of the model on (X, y) (no regularisation term)."""

@@ -1,0 +1,234 @@
+"""Bad input gets a clear error before native code runs; the estimator API behaves like scikit-learn's."""
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import asyncopt
+from asyncopt import _core
+from conftest import sparse_problem
+
+
+@pytest.fixture
+def data():
+    return sparse_problem(n=200, d=50, nnz_per_row=5)
+
+
+def fit(X, y, **kw):
+    kw.setdefault("n_threads", 1)
+    kw.setdefault("random_state", 0)
+    kw.setdefault("epochs", 1)
+    return asyncopt.LogisticRegression(**kw).fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_X_rejected(data, bad):
+    X, y = data
+    Xs = X.copy()
+    Xs.data[3] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fit(Xs, y)
+    Xd = X.toarray()
+    Xd[0, 0] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fit(Xd, y)
+
+
+def test_bad_labels_rejected(data):
+    X, y = data
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fit(X, np.where(np.arange(200) == 5, np.nan, y))
+    with pytest.raises(ValueError, match="200 rows"):
+        fit(X, y[:-1])
+    with pytest.raises(ValueError, match="exactly two classes"):
+        fit(X, np.ones(200))
+    with pytest.raises(ValueError, match="exactly two classes"):
+        fit(X, np.arange(200) % 3)
+    with pytest.raises(ValueError, match="1-dimensional"):
+        fit(X, np.ones((200, 2)))
+
+
+@pytest.mark.parametrize("X,match", [
+    (np.zeros(5), "2-dimensional"),
+    (np.zeros((0, 3)), "0 samples"),
+    (np.zeros((3, 0)), "0 features"),
+    (np.ones((3, 2), dtype=complex), "complex"),
+    (np.array([[object()]]), "object"),
+])
+def test_malformed_X_rejected(X, match):
+    with pytest.raises(ValueError, match=match):
+        fit(X, np.arange(X.shape[0] if X.ndim else 1) % 2)
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(batch_size=0), "batch_size"), (dict(batch_size=-3), "batch_size"), (dict(batch_size=2.5), "batch_size"),
+    (dict(n_threads=0), "n_threads"), (dict(n_threads=-1), "n_threads"), (dict(epochs=0), "epochs"),
+    (dict(learning_rate=0.0), "learning_rate"), (dict(learning_rate=-1.0), "learning_rate"),
+    (dict(learning_rate=np.nan), "learning_rate"), (dict(optimizer="adam"), "optimizer"),
+    (dict(schedule="optimal"), "schedule"), (dict(optimizer="amsgrad", beta1=1.0), "beta1"),
+    (dict(optimizer="amsgrad", beta2=-0.1), "beta2"), (dict(optimizer="amsgrad", eps=0.0), "eps"),
+    (dict(optimizer="amsgrad", bias_correction="yes"), "bias_correction"),
+    (dict(alpha=-1.0), "alpha"), (dict(alpha=np.inf), "alpha"), (dict(regularization="l1"), "regularization"),
+    (dict(optimizer="amsgrad", regularization="exact"), "no closed-form"),
+    (dict(optimizer="sgd", regularization="decoupled"), "same as exact"),
+    (dict(learning_rate=10.0, alpha=0.5), "learning_rate \\* alpha"),
+    (dict(optimizer="amsgrad", regularization="decoupled", learning_rate=0.5, alpha=0.5), "beta1"),
+    (dict(tol=-1.0), "tol"), (dict(n_iter_no_change=0), "n_iter_no_change"), (dict(shuffle=1), "shuffle"),
+    (dict(callback=3), "callback"), (dict(verbose=-1), "verbose"),
+])
+def test_impossible_parameters_rejected(data, params, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        fit(X, y, **params)
+
+
+def test_eval_set_checked(data):
+    X, y = data
+    with pytest.raises(ValueError, match="features"):
+        fit(X, y).fit(X, y, eval_set=(X[:, :10], y))
+    with pytest.raises(ValueError, match="outside the classes"):
+        fit(X, y).fit(X, y, eval_set=(X, np.full(200, 7.0)))
+    with pytest.raises(ValueError, match="pair"):
+        fit(X, y).fit(X, y, eval_set=X)
+
+
+def test_predict_checks(data):
+    X, y = data
+    with pytest.raises(NotFittedError):
+        asyncopt.LogisticRegression().predict(X)
+    clf = fit(X, y)
+    with pytest.raises(ValueError, match="50"):
+        clf.predict(X[:, :20])
+
+
+def test_partial_fit_needs_classes_and_keeps_them(data):
+    X, y = data
+    clf = asyncopt.LogisticRegression(n_threads=1)
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X, y, classes=[-1.0, 1.0])
+    clf.partial_fit(X[y > 0], y[y > 0])  # one class in a later chunk is fine
+    with pytest.raises(ValueError, match="outside the model's classes"):
+        clf.partial_fit(X, np.full(200, 3.0))
+    with pytest.raises(ValueError, match="dtype"):
+        clf.partial_fit(X.astype(np.float32), y)
+    assert clf.n_iter_ == 1 and len(clf.history_) == 2
+
+
+def test_any_two_labels_and_proba_order(data):
+    X, y = data
+    labels = np.where(y > 0, "spam", "ham")
+    clf = fit(X, labels, epochs=5, learning_rate=0.5)
+    assert list(clf.classes_) == ["ham", "spam"]
+    assert set(clf.predict(X)) <= {"ham", "spam"}
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert np.array_equal(clf.predict(X), clf.classes_[(proba[:, 1] > 0.5).astype(int)])
+    assert clf.score(X, labels) > 0.8
+
+
+def test_dtypes_kept_and_inputs_equivalent(data):
+    X, y = data
+    a = fit(X.astype(np.float32), y)
+    assert a.coef_.dtype == np.float32 and a.coef_.shape == (1, 50) and a.intercept_.shape == (1,)
+    b = fit(X, y)
+    assert b.coef_.dtype == np.float64
+    c = fit(X.toarray(), y)  # dense numpy
+    d = fit(X.tocoo(), y)  # any scipy.sparse format
+    assert np.array_equal(b.coef_, c.coef_) and np.array_equal(b.coef_, d.coef_)
+    e = fit((X.toarray() > 0).astype(np.int64), y)  # integers become float64
+    assert e.coef_.dtype == np.float64
+
+
+def test_duplicate_sparse_entries_are_summed(data):
+    X, y = data
+    coo = X.tocoo()
+    dup = sp.coo_matrix((np.r_[coo.data, coo.data], (np.r_[coo.row, coo.row], np.r_[coo.col, coo.col])), shape=X.shape)
+    a = fit(dup.tocsr(), y, shuffle=False)
+    b = fit(2 * X, y, shuffle=False)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-12)
+
+
+def test_divergence_raises_with_advice(data):
+    X, y = data
+    with pytest.raises(FloatingPointError, match="lower learning_rate"):
+        fit(X * 1e154, y, learning_rate=1e3, alpha=0.0)
+
+
+def test_callback_tol_verbose(data, capsys):
+    X, y = data
+    seen = []
+    clf = fit(X, y, epochs=10, callback=lambda rec: seen.append(rec["epoch"]) or rec["epoch"] == 3)
+    assert seen == [1, 2, 3] and clf.n_iter_ == 3
+    # the first epoch sets the best objective; no later one improves it by 10: stop 2 epochs later
+    clf = fit(X, y, epochs=50, tol=10.0, n_iter_no_change=2)
+    assert clf.n_iter_ == 3
+    fit(X, y, epochs=2, verbose=1)
+    out = capsys.readouterr().out
+    assert out.count("epoch") == 2 and "objective" in out
+
+
+def test_history_records(data):
+    X, y = data
+    clf = asyncopt.LogisticRegression(epochs=3, n_threads=1).fit(X, y, eval_set=(X, y))
+    assert len(clf.history_) == 3 and clf.history_.column("epoch").tolist() == [1, 2, 3]
+    rec = clf.history_[-1]
+    for key in asyncopt.history.HISTORY_FIELDS:
+        assert key in rec
+    assert rec["updates"] == 600 and rec["val_accuracy"] == pytest.approx(clf.score(X, y))
+    assert np.all(np.diff(clf.history_.column("time")) > 0)
+
+
+def test_sklearn_clone_and_pickle(data):
+    X, y = data
+    clf = fit(X, y, epochs=2, random_state=3)
+    c2 = clone(clf)
+    assert c2.get_params() == clf.get_params() and not hasattr(c2, "coef_")
+    restored = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    restored.partial_fit(X, y)  # continues, re-aligning the unpickled state
+    assert restored.t_ == clf.t_ + 200
+
+
+def test_omp_num_threads_honoured(data, monkeypatch):
+    X, y = data
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert asyncopt.LogisticRegression(epochs=1).fit(X, y).n_threads_ == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS"):
+        asyncopt.LogisticRegression(epochs=1).fit(X, y)
+
+
+def test_native_layer_refuses_converting_copies(data):
+    """In-place arguments must never be silently converted (the caller's model would not change)."""
+    X, y = data
+    clf = fit(X, y)
+    Xn = (np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int32), X.data)
+    common = dict(n_features=50, y=np.where(y > 0, 1.0, -1.0), reg_scale=None,
+                  active=np.arange(50, dtype=np.int32), optimizer="sgd", steps=_core.StepConfig(),
+                  config=_core.EpochConfig())
+    with pytest.raises((ValueError, TypeError)):
+        _core.logistic_epoch(*Xn, perm=np.arange(200, dtype=np.int32), state=clf._state, **common)
+    with pytest.raises(ValueError, match="state"):
+        _core.logistic_epoch(*Xn, perm=np.arange(200, dtype=np.int64), state=np.zeros(51), **common)
+    bad = Xn[1].copy()
+    bad[3] = 50
+    with pytest.raises(ValueError, match="out of range"):
+        _core.logistic_epoch(Xn[0], bad, Xn[2], perm=np.arange(200, dtype=np.int64), state=clf._state, **common)
+
+
+def test_state_layout_matches_native_struct():
+    for opt, fields in [("sgd", ["w"]), ("amsgrad", ["w", "m", "v", "vhat", "d", "reg", "stamp"])]:
+        for dt, size in [("float32", 4), ("float64", 8)]:
+            lay = _core.state_layout(opt, dt)
+            assert lay["names"] == fields
+            assert lay["itemsize"] == (size if opt == "sgd" else 8 * size)
+
+
+def test_build_info():
+    info = asyncopt.build_info()
+    assert info["openmp"] in (True, False) and info["cuda"] is False and info["backends"] == ["threads"]
+    assert info["version"] == asyncopt.__version__
