@@ -42,7 +42,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     ----------
     optimizer : {'sgd', 'amsgrad'}
     learning_rate : float or None
-        Base step size; None takes 0.1 for SGD and 0.01 for AMSGrad.
+        Base step size; None takes 0.1 for SGD and 0.003 for AMSGrad.
     schedule : {'constant', 'invsqrt'}
         ``eta_k = learning_rate`` or ``learning_rate / sqrt(k)``, k the global update count.
     beta1, beta2, eps, bias_correction

@@ -71,7 +71,7 @@ class SGD:
 class AMSGrad:
     """AMSGrad as run asynchronously by APAM (Xu et al. 2020)."""
 
-    learning_rate: float = 0.01
+    learning_rate: float = 0.003
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8

@@ -1,0 +1,42 @@
+"""Signatures of the compiled module asyncopt._core (csrc/bindings). Private: use the estimators."""
+from collections.abc import Buffer
+
+import numpy as np
+
+STALENESS_BINS: int
+
+class StepConfig:
+    learning_rate: float
+    invsqrt: bool
+    bias_correction: bool
+    beta1: float
+    beta2: float
+    eps: float
+    decay: float
+    def __init__(self) -> None: ...
+
+class EpochConfig:
+    n_threads: int
+    batch_size: int
+    shuffle: bool
+    seed: int
+    k0: int
+    sparse_alpha: float
+    fit_intercept: bool
+    def __init__(self) -> None: ...
+
+def build_info() -> dict: ...
+def parse_libsvm(
+    buffer: Buffer, dtype: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]: ...
+def logistic_epoch(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
+    perm: np.ndarray, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
+    optimizer: str, steps: StepConfig, config: EpochConfig,
+) -> dict: ...
+def logistic_evaluate(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
+    state: np.ndarray, optimizer: str, fit_intercept: bool, n_threads: int,
+) -> tuple[float, int]: ...
+def squared_norm(state: np.ndarray, active: np.ndarray, optimizer: str, dtype: str) -> float: ...
+def state_layout(optimizer: str, dtype: str) -> dict: ...

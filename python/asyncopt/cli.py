@@ -1,0 +1,156 @@
+"""The ``asyncopt`` command: ``demo`` (the main job), ``train`` and ``info``.
+
+``asyncopt demo`` trains sparse logistic regression with SGD and AMSGrad at 1..N threads on a data
+file, or on a built-in deterministic synthetic problem when none is given, and prints one table:
+loss, time and speedup per optimizer and thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import build_info
+from .datasets import load_libsvm, make_sparse_classification
+from .linear import LogisticRegression
+
+
+def _thread_counts(spec):
+    if spec:
+        counts = sorted({int(t) for t in spec.split(",")})
+        if not counts or counts[0] < 1:
+            raise SystemExit(f"--threads needs positive integers, got {spec!r}")
+        return counts
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return list(range(1, n + 1))
+
+
+def _load(args):
+    """(X, y, X_test, y_test, description) from --data/--test, else the built-in synthetic set."""
+    if args.data:
+        X, y = load_libsvm(args.data)
+        if args.test:
+            Xt, yt = load_libsvm(args.test, n_features=X.shape[1])
+        else:  # hold out the last 20% (the file order), deterministic
+            cut = int(0.8 * X.shape[0])
+            X, y, Xt, yt = X[:cut], y[:cut], X[cut:], y[cut:]
+        return X, y, Xt, yt, f"{args.data}: {X.shape[0]} train rows x {X.shape[1]} features, {X.nnz} nonzeros"
+    n = args.samples
+    X, y = make_sparse_classification(n_samples=n + n // 4, n_features=args.features, random_state=0)
+    return (X[:n], y[:n], X[n:], y[n:],
+            f"built-in synthetic problem (Zipf features, tf-idf-like rows): {n} train rows x {X.shape[1]} "
+            f"features, {X[:n].nnz} nonzeros")
+
+
+def _learning_rate(args, optimizer):
+    return {"sgd": args.sgd_lr, "amsgrad": args.amsgrad_lr}[optimizer]
+
+
+def cmd_demo(args):
+    X, y, Xt, yt, what = _load(args)
+    threads = _thread_counts(args.threads)
+    print(f"asyncopt {build_info()['version']} demo: {what}")
+    print(f"objective: mean log-loss + alpha/2 ||w||^2, alpha={args.alpha}; {args.epochs} epochs; "
+          f"batch size {args.batch_size}\n")
+    header = (f"{'optimizer':9s} {'threads':>7s} {'train s':>8s} {'s/epoch':>8s} {'Mnnz/s':>7s} {'speedup':>7s} "
+              f"{'objective':>10s} {'test loss':>9s} {'test acc':>8s} {'staleness mean/max':>19s}")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for optimizer in args.optimizers.split(","):
+        base = None
+        for nt in threads:
+            clf = LogisticRegression(optimizer=optimizer, learning_rate=_learning_rate(args, optimizer),
+                                     schedule=args.schedule, alpha=args.alpha, batch_size=args.batch_size,
+                                     epochs=args.epochs, n_threads=nt, random_state=0)
+            clf.fit(X, y, eval_set=(Xt, yt))
+            rec = clf.history_[-1]
+            per_epoch = float(np.median(clf.history_.column("epoch_time")))
+            base = base or per_epoch
+            row = dict(optimizer=optimizer, threads=nt, train_time=rec["time"], epoch_time=per_epoch,
+                       mnnz_per_s=X.nnz / per_epoch / 1e6, speedup=base / per_epoch, objective=rec["objective"],
+                       test_loss=rec["val_loss"], test_accuracy=rec["val_accuracy"],
+                       staleness_mean=clf.staleness_.mean, staleness_max=clf.staleness_.max)
+            rows.append(row)
+            print(f"{optimizer:9s} {nt:7d} {row['train_time']:8.3f} {per_epoch:8.3f} {row['mnnz_per_s']:7.1f} "
+                  f"{row['speedup']:6.2f}x {row['objective']:10.5f} {row['test_loss']:9.5f} "
+                  f"{row['test_accuracy']:8.4f} {row['staleness_mean']:10.3f} / {row['staleness_max']:<6d}", flush=True)
+    print("\nspeedup: 1-thread epoch time / this epoch time, same optimizer; time excludes evaluation.")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"data": what, "rows": rows}, f, indent=2)
+
+
+def cmd_train(args):
+    if args.backend != "threads":
+        raise SystemExit(f"backend {args.backend!r} is not available in this build; available: threads")
+    X, y = load_libsvm(args.data)
+    eval_set = load_libsvm(args.test, n_features=X.shape[1]) if args.test else None
+    clf = LogisticRegression(optimizer=args.optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
+                             alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
+                             n_threads=args.n_threads, random_state=args.seed, verbose=1)
+    t = time.perf_counter()
+    clf.fit(X, y, eval_set=eval_set)
+    print(f"trained in {time.perf_counter() - t:.3f}s ({clf.n_threads_} threads, regularization "
+          f"{clf.regularization_!r}); staleness {clf.staleness_}")
+
+
+def cmd_info(_args):
+    print(json.dumps(build_info(), indent=2))
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="asyncopt", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="SGD and AMSGrad at 1..N threads, one table (the main job)")
+    d.add_argument("--data", help="LIBSVM file (.gz/.bz2/.xz too); default: built-in synthetic problem")
+    d.add_argument("--test", help="LIBSVM test file; default: the last 20%% of --data")
+    d.add_argument("--samples", type=int, default=200_000, help="synthetic training rows (default 200000)")
+    d.add_argument("--features", type=int, default=2 ** 20, help="synthetic features (default 2^20)")
+    d.add_argument("--threads", help="comma-separated thread counts (default 1..number of cores)")
+    d.add_argument("--optimizers", default="sgd,amsgrad")
+    d.add_argument("--epochs", type=int, default=5)
+    d.add_argument("--alpha", type=float, default=1e-5)
+    d.add_argument("--batch-size", type=int, default=1)
+    d.add_argument("--schedule", default="constant", choices=["constant", "invsqrt"])
+    d.add_argument("--sgd-lr", type=float, default=0.5)
+    d.add_argument("--amsgrad-lr", type=float, default=0.003)
+    d.add_argument("--json", help="also write the table as JSON to this file")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train one model on a LIBSVM file, printing every epoch")
+    t.add_argument("data")
+    t.add_argument("--test")
+    t.add_argument("--backend", default="threads")
+    t.add_argument("--optimizer", default="sgd", choices=["sgd", "amsgrad"])
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--schedule", default="constant", choices=["constant", "invsqrt"])
+    t.add_argument("--alpha", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=int, default=1)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--n-threads", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler)")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"asyncopt: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
