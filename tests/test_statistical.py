@@ -5,7 +5,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression as SklearnLR
 
 import asyncopt
-from asyncopt.datasets import load_libsvm
+from asyncopt.datasets import load_libsvm, make_sparse_classification
 from conftest import shared_data, sparse_problem
 
 ALPHA = 1e-4
@@ -77,18 +77,22 @@ def test_two_threads_amsgrad_reach_optimum_on_news20(news20):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
 def test_staleness_zero_with_one_thread_positive_with_two(optimizer):
-    # long enough (tens of milliseconds per epoch) that the two threads surely overlap
-    X, y = sparse_problem(n=40_000, d=5000, nnz_per_row=20)
-    one = asyncopt.LogisticRegression(optimizer=optimizer, n_threads=1, epochs=2, random_state=0).fit(X, y)
-    assert one.staleness_.count == one.t_ == 2 * 40_000
+    X, y = make_sparse_classification(n_samples=200_000, n_features=2 ** 16, nnz_per_row=20, random_state=0)
+    one = asyncopt.LogisticRegression(optimizer=optimizer, n_threads=1, epochs=1, random_state=0).fit(X, y)
+    assert one.staleness_.count == one.t_ == 200_000
     assert one.staleness_.max == 0 and one.staleness_.mean == 0
     assert one.staleness_.histogram[0] == one.t_
-    two = asyncopt.LogisticRegression(optimizer=optimizer, n_threads=2, epochs=2, random_state=0).fit(X, y)
-    assert two.staleness_.count == two.t_ == 2 * 40_000
+    # The two threads' updates interleave unless the OS runs them one after the other (a loaded
+    # machine can); a few tries make that case vanishingly unlikely without hiding a broken clock.
+    for _ in range(3):
+        two = asyncopt.LogisticRegression(optimizer=optimizer, n_threads=2, epochs=1, random_state=0).fit(X, y)
+        assert two.staleness_.count == two.t_ == 200_000
+        assert two.staleness_.histogram.sum() == two.t_
+        if two.staleness_.max > 0:
+            break
     assert two.staleness_.max > 0 and two.staleness_.mean > 0
-    assert two.staleness_.histogram.sum() == two.t_
     rec = two.history_[-1]
-    assert rec["staleness_max"] > 0 and rec["staleness_mean"] > 0
+    assert rec["staleness_max"] == two.staleness_.max and rec["staleness_mean"] > 0
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])

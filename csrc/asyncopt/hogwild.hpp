@@ -378,6 +378,7 @@ void evaluate_logistic(const CsrView<T>& X, const double* y, const State* state,
     double loss = 0;
     int64_t ok = 0;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
+    (void)nt;  // unused without OpenMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss, ok)
     for (int64_t i = 0; i < X.n_rows; ++i) {
         const auto row = X.row(i);

@@ -103,7 +103,8 @@ def resolve_n_threads(n_threads):
     n_threads = check_int("n_threads", n_threads, low=1)
     if n_threads > 1 and not _core.build_info()["openmp"]:
         warnings.warn(f"asyncopt was built without OpenMP: running 1 thread instead of {n_threads} "
-                      "(rebuild with an OpenMP compiler: pip install --force-reinstall --no-binary asyncopt asyncopt)",
-                      RuntimeWarning, stacklevel=3)
+                      "(reinstall with a compiler that has OpenMP, e.g. gcc, or clang with libomp: "
+                      "pip install --force-reinstall --no-cache-dir .)",
+                      RuntimeWarning, stacklevel=4)
         n_threads = 1
     return n_threads
