@@ -103,3 +103,17 @@ def test_mini_batches_with_threads_learn(optimizer):
                                       n_threads=2, epochs=10, random_state=0, alpha=1e-5).fit(X, y)
     assert clf.score(X, y) > 0.9
     assert clf.t_ == 10 * (2 * np.ceil(2000 / 16))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_threads_with_many_segments_reach_optimum(dtype):
+    """Strong exact L2 cuts every epoch into many segments (csrc/asyncopt/optim/sgd.hpp); two racing
+    threads must still land at the L-BFGS optimum of the same objective."""
+    alpha = 0.02
+    X, y = make_sparse_classification(n_samples=20_000, n_features=500, nnz_per_row=10, random_state=1, dtype=dtype)
+    clf = asyncopt.LogisticRegression(learning_rate=0.5, schedule="invsqrt", alpha=alpha, epochs=15, n_threads=2,
+                                      random_state=0).fit(X, y)
+    n = X.shape[0]
+    sk = SklearnLR(C=1.0 / (alpha * n), tol=1e-10, max_iter=1000).fit(X.astype(np.float64), y)
+    best = mean_log_loss(X, y, sk.coef_[0], sk.intercept_[0]) + alpha / 2 * sk.coef_[0] @ sk.coef_[0]
+    assert clf.history_[-1]["objective"] <= best * 1.01

@@ -240,8 +240,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         cfg.shuffle = bool(self.shuffle)
         cfg.sparse_alpha = float(self.alpha) if reg == "sparse" else 0.0
         cfg.fit_intercept = bool(self.fit_intercept)
-        rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
-                                    else self.random_state.randint(2 ** 31))
+        rng = self._fit_rng()
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         self.regularization_ = reg
         self.n_threads_ = n_threads
@@ -287,6 +286,16 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     break
         self._publish()
         return self
+
+    def _fit_rng(self):
+        """The generator of one fit call's shuffles and thread seeds: from random_state and the
+        update count, so successive partial_fit calls shuffle differently yet reproducibly."""
+        rs = self.random_state
+        if rs is None or isinstance(rs, np.random.Generator):
+            return np.random.default_rng(rs)
+        if isinstance(rs, np.random.RandomState):
+            return np.random.default_rng(rs.randint(2 ** 31))
+        return np.random.default_rng([check_int("random_state", rs, low=0), self.t_])
 
     def _evaluate_epoch(self, Xn, shape, ypm, val, active, n_threads):
         name = self._optimizer_name
