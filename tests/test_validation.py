@@ -209,7 +209,7 @@ def test_native_layer_refuses_converting_copies(data):
     Xn = (np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int32), X.data)
     common = dict(n_features=50, y=np.where(y > 0, 1.0, -1.0), reg_scale=None,
                   active=np.arange(50, dtype=np.int32), optimizer="sgd", steps=_core.StepConfig(),
-                  config=_core.EpochConfig())
+                  config=_core.LogisticConfig())
     with pytest.raises((ValueError, TypeError)):
         _core.logistic_epoch(*Xn, perm=np.arange(200, dtype=np.int32), state=clf._state, **common)
     with pytest.raises(ValueError, match="state"):

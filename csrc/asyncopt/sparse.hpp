@@ -50,4 +50,42 @@ void check_csr(const CsrView<T>& X) {
     }
 }
 
+// Shuffled rows sit at random places in memory: each costs DRAM misses on indptr, then on its
+// indices and values, which the core would otherwise wait out one row at a time. RowPrefetcher runs
+// a two-stage software pipeline over the visiting order: the indptr entries of the row kFar ahead,
+// and the index/value lines of the row kNear ahead (whose indptr arrived meanwhile).
+template <class T>
+class RowPrefetcher {
+public:
+    explicit RowPrefetcher(const CsrView<T>& X) : X_(X) {}
+
+    // cur: the row about to be processed, in the visiting order that ends at end.
+    void ahead_of(const int64_t* cur, const int64_t* end) const noexcept {
+        if (end - cur > kFar) __builtin_prefetch(X_.indptr + cur[kFar]);
+        if (end - cur > kNear) {
+            const int64_t i = cur[kNear];
+            const int64_t b = X_.indptr[i], e = X_.indptr[i + 1];
+            const char* idx = reinterpret_cast<const char*>(X_.indices + b);
+            const char* val = reinterpret_cast<const char*>(X_.data + b);
+            const int64_t idx_bytes = (e - b) * static_cast<int64_t>(sizeof(int32_t));
+            const int64_t val_bytes = (e - b) * static_cast<int64_t>(sizeof(T));
+            for (int64_t o = 0; o < idx_bytes; o += 64) __builtin_prefetch(idx + o);
+            for (int64_t o = 0; o < val_bytes; o += 64) __builtin_prefetch(val + o);
+        }
+    }
+
+    // The model lines of the next row (its indices arrived with the previous call's prefetch): a
+    // large model's state is in DRAM or L3, and these misses would otherwise be taken one row at a time.
+    template <class State>
+    void model_ahead_of(const int64_t* cur, const int64_t* end, const State* state) const noexcept {
+        if (end - cur <= 1) return;
+        const auto row = X_.row(cur[1]);
+        for (int64_t a = 0; a < row.nnz; ++a) __builtin_prefetch(state + row.idx[a], 1);
+    }
+
+private:
+    static constexpr int64_t kNear = 2, kFar = 6;
+    const CsrView<T>& X_;
+};
+
 }  // namespace asyncopt

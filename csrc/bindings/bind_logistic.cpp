@@ -6,10 +6,10 @@
 #include <limits>
 #include <string>
 
-#include "asyncopt/hogwild.hpp"
 #include "asyncopt/optim/amsgrad.hpp"
 #include "asyncopt/optim/sgd.hpp"
 #include "asyncopt/sparse.hpp"
+#include "asyncopt/train_logistic.hpp"
 
 namespace py = pybind11;
 using namespace asyncopt;
@@ -76,7 +76,7 @@ struct EpochArgs {
 };
 
 template <class T, class Rule, class Steps>
-EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const EpochConfig& cfg) {
+EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& cfg) {
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols);
     const double* y = checked<double>(a.y, "y", X.n_rows, false);
@@ -91,13 +91,14 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const EpochConfig
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
     py::gil_scoped_release nogil;
-    return hogwild_epoch<T, Rule, Steps>(X, y, perm, reg_scale, state, sc, cfg, active, n_active);
+    LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active);
+    return hogwild_epoch(X.n_rows, perm, cfg, work);
 }
 
 // Picks the compiled variant: constant steps have closed forms; the invsqrt schedule and bias
 // correction need per-segment tables; SGD without exact L2 needs no scale at all.
 template <class T>
-EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, const EpochConfig& cfg) {
+EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, const LogisticConfig& cfg) {
     const bool tabled = sc.invsqrt || (amsgrad && sc.bias_correction);
     if (amsgrad)
         return tabled ? run_with<T, AmsgradRule<T, TabledSteps>, TabledSteps>(a, sc, cfg)
@@ -109,7 +110,7 @@ EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, co
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
                    py::array state, py::object reg_scale, py::array active, const std::string& optimizer,
-                   const StepConfig& sc, const EpochConfig& cfg) {
+                   const StepConfig& sc, const LogisticConfig& cfg) {
     if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
     if (cfg.n_threads < 1) throw py::value_error("n_threads must be >= 1");
     const bool amsgrad = is_amsgrad(optimizer);
@@ -228,9 +229,12 @@ void bind_logistic(py::module_& m) {
         .def_readwrite("batch_size", &EpochConfig::batch_size)
         .def_readwrite("shuffle", &EpochConfig::shuffle)
         .def_readwrite("seed", &EpochConfig::seed)
-        .def_readwrite("k0", &EpochConfig::k0)
-        .def_readwrite("sparse_alpha", &EpochConfig::sparse_alpha)
-        .def_readwrite("fit_intercept", &EpochConfig::fit_intercept);
+        .def_readwrite("k0", &EpochConfig::k0);
+    py::class_<LogisticConfig, EpochConfig>(m, "LogisticConfig",
+                                            "Driver settings plus logistic-regression options (train_logistic.hpp)")
+        .def(py::init<>())
+        .def_readwrite("sparse_alpha", &LogisticConfig::sparse_alpha)
+        .def_readwrite("fit_intercept", &LogisticConfig::fit_intercept);
     m.attr("STALENESS_BINS") = kStalenessBins;
 
     m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),

@@ -21,6 +21,9 @@ class EpochConfig:
     shuffle: bool
     seed: int
     k0: int
+    def __init__(self) -> None: ...
+
+class LogisticConfig(EpochConfig):
     sparse_alpha: float
     fit_intercept: bool
     def __init__(self) -> None: ...
@@ -32,7 +35,7 @@ def parse_libsvm(
 def logistic_epoch(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
     perm: np.ndarray, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
-    optimizer: str, steps: StepConfig, config: EpochConfig,
+    optimizer: str, steps: StepConfig, config: LogisticConfig,
 ) -> dict: ...
 def logistic_evaluate(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,

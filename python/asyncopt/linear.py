@@ -234,7 +234,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 reg_scale = np.zeros(d, dtype=X.dtype)
                 reg_scale[active] = scale
         sc = step_config(opt, self.alpha, reg)
-        cfg = _core.EpochConfig()
+        cfg = _core.LogisticConfig()
         cfg.n_threads = n_threads
         cfg.batch_size = self.batch_size
         cfg.shuffle = bool(self.shuffle)
