@@ -304,7 +304,9 @@ def choose_step_sizes(p, cfg):
     The choice is then used unchanged at every thread count: the multi-thread runs get no tuning
     of their own, so a speedup cannot come from a better-suited step size."""
     grid, chosen = [], {}
-    for optimizer, candidates in (("sgd", SGD_GRID), ("amsgrad", AMSGRAD_GRID)):
+    # plus Bottou's 1/t schedule at its default first step alpha^(-1/4), scikit-learn's SGDClassifier default
+    sgd_candidates = SGD_GRID + [(cfg.alpha ** -0.25, "optimal")]
+    for optimizer, candidates in (("sgd", sgd_candidates), ("amsgrad", AMSGRAD_GRID)):
         best = None
         for lr, schedule in candidates:
             run = run_asyncopt(p, optimizer, lr, schedule, 1, cfg.epochs, cfg.alpha)

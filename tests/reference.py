@@ -12,7 +12,7 @@ def dloss(z, y):
 
 def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9, beta2=0.999,
                        eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1, epochs=1,
-                       fit_intercept=True):
+                       fit_intercept=True, intercept_scale=1.0):
     """Dense mini-batch SGD / AMSGrad on mean log-loss + alpha/2 ||w||^2; returns (w, b).
 
     X: scipy CSR (its stored entries define which features a row 'contains' for the sparse
@@ -41,18 +41,21 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
             if regularization == "sparse":
                 g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
             k += 1
-            eta = learning_rate / np.sqrt(k) if schedule == "invsqrt" else learning_rate
+            eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+                   "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+            step = np.ones(d + 1)
+            step[d] = intercept_scale
             rho = np.ones(d + 1)
             if regularization in ("exact", "decoupled"):
                 rho[:d] = 1.0 - eta * alpha
             if optimizer == "sgd":
-                w = rho * w - eta * g
+                w = rho * w - step * eta * g
             else:
                 a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
                 m = beta1 * m + (1 - beta1) * g
                 v = beta2 * v + (1 - beta2) * g * g
                 vhat = np.maximum(vhat, v)
-                w = rho * w - a * m / (np.sqrt(vhat) + eps)
+                w = rho * w - step * a * m / (np.sqrt(vhat) + eps)
             if not fit_intercept:
                 w[d] = 0.0
     return w[:d], w[d]

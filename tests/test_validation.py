@@ -68,7 +68,8 @@ def test_malformed_X_rejected(X, match):
     (dict(n_threads=0), "n_threads"), (dict(n_threads=-1), "n_threads"), (dict(epochs=0), "epochs"),
     (dict(learning_rate=0.0), "learning_rate"), (dict(learning_rate=-1.0), "learning_rate"),
     (dict(learning_rate=np.nan), "learning_rate"), (dict(optimizer="adam"), "optimizer"),
-    (dict(schedule="optimal"), "schedule"), (dict(optimizer="amsgrad", beta1=1.0), "beta1"),
+    (dict(schedule="1/t"), "schedule"), (dict(schedule="optimal", alpha=0.0), "needs alpha > 0"),
+    (dict(optimizer="amsgrad", beta1=1.0), "beta1"),
     (dict(optimizer="amsgrad", beta2=-0.1), "beta2"), (dict(optimizer="amsgrad", eps=0.0), "eps"),
     (dict(optimizer="amsgrad", bias_correction="yes"), "bias_correction"),
     (dict(alpha=-1.0), "alpha"), (dict(alpha=np.inf), "alpha"), (dict(regularization="l1"), "regularization"),
@@ -77,7 +78,7 @@ def test_malformed_X_rejected(X, match):
     (dict(learning_rate=10.0, alpha=0.5), "learning_rate \\* alpha"),
     (dict(optimizer="amsgrad", regularization="decoupled", learning_rate=0.5, alpha=0.5), "beta1"),
     (dict(tol=-1.0), "tol"), (dict(n_iter_no_change=0), "n_iter_no_change"), (dict(shuffle=1), "shuffle"),
-    (dict(callback=3), "callback"), (dict(verbose=-1), "verbose"),
+    (dict(callback=3), "callback"), (dict(verbose=-1), "verbose"), (dict(intercept_scale=0.0), "intercept_scale"),
 ])
 def test_impossible_parameters_rejected(data, params, match):
     X, y = data

@@ -31,6 +31,7 @@ namespace asyncopt {
 struct LogisticConfig : EpochConfig {
     double sparse_alpha = 0;  // alpha of the frequency-scaled sparse L2 (0 = off), see LogisticWork
     bool fit_intercept = true;
+    double intercept_scale = 1;  // the intercept's step is this times the weights' step
 };
 
 // Per-thread accumulator for mini-batches of more than one row: a feature that several rows of the
@@ -214,7 +215,7 @@ public:
                 });
             }
             if (w_.cfg_.fit_intercept) {
-                rule_.apply_intercept(intercept_.target(), ctx, coef_sum);
+                rule_.apply_intercept(intercept_.target(), ctx, coef_sum, w_.cfg_.intercept_scale);
                 intercept_.updated();
             }
         }

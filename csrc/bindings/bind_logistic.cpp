@@ -95,11 +95,11 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticCon
     return hogwild_epoch(X.n_rows, perm, cfg, work);
 }
 
-// Picks the compiled variant: constant steps have closed forms; the invsqrt schedule and bias
+// Picks the compiled variant: constant steps have closed forms; decaying schedules and bias
 // correction need per-segment tables; SGD without exact L2 needs no scale at all.
 template <class T>
 EpochResult run_typed(const EpochArgs& a, bool amsgrad, const StepConfig& sc, const LogisticConfig& cfg) {
-    const bool tabled = sc.invsqrt || (amsgrad && sc.bias_correction);
+    const bool tabled = sc.schedule != Schedule::constant || (amsgrad && sc.bias_correction);
     if (amsgrad)
         return tabled ? run_with<T, AmsgradRule<T, TabledSteps>, TabledSteps>(a, sc, cfg)
                       : run_with<T, AmsgradRule<T, ConstantSteps>, ConstantSteps>(a, sc, cfg);
@@ -214,10 +214,15 @@ py::dict state_layout(const std::string& optimizer, const std::string& dtype) {
 }  // namespace
 
 void bind_logistic(py::module_& m) {
+    py::enum_<Schedule>(m, "Schedule", "Step-size schedules (csrc/asyncopt/optim/steps.hpp)")
+        .value("constant", Schedule::constant)
+        .value("invsqrt", Schedule::invsqrt)
+        .value("optimal", Schedule::optimal);
     py::class_<StepConfig>(m, "StepConfig", "Step sizes and update-rule constants (csrc/asyncopt/optim/steps.hpp)")
         .def(py::init<>())
         .def_readwrite("learning_rate", &StepConfig::learning_rate)
-        .def_readwrite("invsqrt", &StepConfig::invsqrt)
+        .def_readwrite("schedule", &StepConfig::schedule)
+        .def_readwrite("schedule_alpha", &StepConfig::schedule_alpha)
         .def_readwrite("bias_correction", &StepConfig::bias_correction)
         .def_readwrite("beta1", &StepConfig::beta1)
         .def_readwrite("beta2", &StepConfig::beta2)
@@ -234,7 +239,8 @@ void bind_logistic(py::module_& m) {
                                             "Driver settings plus logistic-regression options (train_logistic.hpp)")
         .def(py::init<>())
         .def_readwrite("sparse_alpha", &LogisticConfig::sparse_alpha)
-        .def_readwrite("fit_intercept", &LogisticConfig::fit_intercept);
+        .def_readwrite("fit_intercept", &LogisticConfig::fit_intercept)
+        .def_readwrite("intercept_scale", &LogisticConfig::intercept_scale);
     m.attr("STALENESS_BINS") = kStalenessBins;
 
     m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),

@@ -5,9 +5,15 @@ import numpy as np
 
 STALENESS_BINS: int
 
+class Schedule:
+    constant: Schedule
+    invsqrt: Schedule
+    optimal: Schedule
+
 class StepConfig:
     learning_rate: float
-    invsqrt: bool
+    schedule: Schedule
+    schedule_alpha: float
     bias_correction: bool
     beta1: float
     beta2: float
@@ -26,6 +32,7 @@ class EpochConfig:
 class LogisticConfig(EpochConfig):
     sparse_alpha: float
     fit_intercept: bool
+    intercept_scale: float
     def __init__(self) -> None: ...
 
 def build_info() -> dict: ...

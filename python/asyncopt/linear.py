@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _core
 from ._checks import check_int, check_labels, check_matrix, native_csr, resolve_n_threads
 from .history import History, Staleness
-from .optim import make_optimizer, resolve_regularization, step_config
+from .optim import _check_real, make_optimizer, resolve_regularization, step_config
 
 _ALIGN = 64  # bytes: one cache line, so a 32/64-byte AMSGrad state never straddles two
 
@@ -42,9 +42,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     ----------
     optimizer : {'sgd', 'amsgrad'}
     learning_rate : float or None
-        Base step size; None takes 0.1 for SGD and 0.003 for AMSGrad.
-    schedule : {'constant', 'invsqrt'}
-        ``eta_k = learning_rate`` or ``learning_rate / sqrt(k)``, k the global update count.
+        Base (first) step size; None takes 0.1 for SGD and 0.003 for AMSGrad, and alpha^(-1/4)
+        with the 'optimal' schedule.
+    schedule : {'constant', 'invsqrt', 'optimal'}
+        ``eta_k = learning_rate``, ``learning_rate / sqrt(k)``, or
+        ``learning_rate / (1 + alpha learning_rate (k - 1))`` (Bottou's 1/t schedule, scikit-learn's
+        SGDClassifier default), k the global update count.
     beta1, beta2, eps, bias_correction
         AMSGrad constants (ignored by SGD). ``bias_correction`` multiplies the step by
         ``sqrt(1 - beta2^k) / (1 - beta1^k)`` as Adam does (the APAM reference code uses it).
@@ -69,6 +72,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Threads that train concurrently; None uses every usable core (OMP_NUM_THREADS if set).
     fit_intercept : bool
         Learn an unregularised intercept, updated by the same rule as a weight.
+    intercept_scale : float or None
+        The intercept's step is this times the weights' step. None: 0.01 with the 'optimal'
+        schedule (whose first steps are large; scikit-learn's SGD damps the intercept of sparse
+        problems by the same 0.01, or the intercept, moved by every row, oscillates), else 1.
     warm_start : bool
         ``fit`` continues from the previous solution instead of starting at zero.
     random_state : int, numpy Generator or None
@@ -95,7 +102,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999,
                  eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
                  shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
-                 warm_start=False, random_state=None, verbose=0, callback=None):
+                 intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -112,6 +119,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.n_threads = n_threads
         self.fit_intercept = fit_intercept
+        self.intercept_scale = intercept_scale
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -120,7 +128,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _validate_params(self):
         opt = make_optimizer(self.optimizer, self.learning_rate, self.schedule, self.beta1, self.beta2,
-                             self.eps, self.bias_correction)
+                             self.eps, self.bias_correction, self.alpha)
         reg = resolve_regularization(opt, self.regularization, self.alpha)
         check_int("batch_size", self.batch_size, low=1)
         check_int("epochs", self.epochs, low=1)
@@ -131,6 +139,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         for name in ("shuffle", "fit_intercept", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.intercept_scale is not None:
+            _check_real("intercept_scale", self.intercept_scale, low=0, low_open=True)
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable or None")
         return opt, reg, resolve_n_threads(self.n_threads)
@@ -240,6 +250,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         cfg.shuffle = bool(self.shuffle)
         cfg.sparse_alpha = float(self.alpha) if reg == "sparse" else 0.0
         cfg.fit_intercept = bool(self.fit_intercept)
+        cfg.intercept_scale = (float(self.intercept_scale) if self.intercept_scale is not None
+                               else 0.01 if opt.schedule == "optimal" else 1.0)
         rng = self._fit_rng()
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         self.regularization_ = reg
@@ -273,7 +285,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 self._publish()
                 raise FloatingPointError(
                     f"training diverged at epoch {rec['epoch']} (objective {rec['objective']}): lower learning_rate "
-                    f"(now {opt.learning_rate:g}), use schedule='invsqrt', or scale the features")
+                    f"(now {opt.learning_rate:g}), use a decaying schedule ('optimal', 'invsqrt'), or scale the features")
             if self.callback is not None and self.callback(rec) is True:
                 break
             if self.tol is not None:

@@ -13,8 +13,14 @@ today) decides who applies it when. The update rules themselves live in C++
   with ``a_k = eta_k`` or, with ``bias_correction=True``, ``eta_k sqrt(1 - beta2^k) / (1 - beta1^k)``
   (Adam's bias correction folded into the step, the "epsilon-hat" form of Kingma & Ba 2015 §2).
 
-Schedules: ``"constant"`` (``eta_k = learning_rate``) and ``"invsqrt"`` (``learning_rate / sqrt(k)``),
-with k the global update counter (it continues across ``partial_fit`` calls).
+Schedules, with k the global update counter (it continues across ``partial_fit`` calls) and
+``eta = learning_rate``:
+
+- ``"constant"``: ``eta_k = eta``;
+- ``"invsqrt"``: ``eta_k = eta / sqrt(k)``;
+- ``"optimal"``: ``eta_k = eta / (1 + alpha eta (k - 1))``, Bottou's 1/t schedule for an
+  alpha-strongly convex objective (the default of scikit-learn's SGDClassifier, which takes
+  ``eta = alpha^(-1/4)``; so does asyncopt when ``learning_rate`` is None). Needs ``alpha > 0``.
 
 L2 regularisation of strength ``alpha`` (objective: mean log-loss + alpha/2 ||w||^2) comes in three
 forms, chosen by ``regularization``:
@@ -37,7 +43,7 @@ from numbers import Real
 
 from . import _core
 
-SCHEDULES = ("constant", "invsqrt")
+SCHEDULES = ("constant", "invsqrt", "optimal")
 REGULARIZATIONS = {"sgd": ("exact", "sparse"), "amsgrad": ("sparse", "decoupled")}
 DEFAULT_REGULARIZATION = {"sgd": "exact", "amsgrad": "sparse"}
 
@@ -92,8 +98,15 @@ class AMSGrad:
 
 
 def make_optimizer(name, learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999, eps=1e-8,
-                   bias_correction=False):
-    """Build the config for ``name`` ('sgd' or 'amsgrad'); ``learning_rate=None`` takes its default."""
+                   bias_correction=False, alpha=0.0):
+    """Build the config for ``name`` ('sgd' or 'amsgrad'); ``learning_rate=None`` takes its default
+    (for the 'optimal' schedule, Bottou's heuristic alpha^(-1/4), as scikit-learn)."""
+    if schedule == "optimal":
+        _check_real("alpha", alpha, low=0)
+        if alpha == 0:
+            raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
+        if learning_rate is None:
+            learning_rate = float(alpha) ** -0.25
     if name == "sgd":
         kw = {} if learning_rate is None else {"learning_rate": learning_rate}
         return SGD(schedule=schedule, **kw)
@@ -136,7 +149,8 @@ def step_config(optimizer, alpha, regularization):
     """The native ``StepConfig`` for a config and a resolved regularisation mode."""
     sc = _core.StepConfig()
     sc.learning_rate = optimizer.learning_rate
-    sc.invsqrt = optimizer.schedule == "invsqrt"
+    sc.schedule = getattr(_core.Schedule, optimizer.schedule)
+    sc.schedule_alpha = alpha
     if optimizer.name == "amsgrad":
         sc.beta1, sc.beta2, sc.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
         sc.bias_correction = optimizer.bias_correction

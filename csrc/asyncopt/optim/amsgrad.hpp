@@ -88,10 +88,11 @@ public:
         shared_store(&p->stamp, std::max(s, ctx.u_write));
     }
 
-    // The intercept: touched by every update, never regularised or decayed, never caught up.
-    void apply_intercept(State* p, const Context& ctx, double g) const noexcept {
+    // The intercept: touched by every update, never regularised or decayed, never caught up; its
+    // step is step_scale times a_k.
+    void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
         Moments q = load(p);
-        step(q, g, ctx.a, 1.0);
+        step(q, g, step_scale * ctx.a, 1.0);
         store(p, q);
     }
     double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }

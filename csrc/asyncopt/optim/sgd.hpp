@@ -74,9 +74,9 @@ public:
         shared_store(&p->w, static_cast<T>(u - ctx.step_write * (g + regc * w)));
     }
 
-    // The intercept: never regularised, so never scaled.
-    void apply_intercept(State* p, const Context& ctx, double g) const noexcept {
-        shared_store(&p->w, static_cast<T>(shared_load(&p->w) - ctx.eta * g));
+    // The intercept: never regularised, so never scaled; its step is step_scale times eta_k.
+    void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
+        shared_store(&p->w, static_cast<T>(shared_load(&p->w) - step_scale * ctx.eta * g));
     }
     double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
 

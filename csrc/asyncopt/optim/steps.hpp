@@ -1,7 +1,9 @@
 // Step sizes, and the closed-form "catch-up" that makes sparse updates exact.
 //
 // Notation (one coordinate j, global step counter k = 1, 2, ...):
-//   eta_k   schedule: constant (eta) or eta / sqrt(k)                       ("invsqrt")
+//   eta_k   schedule: constant (eta), eta / sqrt(k) ("invsqrt"), or eta / (1 + alpha eta (k - 1))
+//           ("optimal": Bottou's 1/t schedule for an alpha-strongly convex objective, the one
+//           scikit-learn's SGDClassifier uses by default)
 //   a_k     the AMSGrad step: eta_k, times sqrt(1 - beta2^k) / (1 - beta1^k) with bias_correction
 //           (the "epsilon-hat" form of Adam, Kingma & Ba 2015 sec. 2: the correction is folded
 //           into the step, so eps is added to sqrt(vhat) of the uncorrected moments)
@@ -25,7 +27,7 @@
 // F stays bounded because beta1 < rho (checked by the estimator: eta*decay < 1 - beta1), so the
 // subtraction loses only a few ulps. With a constant step F is the constant a beta1 / (rho - beta1)
 // and P = rho^D: ConstantSteps needs no tables; TabledSteps keeps logP and F per epoch
-// (8 bytes each per step) for the invsqrt schedule and for bias correction.
+// (8 bytes each per step) for the decaying schedules and for bias correction.
 //
 // Stamps are relative to the first step of the current epoch (k0): at every epoch end the touched
 // coordinates are caught up to the last step and their stamps reset to 0, so 32 bits suffice.
@@ -37,9 +39,12 @@
 
 namespace asyncopt {
 
+enum class Schedule : int { constant = 0, invsqrt = 1, optimal = 2 };
+
 struct StepConfig {
-    double learning_rate = 0.1;
-    bool invsqrt = false;         // eta_k = learning_rate / sqrt(k) instead of a constant
+    double learning_rate = 0.1;   // eta, the first step's size
+    Schedule schedule = Schedule::constant;
+    double schedule_alpha = 0.0;  // alpha of the "optimal" schedule
     bool bias_correction = false;  // AMSGrad only
     double beta1 = 0.9;           // AMSGrad only
     double beta2 = 0.999;         // AMSGrad only
@@ -54,8 +59,16 @@ struct StepCoeffs {
     double rho;  // shrink of this step, 1 - eta_k * decay
 };
 
+// eta_k for k >= 1; every schedule starts at learning_rate and never grows.
 inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
-    return c.invsqrt ? c.learning_rate / std::sqrt(static_cast<double>(k)) : c.learning_rate;
+    switch (c.schedule) {
+        case Schedule::invsqrt:
+            return c.learning_rate / std::sqrt(static_cast<double>(k));
+        case Schedule::optimal:
+            return c.learning_rate / (1.0 + c.schedule_alpha * c.learning_rate * static_cast<double>(k - 1));
+        default:
+            return c.learning_rate;
+    }
 }
 
 inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noexcept {
