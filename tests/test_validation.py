@@ -233,3 +233,13 @@ def test_build_info():
     info = asyncopt.build_info()
     assert info["openmp"] in (True, False) and info["cuda"] is False and info["backends"] == ["threads"]
     assert info["version"] == asyncopt.__version__
+
+
+def test_coef_in_callback_is_the_current_model(data):
+    X, y = data
+    snapshots = []
+    clf = asyncopt.LogisticRegression(n_threads=1, epochs=3, random_state=0)
+    clf.set_params(callback=lambda rec: snapshots.append(clf.coef_.copy()))
+    clf.fit(X, y)
+    assert len(snapshots) == 3 and not np.array_equal(snapshots[0], snapshots[2])
+    assert np.array_equal(snapshots[-1], clf.coef_)
