@@ -20,7 +20,9 @@ namespace {
 template <class T>
 T* checked(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape, bool writable) {
     const py::dtype dt = a.dtype();
-    if (!dt.is(py::dtype::of<T>()))
+    // numpy's dtype equality, not object identity: an unpickled array carries an equal but distinct
+    // dtype object; a byte-swapped or different type still fails
+    if (!py::dtype::of<T>().attr("__eq__")(dt).template cast<bool>())
         throw py::value_error(std::string(name) + ": wrong dtype " + std::string(py::str(dt)) + ", expected " +
                               std::string(py::str(py::dtype::of<T>())));
     if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
