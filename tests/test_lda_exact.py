@@ -171,3 +171,18 @@ def test_partial_fit_uses_total_samples():
             lam = (1 - rho) * lam + rho * (eta + 500 / Xb.shape[0] * ss * eb)
     np.testing.assert_allclose(lda.components_, lam, rtol=1e-6)
     assert lda.t_ == t
+
+
+def test_doc_loglik_at_given_gamma_matches_infer():
+    """lda_doc_loglik (bound term at a given gamma) agrees with the one lda_infer computes, and the
+    read-only functions give the same result with 1 and 2 threads."""
+    from asyncopt import _core
+    from asyncopt._checks import native_csr
+    X = tiny_corpus(50, 30, seed=5)
+    lda = asyncopt.LDA(n_components=3, epochs=2, n_threads=1, random_state=0, train_perplexity_docs=0).fit(X)
+    cfg = lda._config()
+    args = (*native_csr(X), X.shape[1], lda._mu, lda._topic_mass)
+    gamma, loglik = _core.lda_infer(*args, cfg, 1, True)
+    gamma2, loglik2 = _core.lda_infer(*args, cfg, 2, True)
+    assert np.array_equal(gamma, gamma2) and np.array_equal(loglik, loglik2)
+    np.testing.assert_allclose(_core.lda_doc_loglik(*args, gamma, cfg, 2), loglik, rtol=1e-12)
