@@ -225,22 +225,38 @@ def bench_dataset(name, quick, seed, log):
                 K=K, epochs=epochs, target=target, runs=results)
 
 
+def _speedup(run, base):
+    """base's time to target over run's; '> x' when base never got there (its whole training time is
+    then a lower bound), '-' when run did not or there is no base."""
+    if base is None or run["time_to_target"] is None:
+        return "-"
+    if base["time_to_target"] is None:
+        return f"> {base['curve'][-1][0] / run['time_to_target']:.1f}x"
+    return f"{base['time_to_target'] / run['time_to_target']:.1f}x"
+
+
 def markdown(report):
     lines = [f"# LDA benchmark ({report['machine']})", "",
-             "Time (training only) to reach the target held-out perplexity (document completion, one shared "
-             "evaluator); target = scikit-learn online LDA (n_jobs=1) after its last epoch.", ""]
+             "Training time to reach the target held-out perplexity (document completion, one shared evaluator); "
+             "target = scikit-learn online LDA (n_jobs=1) after its last epoch. Speedups compare times to target "
+             "at the same thread count.", ""]
     for ds in report["datasets"]:
         lines += [f"## {ds['dataset']}: {ds['n_train']} train / {ds['n_test']} held-out documents, "
-                  f"V={ds['n_words']}, K={ds['K']}, target perplexity {ds['target']:.0f}", "",
-                  "| library | threads | s per epoch (tomotopy: per 10 sweeps) | time to target (s) | final perplexity | speedup vs scikit-learn same threads |",
-                  "|---|---|---|---|---|---|"]
-        sk = {r["threads"]: r["time_to_target"] for r in ds["runs"] if r["library"] == "scikit-learn"}
+                  f"V={ds['n_words']}, K={ds['K']}, {ds['epochs']} epochs, target perplexity {ds['target']:.0f}", "",
+                  "| library | threads | s per epoch (tomotopy: per 10 sweeps) | time to target (s) | final perplexity "
+                  "| vs scikit-learn | vs gensim |",
+                  "|---|---|---|---|---|---|---|"]
+        sk = {r["threads"]: r for r in ds["runs"] if r["library"] == "scikit-learn"}
+        gs = {r["threads"]: r for r in ds["runs"] if r["library"].startswith("gensim")}
         for r in ds["runs"]:
             ttt = r["time_to_target"]
-            base = sk.get(r["threads"])
-            speed = f"{base / ttt:.1f}x" if (ttt and base) else "-"
             lines.append(f"| {r['library']} | {r['threads']} | {r['time_per_checkpoint']:.3f} | "
-                         f"{'%.2f' % ttt if ttt is not None else 'not reached'} | {r['final_perplexity']:.0f} | {speed} |")
+                         f"{'%.2f' % ttt if ttt is not None else 'not reached'} | {r['final_perplexity']:.0f} | "
+                         f"{_speedup(r, sk.get(r['threads']))} | {_speedup(r, gs.get(r['threads']))} |")
+        a = {r["threads"]: r for r in ds["runs"] if r["library"] == "asyncopt"}
+        if 1 in a and 2 in a:
+            lines += ["", f"asyncopt 2 threads vs 1: {_speedup(a[2], a[1])} in time to target, "
+                          f"{a[1]['time_per_checkpoint'] / a[2]['time_per_checkpoint']:.2f}x in time per epoch."]
         lines.append("")
     return "\n".join(lines)
 
@@ -270,7 +286,15 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--datasets", default=None, help="comma-separated: kos,20news")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report-only", metavar="JSON", help="rewrite the markdown and plot of an earlier run's JSON")
     args = ap.parse_args(argv)
+    if args.report_only:
+        src = Path(args.report_only)
+        report = json.loads(src.read_text())
+        src.with_suffix(".md").write_text(markdown(report))
+        plot(report, src.with_suffix(".png"))
+        print(markdown(report))
+        return
     names = args.datasets.split(",") if args.datasets else (["kos"] if args.quick else ["kos", "20news"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
