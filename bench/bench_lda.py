@@ -264,6 +264,7 @@ def markdown(report):
 def plot(report, path):
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(report["datasets"]), figsize=(6 * len(report["datasets"]), 4.5), squeeze=False)
     for ax, ds in zip(axes[0], report["datasets"]):
@@ -272,6 +273,7 @@ def plot(report, path):
             ax.plot(t, p, marker="o", ms=3, label=f"{r['library']} ({r['threads']})")
         ax.axhline(ds["target"], color="grey", ls=":", lw=1)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # overlapping minor labels otherwise
         ax.set_xlabel("training time (s)")
         ax.set_ylabel("held-out perplexity (document completion)")
         ax.set_title(f"{ds['dataset']}, K={ds['K']}")
