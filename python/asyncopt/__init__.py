@@ -1,10 +1,11 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
-Public names: :class:`LogisticRegression`, the :mod:`asyncopt.datasets` loaders and generators,
+Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
 the optimizer configs :class:`SGD` and :class:`AMSGrad`, and :func:`build_info`.
 """
 from . import _core, datasets
 from .history import History, Staleness
+from .lda import LDA
 from .linear import LogisticRegression
 from .optim import SGD, AMSGrad
 
@@ -18,4 +19,4 @@ def build_info():
     return info
 
 
-__all__ = ["LogisticRegression", "SGD", "AMSGrad", "History", "Staleness", "build_info", "datasets"]
+__all__ = ["LogisticRegression", "LDA", "SGD", "AMSGrad", "History", "Staleness", "build_info", "datasets"]

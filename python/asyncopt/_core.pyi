@@ -50,3 +50,27 @@ def logistic_evaluate(
 ) -> tuple[float, int]: ...
 def squared_norm(state: np.ndarray, active: np.ndarray, optimizer: str, dtype: str) -> float: ...
 def state_layout(optimizer: str, dtype: str) -> dict: ...
+
+class LdaConfig(EpochConfig):
+    n_components: int
+    doc_topic_prior: float
+    topic_word_prior: float
+    learning_offset: float
+    learning_decay: float
+    total_samples: float
+    max_doc_update_iter: int
+    mean_change_tol: float
+    def __init__(self) -> None: ...
+
+def lda_epoch(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, perm: np.ndarray,
+    mu: np.ndarray, topic_mass: np.ndarray, config: LdaConfig,
+) -> dict: ...
+def lda_infer(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, mu: np.ndarray,
+    topic_mass: np.ndarray, config: LdaConfig, n_threads: int, with_loglik: bool,
+) -> tuple[np.ndarray, np.ndarray | None]: ...
+def lda_doc_loglik(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, mu: np.ndarray,
+    topic_mass: np.ndarray, gamma: np.ndarray, config: LdaConfig, n_threads: int,
+) -> np.ndarray: ...

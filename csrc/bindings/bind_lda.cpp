@@ -1,0 +1,176 @@
+// pybind11 glue for LDA (csrc/asyncopt/train_lda.hpp): array checks, GIL release. No logic.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "asyncopt/sparse.hpp"
+#include "asyncopt/train_lda.hpp"
+
+namespace py = pybind11;
+using namespace asyncopt;
+
+namespace {
+
+// A raw pointer into a numpy array after checking what the kernels assume: exact dtype (never a
+// converting copy: a copy of an in-place argument would leave the caller's model as it was),
+// C-contiguous, the expected shape (-1: any), writable when written.
+template <class T>
+T* checked(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape, bool writable) {
+    const py::dtype dt = a.dtype();
+    // numpy's dtype equality, not object identity: an unpickled array carries an equal but distinct
+    // dtype object; a byte-swapped or different type still fails
+    if (!py::dtype::of<T>().attr("__eq__")(dt).template cast<bool>())
+        throw py::value_error(std::string(name) + ": wrong dtype " + std::string(py::str(dt)) + ", expected " +
+                              std::string(py::str(py::dtype::of<T>())));
+    if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
+        throw py::value_error(std::string(name) + ": expected a " + std::to_string(shape.size()) + "-d array, got " +
+                              std::to_string(a.ndim()) + "-d");
+    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    int i = 0;
+    for (py::ssize_t want : shape) {
+        if (want >= 0 && a.shape(i) != want)
+            throw py::value_error(std::string(name) + ": expected length " + std::to_string(want) + " along axis " +
+                                  std::to_string(i) + ", got " + std::to_string(a.shape(i)));
+        ++i;
+    }
+    if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+CsrView<double> counts_view(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols) {
+    if (indptr.ndim() != 1 || indptr.shape(0) < 1) throw py::value_error("indptr: expected a non-empty 1-d array");
+    if (n_cols < 1 || n_cols > std::numeric_limits<int32_t>::max())
+        throw py::value_error("n_features must be in [1, 2^31 - 1]");
+    CsrView<double> X;
+    X.n_rows = indptr.shape(0) - 1;
+    X.n_cols = n_cols;
+    X.indptr = checked<int64_t>(indptr, "indptr", {-1}, false);
+    X.indices = checked<int32_t>(indices, "indices", {-1}, false);
+    X.data = checked<double>(data, "data", {indices.shape(0)}, false);
+    if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
+    check_csr(X);
+    for (int64_t p = 0; p < X.nnz(); ++p)
+        if (!(X.data[p] >= 0) || !std::isfinite(X.data[p]))
+            throw py::value_error("data: word counts must be finite and >= 0");
+    return X;
+}
+
+LdaModel model_view(const py::array& mu, const py::array& topic_mass, int64_t n_cols, const LdaConfig& c,
+                    bool writable) {
+    if (c.n_components < 1) throw py::value_error("n_components must be >= 1");
+    LdaModel m;
+    m.n_words = n_cols;
+    m.n_topics = c.n_components;
+    m.mu = checked<double>(mu, "mu", {n_cols, c.n_components}, writable);
+    m.topic_mass = checked<double>(topic_mass, "topic_mass", {c.n_components}, writable);
+    return m;
+}
+
+void check_config(const LdaConfig& c) {
+    if (!(c.doc_topic_prior > 0)) throw py::value_error("doc_topic_prior must be > 0");
+    if (!(c.topic_word_prior > 0)) throw py::value_error("topic_word_prior must be > 0");
+    if (!(c.learning_offset > 0)) throw py::value_error("learning_offset must be > 0");
+    if (!(c.learning_decay > 0.5 && c.learning_decay <= 1)) throw py::value_error("learning_decay must be in (0.5, 1]");
+    if (!(c.total_samples > 0)) throw py::value_error("total_samples must be > 0");
+    if (c.max_doc_update_iter < 1) throw py::value_error("max_doc_update_iter must be >= 1");
+    if (!(c.mean_change_tol >= 0)) throw py::value_error("mean_change_tol must be >= 0");
+}
+
+py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array perm,
+                   py::array mu, py::array topic_mass, const LdaConfig& cfg) {
+    if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    if (cfg.n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    check_config(cfg);
+    const CsrView<double> X = counts_view(indptr, indices, data, n_features);
+    const LdaModel m = model_view(mu, topic_mass, n_features, cfg, true);
+    int64_t* p = checked<int64_t>(perm, "perm", {X.n_rows}, true);
+    for (int64_t i = 0; i < X.n_rows; ++i)
+        if (p[i] < 0 || p[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range document");
+    EpochResult r;
+    LdaEpochStats s;
+    {
+        py::gil_scoped_release nogil;
+        const int nt = have_openmp() ? cfg.n_threads : 1;
+        LdaWork work(X, m, cfg, nt);
+        r = hogwild_epoch(X.n_rows, p, cfg, work);
+        s = work.stats();
+    }
+    py::dict d;
+    d["updates"] = r.updates;
+    d["count"] = r.staleness.count;
+    d["sum"] = r.staleness.sum;
+    d["max"] = r.staleness.max;
+    py::array_t<uint64_t> hist(kStalenessBins);
+    std::copy(r.staleness.hist, r.staleness.hist + kStalenessBins, hist.mutable_data());
+    d["hist"] = hist;
+    d["e_step_iterations"] = s.e_step_iterations;
+    d["topic_mass_drift"] = s.topic_mass_drift;
+    return d;
+}
+
+py::tuple infer(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array mu,
+                py::array topic_mass, const LdaConfig& cfg, int n_threads, bool with_loglik) {
+    check_config(cfg);
+    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    const CsrView<double> X = counts_view(indptr, indices, data, n_features);
+    const LdaModel m = model_view(mu, topic_mass, n_features, cfg, false);
+    py::array_t<double> gamma({static_cast<py::ssize_t>(X.n_rows), static_cast<py::ssize_t>(cfg.n_components)});
+    py::array_t<double> loglik(with_loglik ? X.n_rows : 0);
+    double* g = gamma.mutable_data();
+    double* ll = with_loglik ? loglik.mutable_data() : nullptr;
+    {
+        py::gil_scoped_release nogil;
+        lda_infer(X, m, cfg, n_threads, g, ll);
+    }
+    if (!with_loglik) return py::make_tuple(gamma, py::none());
+    return py::make_tuple(gamma, loglik);
+}
+
+py::array_t<double> doc_loglik(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array mu,
+                               py::array topic_mass, py::array gamma, const LdaConfig& cfg, int n_threads) {
+    check_config(cfg);
+    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    const CsrView<double> X = counts_view(indptr, indices, data, n_features);
+    const LdaModel m = model_view(mu, topic_mass, n_features, cfg, false);
+    const double* g = checked<double>(gamma, "gamma", {X.n_rows, cfg.n_components}, false);
+    for (int64_t i = 0; i < X.n_rows * cfg.n_components; ++i)
+        if (!(g[i] > 0) || !std::isfinite(g[i])) throw py::value_error("gamma must be finite and > 0");
+    py::array_t<double> out(X.n_rows);
+    double* o = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        lda_doc_loglik(X, m, cfg.topic_word_prior, g, n_threads, o);
+    }
+    return out;
+}
+
+}  // namespace
+
+void bind_lda(py::module_& m) {
+    py::class_<LdaConfig, EpochConfig>(m, "LdaConfig", "Driver settings plus SVI constants (train_lda.hpp)")
+        .def(py::init<>())
+        .def_readwrite("n_components", &LdaConfig::n_components)
+        .def_readwrite("doc_topic_prior", &LdaConfig::doc_topic_prior)
+        .def_readwrite("topic_word_prior", &LdaConfig::topic_word_prior)
+        .def_readwrite("learning_offset", &LdaConfig::learning_offset)
+        .def_readwrite("learning_decay", &LdaConfig::learning_decay)
+        .def_readwrite("total_samples", &LdaConfig::total_samples)
+        .def_readwrite("max_doc_update_iter", &LdaConfig::max_doc_update_iter)
+        .def_readwrite("mean_change_tol", &LdaConfig::mean_change_tol);
+
+    m.def("lda_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
+          py::arg("perm").noconvert(), py::arg("mu").noconvert(), py::arg("topic_mass").noconvert(),
+          py::arg("config"),
+          "One lock-free SVI epoch in place on mu (V x K, lambda - eta) and topic_mass (K, its column sums); "
+          "returns update, staleness, E-step iteration and topic-sum drift counts. The GIL is released.");
+    m.def("lda_infer", &infer, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
+          py::arg("mu"), py::arg("topic_mass"), py::arg("config"), py::arg("n_threads"), py::arg("with_loglik"),
+          "gamma (D x K) of every document with lambda fixed, and optionally each document's expected "
+          "log-likelihood term of the bound. The GIL is released.");
+    m.def("lda_doc_loglik", &doc_loglik, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+          py::arg("n_features"), py::arg("mu"), py::arg("topic_mass"), py::arg("gamma"), py::arg("config"),
+          py::arg("n_threads"), "Each document's expected log-likelihood term of the bound at the given gamma.");
+}
