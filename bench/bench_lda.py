@@ -120,7 +120,6 @@ def run_asyncopt(X, K, epochs, threads, seed):
 
 def run_sklearn(X, K, epochs, n_jobs, seed):
     from sklearn.decomposition import LatentDirichletAllocation
-    from sklearn.utils import gen_batches
     lda = LatentDirichletAllocation(n_components=K, learning_method="online", batch_size=128, learning_offset=10.0,
                                     learning_decay=0.7, n_jobs=n_jobs, random_state=seed, total_samples=X.shape[0])
     total = 0.0

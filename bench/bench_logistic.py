@@ -397,7 +397,7 @@ def interleaved(configs, repeats):
             runs.append(record)
             print(f"    {label:<22} repeat {repeat}: median epoch {median_epoch_time(record) * 1e3:9.2f} ms, "
                   f"final objective {record['epochs'][-1]['objective'] if record['epochs'] else float('nan'):.6f}"
-                  + (f"  DIVERGED" if record["diverged"] else ""), flush=True)
+                  + ("  DIVERGED" if record["diverged"] else ""), flush=True)
     return runs
 
 

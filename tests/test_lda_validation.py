@@ -150,7 +150,7 @@ def test_vocabulary_size_mismatch():
     (dict(n_components=2.5), "n_components must be an integer"),
     (dict(doc_topic_prior=0.0), "doc_topic_prior must be > 0"),
     (dict(topic_word_prior=-1.0), "topic_word_prior must be > 0"),
-    (dict(topic_word_prior=float("nan")), "topic_word_prior must be a finite number"),
+    (dict(topic_word_prior=float("nan")), "topic_word_prior must be a finite real number"),
     (dict(learning_decay=0.5), r"learning_decay must be in \(0.5, 1\]"),
     (dict(learning_decay=1.2), r"learning_decay must be in \(0.5, 1\]"),
     (dict(learning_offset=-1.0), "learning_offset must be > 0"),

@@ -1,6 +1,7 @@
 """Input validation at the Python edge: every problem gets a clear error before native code runs."""
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import warnings
@@ -21,6 +22,19 @@ def check_int(name, value, low=None, allow_none=False):
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
     return int(value)
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False, allow_none=False):
+    """A finite real number within [low, high] (open ends on request) as float; None if allowed."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return float(value)
 
 
 def check_matrix(X, name="X", n_features=None):

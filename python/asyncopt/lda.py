@@ -1,7 +1,6 @@
 """Latent Dirichlet allocation trained by lock-free parallel stochastic variational inference."""
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
@@ -11,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._checks import check_int, check_matrix, native_csr, resolve_n_threads
+from ._checks import check_int, check_matrix, check_real, native_csr, resolve_n_threads
 from .history import History, Staleness
 
 LDA_HISTORY_FIELDS = ("epoch", "time", "epoch_time", "eval_time", "updates", "staleness_mean", "staleness_max",
@@ -34,19 +33,6 @@ def check_counts(X, name="X", n_features=None, need_words=True):
     if need_words and not data.any():
         raise ValueError(f"{name} is an empty corpus: its {X.shape[0]} documents hold 0 words in total")
     return X
-
-
-def _real(name, value, low=None, low_open=False, high=None, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
-    return value
 
 
 class LDA(TransformerMixin, BaseEstimator):
@@ -142,21 +128,21 @@ class LDA(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _validate_params(self):
         K = check_int("n_components", self.n_components, low=1)
-        alpha = _real("doc_topic_prior", self.doc_topic_prior, low=0, low_open=True, allow_none=True)
-        eta = _real("topic_word_prior", self.topic_word_prior, low=0, low_open=True, allow_none=True)
+        alpha = check_real("doc_topic_prior", self.doc_topic_prior, low=0, low_open=True, allow_none=True)
+        eta = check_real("topic_word_prior", self.topic_word_prior, low=0, low_open=True, allow_none=True)
         # tau0 = 0 would make rho_1 = 1, i.e. S_1 = prod(1 - rho) = 0 for the lazy decay (and
         # scikit-learn's documentation asks for a positive offset, ideally > 1).
-        _real("learning_offset", self.learning_offset, low=0, low_open=True)
-        decay = _real("learning_decay", self.learning_decay)
+        check_real("learning_offset", self.learning_offset, low=0, low_open=True)
+        decay = check_real("learning_decay", self.learning_decay)
         if not 0.5 < decay <= 1.0:
             raise ValueError(f"learning_decay must be in (0.5, 1], got {self.learning_decay!r}")
         check_int("batch_size", self.batch_size, low=1)
         check_int("max_doc_update_iter", self.max_doc_update_iter, low=1)
         if self.max_doc_update_iter > np.iinfo(np.int32).max:
             raise ValueError("max_doc_update_iter must be < 2^31")
-        _real("mean_change_tol", self.mean_change_tol, low=0)
+        check_real("mean_change_tol", self.mean_change_tol, low=0)
         check_int("epochs", self.epochs, low=1)
-        _real("total_samples", self.total_samples, low=0, low_open=True)
+        check_real("total_samples", self.total_samples, low=0, low_open=True)
         check_int("train_perplexity_docs", self.train_perplexity_docs, low=0)
         check_int("verbose", self.verbose, low=0)
         if not isinstance(self.shuffle, (bool, np.bool_)):

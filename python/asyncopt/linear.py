@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._checks import check_int, check_labels, check_matrix, native_csr, resolve_n_threads
+from ._checks import check_int, check_labels, check_matrix, check_real, native_csr, resolve_n_threads
 from .history import History, Staleness
-from .optim import _check_real, make_optimizer, resolve_regularization, step_config
+from .optim import make_optimizer, resolve_regularization, step_config
 
 _ALIGN = 64  # bytes: one cache line, so a 32/64-byte AMSGrad state never straddles two
 
@@ -152,7 +151,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.intercept_scale is not None:
-            _check_real("intercept_scale", self.intercept_scale, low=0, low_open=True)
+            check_real("intercept_scale", self.intercept_scale, low=0, low_open=True)
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable or None")
         return opt, reg, resolve_n_threads(self.n_threads)

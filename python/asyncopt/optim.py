@@ -37,25 +37,14 @@ forms, chosen by ``regularization``:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 
 from . import _core
+from ._checks import check_real
 
 SCHEDULES = ("constant", "invsqrt", "optimal")
 REGULARIZATIONS = {"sgd": ("exact", "sparse"), "amsgrad": ("sparse", "decoupled")}
 DEFAULT_REGULARIZATION = {"sgd": "exact", "amsgrad": "sparse"}
-
-
-def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ class SGD:
     name = "sgd"
 
     def __post_init__(self):
-        _check_real("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_real("learning_rate", self.learning_rate, low=0, low_open=True)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
@@ -87,10 +76,10 @@ class AMSGrad:
     name = "amsgrad"
 
     def __post_init__(self):
-        _check_real("learning_rate", self.learning_rate, low=0, low_open=True)
-        _check_real("beta1", self.beta1, low=0, high=1, high_open=True)
-        _check_real("beta2", self.beta2, low=0, high=1, high_open=True)
-        _check_real("eps", self.eps, low=0, low_open=True)
+        check_real("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_real("beta1", self.beta1, low=0, high=1, high_open=True)
+        check_real("beta2", self.beta2, low=0, high=1, high_open=True)
+        check_real("eps", self.eps, low=0, low_open=True)
         if not isinstance(self.bias_correction, bool):
             raise ValueError(f"bias_correction must be True or False, got {self.bias_correction!r}")
         if self.schedule not in SCHEDULES:
@@ -102,7 +91,7 @@ def make_optimizer(name, learning_rate=None, schedule="constant", beta1=0.9, bet
     """Build the config for ``name`` ('sgd' or 'amsgrad'); ``learning_rate=None`` takes its default
     (for the 'optimal' schedule, Bottou's heuristic alpha^(-1/4), as scikit-learn)."""
     if schedule == "optimal":
-        _check_real("alpha", alpha, low=0)
+        check_real("alpha", alpha, low=0)
         if alpha == 0:
             raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
         if learning_rate is None:
@@ -118,7 +107,7 @@ def make_optimizer(name, learning_rate=None, schedule="constant", beta1=0.9, bet
 
 def resolve_regularization(optimizer, regularization, alpha):
     """The regularisation mode actually used ('none' when alpha == 0)."""
-    alpha = _check_real("alpha", alpha, low=0)
+    alpha = check_real("alpha", alpha, low=0)
     allowed = REGULARIZATIONS[optimizer.name]
     if regularization == "auto":
         regularization = DEFAULT_REGULARIZATION[optimizer.name]
