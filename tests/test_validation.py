@@ -243,3 +243,18 @@ def test_coef_in_callback_is_the_current_model(data):
     clf.fit(X, y)
     assert len(snapshots) == 3 and not np.array_equal(snapshots[0], snapshots[2])
     assert np.array_equal(snapshots[-1], clf.coef_)
+
+
+def test_validate_csr_catches_what_the_kernels_rely_on(data):
+    X, _ = data
+    indptr, indices = np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int32)
+    _core.validate_csr(indptr, indices, X.data, 50)
+    assert indptr[1] >= 2  # row 0 has two entries to swap
+    unsorted = indices.copy()
+    unsorted[[0, 1]] = unsorted[[1, 0]]
+    with pytest.raises(ValueError, match="ascending"):
+        _core.validate_csr(indptr, unsorted, X.data, 50)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.validate_csr(indptr, indices, X.data, 10)
+    with pytest.raises(ValueError, match="dtype"):
+        _core.validate_csr(indptr, indices, X.data.astype(np.float16), 50)

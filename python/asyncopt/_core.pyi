@@ -42,8 +42,9 @@ def parse_libsvm(
 def logistic_epoch(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
     perm: np.ndarray, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
-    optimizer: str, steps: StepConfig, config: LogisticConfig,
+    optimizer: str, steps: StepConfig, config: LogisticConfig, check_input: bool = True,
 ) -> dict: ...
+def validate_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int) -> None: ...
 def logistic_evaluate(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
     state: np.ndarray, optimizer: str, fit_intercept: bool, n_threads: int,

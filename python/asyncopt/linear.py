@@ -244,6 +244,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         n, d = X.shape
         Xn = native_csr(X)
+        _core.validate_csr(*Xn, d)  # once per fit; the epochs skip the O(nnz) check
         present, counts = _feature_counts(Xn[1], d)
         new = present[~self._seen[present]]
         self._seen[new] = True
@@ -280,7 +281,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             cfg.k0 = self.t_
             t0 = time.perf_counter()
             res = _core.logistic_epoch(*Xn, d, ypm, perm, self._state, reg_scale, active,
-                                       opt.name, sc, cfg)
+                                       opt.name, sc, cfg, check_input=False)
             epoch_time = time.perf_counter() - t0
             train_time += epoch_time
             self.t_ += int(res["updates"])
