@@ -4,7 +4,7 @@
 //   read   margins z_i = w.x_i + b of B's rows from the shared model as of step k - 1
 //   write  for each feature j in B: w_j <- rule(w_j, mean gradient of B at j), lock-free
 // The update rule (optim/sgd.hpp, optim/amsgrad.hpp) supplies: State (one coordinate), Context
-// (what an update computes once, not per nonzero), read / apply / apply_intercept /
+// (what an update computes once, not per nonzero), dot (a row's margin) / read / apply / apply_intercept /
 // read_intercept, finish (bring a coordinate up to date at a segment end), merge (fold a thread's
 // intercept replica back), max_segment_updates, reg_scale.
 //
@@ -183,9 +183,7 @@ public:
                 prefetch_.ahead_of(rows + q, rows_end);
                 if (w_.prefetch_model_) prefetch_.model_ahead_of(rows + q, rows_end, state);
                 const auto row = X.row(rows[q]);
-                double z = b;
-                for (int64_t a = 0; a < row.nnz; ++a)
-                    z += static_cast<double>(row.val[a]) * rule_.read(state + row.idx[a], ctx);
+                const double z = b + rule_.dot(state, row.idx, row.val, row.nnz, ctx);
                 coef_[q] = logistic::dloss(z, w_.y_[rows[q]]) * inv_b;
                 coef_sum += coef_[q];
             }

@@ -76,6 +76,13 @@ public:
         return steps_.P(s, ctx.u_read) * x - static_cast<double>(shared_load(&p->d)) * steps_.E(s, ctx.u_read);
     }
 
+    // w.x of a row as of the update's read step.
+    double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx) const noexcept {
+        double z = 0;
+        for (int64_t a = 0; a < nnz; ++a) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
+        return z;
+    }
+
     // One step with data gradient g; regc * x_j is the sparse regulariser's share (0 when off). A
     // stamp ahead of the previous step means another thread already wrote a later step (a Hogwild!
     // race): nothing to catch up, and the later stamp is kept.

@@ -55,7 +55,7 @@ public:
 
     Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
         if (!Scaled) return Context{1.0, c.eta, c.eta};
-        return Context{steps_.P(0, u_read), c.eta / steps_.P(0, u_write), c.eta};
+        return Context{steps_.scale(u_read), c.eta / steps_.scale(u_write), c.eta};
     }
 
     // n/d_j of the frequency-scaled sparse regulariser: a separate array (4 more bytes per
@@ -67,11 +67,18 @@ public:
         return Scaled ? ctx.scale_read * u : u;
     }
 
+    // w.x of a row: S_r (u.x), one multiply by the scale per row rather than per nonzero.
+    double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx) const noexcept {
+        double z = 0;
+        for (int64_t a = 0; a < nnz; ++a) z += static_cast<double>(val[a]) * shared_load(&state[idx[a]].w);
+        return Scaled ? ctx.scale_read * z : z;
+    }
+
     // g: the data gradient at j; regc * w_j: the sparse regulariser's share (0 when off).
     void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
         const double u = shared_load(&p->w);
-        const double w = Scaled ? ctx.scale_read * u : u;
-        shared_store(&p->w, static_cast<T>(u - ctx.step_write * (g + regc * w)));
+        if (regc != 0) g += regc * (Scaled ? ctx.scale_read * u : u);
+        shared_store(&p->w, static_cast<T>(u - ctx.step_write * g));
     }
 
     // The intercept: never regularised, so never scaled; its step is step_scale times eta_k.
@@ -82,7 +89,7 @@ public:
 
     // Segment end (no thread running): fold S_n into u, so the state holds w again.
     void finish(State* p, uint32_t n) const noexcept {
-        if (Scaled) p->w = static_cast<T>(steps_.P(0, n) * p->w);
+        if (Scaled) p->w = static_cast<T>(steps_.scale(n) * p->w);
     }
 
     // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): add the

@@ -113,6 +113,7 @@ public:
         F_ = (amsgrad && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
     }
     double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
+    double scale(uint32_t u) const noexcept { return P(0, u); }  // S_u = P(0, u), SGD's scale
     double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
     // E given beta1^(t-s), which the caller often has at hand already.
     double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return F_ * (P(s, t) - beta1_pow); }
@@ -126,11 +127,12 @@ private:
 class TabledSteps {
 public:
     TabledSteps(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad)
-        : log_P_(n_steps + 1, 0.0), beta1_pow_(c.beta1) {
+        : log_P_(n_steps + 1, 0.0), scale_(n_steps + 1, 1.0), beta1_pow_(c.beta1) {
         std::vector<StepCoeffs> coeffs(n_steps + 1);
         for (uint32_t u = 1; u <= n_steps; ++u) {
             coeffs[u] = step_coeffs(c, k0 + u, amsgrad);
             log_P_[u] = log_P_[u - 1] + std::log(coeffs[u].rho);
+            scale_[u] = std::exp(log_P_[u]);
         }
         if (amsgrad) {
             F_.assign(n_steps + 1, 0.0);
@@ -139,11 +141,13 @@ public:
         }
     }
     double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
+    // S_u = P(0, u) from a table: SGD reads it twice per update, an exp() each time otherwise.
+    double scale(uint32_t u) const noexcept { return scale_[u]; }
     double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
     double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return P(s, t) * F_[s] - beta1_pow * F_[t]; }
 
 private:
-    std::vector<double> log_P_, F_;
+    std::vector<double> log_P_, scale_, F_;
     PowerTable beta1_pow_;
 };
 
