@@ -8,50 +8,17 @@
 
 #include "asyncopt/sparse.hpp"
 #include "asyncopt/train_lda.hpp"
+#include "arrays.hpp"
 
 namespace py = pybind11;
 using namespace asyncopt;
+using asyncopt_bindings::checked;
+using asyncopt_bindings::csr_view;
 
 namespace {
 
-// A raw pointer into a numpy array after checking what the kernels assume: exact dtype (never a
-// converting copy: a copy of an in-place argument would leave the caller's model as it was),
-// C-contiguous, the expected shape (-1: any), writable when written.
-template <class T>
-T* checked(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape, bool writable) {
-    const py::dtype dt = a.dtype();
-    // numpy's dtype equality, not object identity: an unpickled array carries an equal but distinct
-    // dtype object; a byte-swapped or different type still fails
-    if (!py::dtype::of<T>().attr("__eq__")(dt).template cast<bool>())
-        throw py::value_error(std::string(name) + ": wrong dtype " + std::string(py::str(dt)) + ", expected " +
-                              std::string(py::str(py::dtype::of<T>())));
-    if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
-        throw py::value_error(std::string(name) + ": expected a " + std::to_string(shape.size()) + "-d array, got " +
-                              std::to_string(a.ndim()) + "-d");
-    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-    int i = 0;
-    for (py::ssize_t want : shape) {
-        if (want >= 0 && a.shape(i) != want)
-            throw py::value_error(std::string(name) + ": expected length " + std::to_string(want) + " along axis " +
-                                  std::to_string(i) + ", got " + std::to_string(a.shape(i)));
-        ++i;
-    }
-    if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
-    return static_cast<T*>(const_cast<void*>(a.data()));
-}
-
 CsrView<double> counts_view(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols) {
-    if (indptr.ndim() != 1 || indptr.shape(0) < 1) throw py::value_error("indptr: expected a non-empty 1-d array");
-    if (n_cols < 1 || n_cols > std::numeric_limits<int32_t>::max())
-        throw py::value_error("n_features must be in [1, 2^31 - 1]");
-    CsrView<double> X;
-    X.n_rows = indptr.shape(0) - 1;
-    X.n_cols = n_cols;
-    X.indptr = checked<int64_t>(indptr, "indptr", {-1}, false);
-    X.indices = checked<int32_t>(indices, "indices", {-1}, false);
-    X.data = checked<double>(data, "data", {indices.shape(0)}, false);
-    if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
-    check_csr(X);
+    const CsrView<double> X = csr_view<double>(indptr, indices, data, n_cols);
     for (int64_t p = 0; p < X.nnz(); ++p)
         if (!(X.data[p] >= 0) || !std::isfinite(X.data[p]))
             throw py::value_error("data: word counts must be finite and >= 0");

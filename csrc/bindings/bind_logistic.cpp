@@ -10,50 +10,15 @@
 #include "asyncopt/optim/sgd.hpp"
 #include "asyncopt/sparse.hpp"
 #include "asyncopt/train_logistic.hpp"
+#include "arrays.hpp"
 
 namespace py = pybind11;
 using namespace asyncopt;
+using asyncopt_bindings::checked;
+using asyncopt_bindings::csr_view;
+using asyncopt_bindings::is_dtype;
 
 namespace {
-
-// A raw pointer into a numpy array after checking what the kernels assume: exact item type (never
-// a silent converting copy: a copy of an in-place argument would leave the caller's model as it
-// was), C-contiguous, one-dimensional, the expected length.
-template <class T>
-T* checked(const py::array& a, const char* name, py::ssize_t length, bool writable, char kind = 0) {
-    const py::dtype dt = a.dtype();
-    const bool type_ok = kind ? (dt.kind() == kind && dt.itemsize() == static_cast<py::ssize_t>(sizeof(T)))
-                              : dt.is(py::dtype::of<T>());
-    if (!type_ok)
-        throw py::value_error(std::string(name) + ": wrong dtype " + std::string(py::str(dt)) + " (itemsize " +
-                              std::to_string(dt.itemsize()) + ", expected " + std::to_string(sizeof(T)) + ")");
-    if (a.ndim() != 1) throw py::value_error(std::string(name) + ": expected a 1-d array");
-    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-    if (length >= 0 && a.shape(0) != length)
-        throw py::value_error(std::string(name) + ": expected length " + std::to_string(length) + ", got " +
-                              std::to_string(a.shape(0)));
-    if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
-    return static_cast<T*>(const_cast<void*>(a.data()));
-}
-
-// deep: also the O(nnz) content check (check_csr). The estimators run it once per fit through
-// validate_csr and skip it in each epoch's call (check_input=False), where it cost ~5% of an SGD epoch.
-template <class T>
-CsrView<T> csr_view(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols,
-                    bool deep = true) {
-    CsrView<T> X;
-    if (indptr.ndim() != 1 || indptr.shape(0) < 1) throw py::value_error("indptr: expected a non-empty 1-d array");
-    X.n_rows = indptr.shape(0) - 1;
-    X.n_cols = n_cols;
-    X.indptr = checked<int64_t>(indptr, "indptr", -1, false);
-    X.indices = checked<int32_t>(indices, "indices", -1, false);
-    X.data = checked<T>(data, "data", indices.shape(0), false);
-    if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
-    if (n_cols < 1 || n_cols > std::numeric_limits<int32_t>::max())
-        throw py::value_error("n_features must be in [1, 2^31 - 1]");
-    if (deep) check_csr(X);
-    return X;
-}
 
 bool is_amsgrad(const std::string& optimizer) {
     if (optimizer == "amsgrad") return true;
@@ -83,15 +48,15 @@ template <class T, class Rule, class Steps>
 EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& cfg) {
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols, a.check_input);
-    const double* y = checked<double>(a.y, "y", X.n_rows, false);
-    int64_t* perm = checked<int64_t>(a.perm, "perm", X.n_rows, true);
+    const double* y = checked<double>(a.y, "y", {X.n_rows}, false);
+    int64_t* perm = checked<int64_t>(a.perm, "perm", {X.n_rows}, true);
     if (a.check_input)
         for (int64_t i = 0; i < X.n_rows; ++i)
             if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
-    State* state = checked<State>(a.state, "state", X.n_cols + 1, true, 'V');
+    State* state = checked<State>(a.state, "state", {X.n_cols + 1}, true, 'V');
     const T* reg_scale = nullptr;
-    if (cfg.sparse_alpha > 0 && !Rule::amsgrad) reg_scale = checked<T>(a.reg_scale, "reg_scale", X.n_cols, false);
-    const int32_t* active = checked<int32_t>(a.active, "active", -1, false);
+    if (cfg.sparse_alpha > 0 && !Rule::amsgrad) reg_scale = checked<T>(a.reg_scale, "reg_scale", {X.n_cols}, false);
+    const int32_t* active = checked<int32_t>(a.active, "active", {-1}, false);
     const int64_t n_active = a.active.shape(0);
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
@@ -122,8 +87,8 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
     EpochArgs a{indptr, indices, data, y, perm, state,
                 reg_scale.is_none() ? py::array() : py::array(reg_scale), active, n_cols, check_input};
     const py::dtype dt = data.dtype();
-    if (dt.is(py::dtype::of<float>())) return staleness_dict(run_typed<float>(a, amsgrad, sc, cfg));
-    if (dt.is(py::dtype::of<double>())) return staleness_dict(run_typed<double>(a, amsgrad, sc, cfg));
+    if (is_dtype<float>(dt)) return staleness_dict(run_typed<float>(a, amsgrad, sc, cfg));
+    if (is_dtype<double>(dt)) return staleness_dict(run_typed<double>(a, amsgrad, sc, cfg));
     throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
 }
 
@@ -131,8 +96,8 @@ template <class T, class State>
 py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols,
                          const py::array& y, const py::array& state, bool fit_intercept, int n_threads) {
     const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols);
-    const double* yp = checked<double>(y, "y", X.n_rows, false);
-    const State* st = checked<State>(state, "state", n_cols + 1, false, 'V');
+    const double* yp = checked<double>(y, "y", {X.n_rows}, false);
+    const State* st = checked<State>(state, "state", {n_cols + 1}, false, 'V');
     double loss = 0;
     int64_t correct = 0;
     {
@@ -146,12 +111,12 @@ py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t 
                    const std::string& optimizer, bool fit_intercept, int n_threads) {
     const bool amsgrad = is_amsgrad(optimizer);
     const py::dtype dt = data.dtype();
-    if (dt.is(py::dtype::of<float>()))
+    if (is_dtype<float>(dt))
         return amsgrad ? evaluate_typed<float, AmsgradState<float>>(indptr, indices, data, n_cols, y, state,
                                                                     fit_intercept, n_threads)
                        : evaluate_typed<float, SgdState<float>>(indptr, indices, data, n_cols, y, state,
                                                                 fit_intercept, n_threads);
-    if (dt.is(py::dtype::of<double>()))
+    if (is_dtype<double>(dt))
         return amsgrad ? evaluate_typed<double, AmsgradState<double>>(indptr, indices, data, n_cols, y, state,
                                                                       fit_intercept, n_threads)
                        : evaluate_typed<double, SgdState<double>>(indptr, indices, data, n_cols, y, state,
@@ -161,8 +126,8 @@ py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t 
 
 template <class State>
 double norm_typed(const py::array& state, const py::array& active) {
-    const State* st = checked<State>(state, "state", -1, false, 'V');
-    const int32_t* act = checked<int32_t>(active, "active", -1, false);
+    const State* st = checked<State>(state, "state", {-1}, false, 'V');
+    const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
     for (py::ssize_t i = 0; i < active.shape(0); ++i)
         if (act[i] < 0 || act[i] >= state.shape(0)) throw py::value_error("active holds an out-of-range feature");
     return squared_norm(st, act, active.shape(0));
@@ -258,8 +223,8 @@ void bind_logistic(py::module_& m) {
         "validate_csr",
         [](py::array indptr, py::array indices, py::array data, int64_t n_features) {
             const py::dtype dt = data.dtype();
-            if (dt.is(py::dtype::of<float>())) return (void)csr_view<float>(indptr, indices, data, n_features);
-            if (dt.is(py::dtype::of<double>())) return (void)csr_view<double>(indptr, indices, data, n_features);
+            if (is_dtype<float>(dt)) return (void)csr_view<float>(indptr, indices, data, n_features);
+            if (is_dtype<double>(dt)) return (void)csr_view<double>(indptr, indices, data, n_features);
             throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
