@@ -46,8 +46,11 @@ def _load(args):
             f"features, {X[:n].nnz} nonzeros")
 
 
-def _learning_rate(args, optimizer):
-    return {"sgd": args.sgd_lr, "amsgrad": args.amsgrad_lr}[optimizer]
+def _steps(args, optimizer):
+    """(learning_rate, schedule) of one optimizer from the demo's options."""
+    if optimizer == "sgd":
+        return args.sgd_lr, args.sgd_schedule
+    return args.amsgrad_lr, args.amsgrad_schedule
 
 
 def cmd_demo(args):
@@ -64,8 +67,9 @@ def cmd_demo(args):
     for optimizer in args.optimizers.split(","):
         base = None
         for nt in threads:
-            clf = LogisticRegression(optimizer=optimizer, learning_rate=_learning_rate(args, optimizer),
-                                     schedule=args.schedule, alpha=args.alpha, batch_size=args.batch_size,
+            learning_rate, schedule = _steps(args, optimizer)
+            clf = LogisticRegression(optimizer=optimizer, learning_rate=learning_rate,
+                                     schedule=schedule, alpha=args.alpha, batch_size=args.batch_size,
                                      epochs=args.epochs, n_threads=nt, random_state=0)
             clf.fit(X, y, eval_set=(Xt, yt))
             rec = clf.history_[-1]
@@ -117,8 +121,9 @@ def build_parser():
     d.add_argument("--epochs", type=int, default=5)
     d.add_argument("--alpha", type=float, default=1e-5)
     d.add_argument("--batch-size", type=int, default=1)
-    d.add_argument("--schedule", default="constant", choices=["constant", "invsqrt", "optimal"])
-    d.add_argument("--sgd-lr", type=float, default=0.5)
+    d.add_argument("--sgd-schedule", default="optimal", choices=["constant", "invsqrt", "optimal"])
+    d.add_argument("--sgd-lr", type=float, help="SGD's first step (default: alpha^(-1/4) for 'optimal', else 0.1)")
+    d.add_argument("--amsgrad-schedule", default="constant", choices=["constant", "invsqrt", "optimal"])
     d.add_argument("--amsgrad-lr", type=float, default=0.003)
     d.add_argument("--json", help="also write the table as JSON to this file")
     d.set_defaults(func=cmd_demo)

@@ -1,0 +1,40 @@
+"""The asyncopt command: the main job's table, train, info, and errors as exit status 2."""
+import json
+
+import pytest
+
+from asyncopt.cli import main
+from conftest import shared_data
+
+
+def test_demo_prints_one_row_per_optimizer_and_thread_count(capsys, tmp_path):
+    out_json = tmp_path / "demo.json"
+    assert main(["demo", "--samples", "3000", "--features", "4096", "--epochs", "2", "--threads", "1,2",
+                 "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "built-in synthetic problem" in out and "speedup" in out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [(r["optimizer"], r["threads"]) for r in rows] == [("sgd", 1), ("sgd", 2), ("amsgrad", 1), ("amsgrad", 2)]
+    # every model learned: training objective well below log 2 (the zero model's), test accuracy > 0.6
+    assert all(r["objective"] < 0.6 and r["test_accuracy"] > 0.6 and r["speedup"] > 0 for r in rows)
+    assert rows[0]["speedup"] == 1.0 and rows[0]["staleness_max"] == 0
+
+
+def test_demo_and_train_on_a_data_file(capsys):
+    path = str(shared_data("libsvm", "a9a.xz"))
+    assert main(["demo", "--data", path, "--epochs", "1", "--threads", "1", "--optimizers", "sgd"]) == 0
+    assert "a9a.xz" in capsys.readouterr().out
+    assert main(["train", path, "--epochs", "2", "--n-threads", "1", "--optimizer", "amsgrad"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("epoch") >= 2 and "regularization 'sparse'" in out
+
+
+def test_info_and_errors(capsys, tmp_path):
+    assert main(["info"]) == 0
+    assert '"openmp"' in capsys.readouterr().out
+    bad = tmp_path / "bad.libsvm"
+    bad.write_text("1 3:1\n-1 2:x\n")
+    assert main(["train", str(bad)]) == 2
+    assert "line 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(bad), "--backend", "mpi"])
