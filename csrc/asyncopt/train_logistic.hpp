@@ -110,8 +110,9 @@ private:
     void refresh() noexcept {
         pending_ = 0;
         if (direct_) return;
-        // A racy snapshot: another thread may be merging; Hogwild! tolerates it.
-        replica_ = *shared_;
+        // Another thread may be merging into the shared state meanwhile: read it field by field
+        // through the relaxed-atomic helper (a racy but defined snapshot, as every Hogwild! read).
+        replica_ = rule_.snapshot(shared_);
         base_ = replica_;
     }
     const Rule& rule_;

@@ -114,6 +114,19 @@ public:
         p->stamp = 0;
     }
 
+    // A copy of a coordinate's shared state, read through shared_load.
+    static State snapshot(const State* p) noexcept {
+        State s{};
+        s.w = shared_load(&p->w);
+        s.m = shared_load(&p->m);
+        s.v = shared_load(&p->v);
+        s.vhat = shared_load(&p->vhat);
+        s.d = shared_load(&p->d);
+        s.reg = shared_load(&p->reg);
+        s.stamp = shared_load(&p->stamp);
+        return s;
+    }
+
     // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): the
     // replica's changes of x, m and v since it was taken are added to the shared values, as Hogwild!
     // adds updates; vhat, a running max, takes the max; d follows from the merged m and vhat.

@@ -92,6 +92,9 @@ public:
         if (Scaled) p->w = static_cast<T>(steps_.scale(n) * p->w);
     }
 
+    // A copy of a coordinate's shared state, read through shared_load.
+    static State snapshot(const State* p) noexcept { return State{shared_load(&p->w)}; }
+
     // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): add the
     // replica's change since it was taken to the shared value.
     void merge(State* shared, const State& replica, const State& base) const noexcept {
