@@ -38,19 +38,24 @@ def best_match_cosine(learned, true):
 
 
 def test_two_threads_recover_true_topics():
-    # K=6 over 3000 documents: identifiable enough that SVI finds the true topics from any start
-    # (1.0 in 12 two-thread runs). With K=8 over 2000 documents, single-thread runs already ended in
-    # a local optimum with two topics merged for some seeds (0.69-1.0), so a two-thread run, whose
-    # path depends on the interleaving, passed or failed by chance.
-    X, beta = lda_corpus(n_docs=3000, n_topics=6, doc_len=100, alpha=0.1, eta=0.05)
-    lda = asyncopt.LDA(n_components=6, doc_topic_prior=0.1, topic_word_prior=0.05, batch_size=64, epochs=10,
-                       n_threads=2, random_state=0, train_perplexity_docs=500)
-    lda.fit(X)
-    topics = lda.components_ / lda.components_.sum(axis=1, keepdims=True)
-    assert best_match_cosine(topics, beta) >= 0.9
-    assert lda.n_threads_ == 2 and lda.staleness_.count == lda.t_
-    tp = lda.history_.column("train_perplexity")
-    assert tp[-1] < tp[0]
+    # Online VB / SVI for LDA has local optima in which two true topics merge into one learned topic:
+    # on K=6 and K=8 corpora of this size about a third of the starts end there, with one thread or
+    # two, and scikit-learn's online LDA does the same (3 of 8 seeds at K=6). K=4 over 3000
+    # documents of 150 words recovered the topics in 12 of 12 starts; the best of three starts
+    # keeps a chance merge from failing the test, while a broken update recovers them from none.
+    X, beta = lda_corpus(n_docs=3000, n_topics=4, doc_len=150, alpha=0.1, eta=0.05)
+    best = 0.0
+    for seed in range(3):
+        lda = asyncopt.LDA(n_components=4, doc_topic_prior=0.1, topic_word_prior=0.05, batch_size=64, epochs=10,
+                           n_threads=2, random_state=seed, train_perplexity_docs=500).fit(X)
+        assert lda.n_threads_ == 2 and lda.staleness_.count == lda.t_
+        tp = lda.history_.column("train_perplexity")
+        assert tp[-1] < tp[0]
+        topics = lda.components_ / lda.components_.sum(axis=1, keepdims=True)
+        best = max(best, best_match_cosine(topics, beta))
+        if best >= 0.9:
+            break
+    assert best >= 0.9
 
 
 def test_staleness_zero_with_one_thread_positive_with_two():

@@ -29,9 +29,11 @@
 //   uint64_t max_segment_updates() const
 //   void begin_segment(uint64_t k_base, uint32_t n_updates)   serial, before the threads start
 //   Worker worker(int thread)            per-thread scratch; Worker has
-//       void update(const int64_t* items, int64_t count, const int64_t* items_end, uint64_t k, uint32_t u)
+//       void update(const int64_t* items, int64_t count, const int64_t* items_end, uint64_t k, uint32_t u,
+//                   const StepClock& clock)
 //                                        u = k - k_base; items_end: end of the thread's items in this
-//                                        segment, for look-ahead (prefetching)
+//                                        segment, for look-ahead (prefetching); clock: the step clock,
+//                                        for a problem that needs the latest claimed step when it reads
 //       void done()                      after the thread's last update of the segment
 //   void end_segment(uint32_t n_updates, int n_threads)      no thread running
 #pragma once
@@ -137,7 +139,8 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                     if (errors.failed()) break;
                     // claim: the step number (the model it reads is the one as of step k - 1)
                     const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
-                    worker.update(perm + p, std::min(B, last - p), perm + last, k, static_cast<uint32_t>(k - k_base));
+                    worker.update(perm + p, std::min(B, last - p), perm + last, k, static_cast<uint32_t>(k - k_base),
+                                  clock);
                     // the clock after the write: claims by other threads in between are the delay
                     st.add(clock.value.load(std::memory_order_relaxed) - k);
                 }

@@ -109,6 +109,7 @@ public:
     }
 
     void begin_segment(uint64_t k_base, uint32_t n_updates) {
+        k_base_ = k_base;
         rho_.assign(static_cast<size_t>(n_updates) + 1, 0.0);
         scale_.assign(static_cast<size_t>(n_updates) + 1, 1.0);
         for (uint32_t u = 1; u <= n_updates; ++u) {
@@ -160,7 +161,8 @@ public:
             last_.resize(K);
         }
 
-        void update(const int64_t* docs, int64_t count, const int64_t* /*docs_end*/, uint64_t /*k*/, uint32_t u) {
+        void update(const int64_t* docs, int64_t count, const int64_t* /*docs_end*/, uint64_t /*k*/, uint32_t u,
+                    const StepClock& clock) {
             const CsrView<double>& X = w_.X_;
             const LdaConfig& c = w_.cfg_;
             const int K = w_.m_.n_topics;
@@ -190,7 +192,14 @@ public:
             if (static_cast<int64_t>(phinorm_.size()) < longest) phinorm_.resize(static_cast<size_t>(longest));
 
             // read: exp(E[log beta_kw]) = exp(psi(eta + S mu~_wk) - psi(V eta + S M~_k)) as of step t - 1
-            const double S_read = w_.scale_[u - 1];
+            // S of the latest step claimed before this read (k - 1 with one thread, exact). Not S_{k-1}:
+            // a thread held up between its claim and this read (the OS, on a busy machine) would then
+            // read mu~ holding many later steps' increments, each stored as inc / S_t', and multiply
+            // them by a far larger S, inflating lambda by prod (1 - rho)^-1 over the gap; early on, with
+            // rho near 0.2, a few updates of delay already distort it severalfold.
+            const uint32_t u_read = std::max<uint32_t>(
+                u - 1, static_cast<uint32_t>(clock.value.load(std::memory_order_relaxed) - w_.k_base_ - 1));
+            const double S_read = w_.scale_[u_read];
             const double V_eta = eta * static_cast<double>(w_.m_.n_words);
             for (int k = 0; k < K; ++k)
                 psi_total_[k] = lda::digamma(V_eta + S_read * shared_load(w_.m_.topic_mass + k));
@@ -257,6 +266,7 @@ private:
     const LdaConfig& cfg_;
     int nt_;
     std::vector<double> rho_, scale_;
+    uint64_t k_base_ = 0;  // updates before the current segment
     std::vector<int64_t> iterations_;  // per thread (written by its owner only)
     LdaEpochStats stats_;
 };

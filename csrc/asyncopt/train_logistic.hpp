@@ -170,7 +170,8 @@ public:
             : w_(w), rule_(*w.rule_), prefetch_(w.X_), intercept_(rule_, w.state_ + w.X_.n_cols, n_threads == 1),
               coef_(static_cast<size_t>(w.cfg_.batch_size)) {}
 
-        void update(const int64_t* rows, int64_t count, const int64_t* rows_end, uint64_t k, uint32_t u) {
+        void update(const int64_t* rows, int64_t count, const int64_t* rows_end, uint64_t k, uint32_t u,
+                    const StepClock& /*clock*/) {
             const CsrView<T>& X = w_.X_;
             State* const state = w_.state_;
             const double sparse_alpha = w_.cfg_.sparse_alpha;
