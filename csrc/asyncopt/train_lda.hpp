@@ -271,18 +271,32 @@ private:
     LdaEpochStats stats_;
 };
 
-// exp(E[log beta]) for the whole vocabulary at a segment boundary (S = 1): V x K, word-major.
-inline void exp_elog_beta_table(const LdaModel& m, double eta, int n_threads, double* out) {
-    const int K = m.n_topics;
-    const int64_t V = m.n_words;
-    std::vector<double> psi_total(static_cast<size_t>(K));
-    for (int k = 0; k < K; ++k) psi_total[k] = lda::digamma(eta * static_cast<double>(V) + m.topic_mass[k]);
-    (void)n_threads;
+// E[log beta] of a fixed lambda (at a segment boundary, S = 1), for the read-only functions:
+// exp(E[log beta]) for the whole vocabulary as a V x K word-major table, and the exact E[log beta_kw]
+// on demand (lda::doc_loglik needs it where the exp underflows).
+class FixedBeta {
+public:
+    FixedBeta(const LdaModel& m, double eta, int n_threads)
+        : m_(m), eta_(eta), psi_total_(static_cast<size_t>(m.n_topics)),
+          table_(static_cast<size_t>(m.n_words) * m.n_topics) {
+        const int K = m.n_topics;
+        const int64_t V = m.n_words;
+        for (int k = 0; k < K; ++k) psi_total_[k] = lda::digamma(eta * static_cast<double>(V) + m.topic_mass[k]);
+        (void)n_threads;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t w = 0; w < V; ++w)
-        for (int k = 0; k < K; ++k)
-            out[w * K + k] = std::exp(lda::digamma(eta + m.mu[w * K + k]) - psi_total[k]);
-}
+        for (int64_t w = 0; w < V; ++w)
+            for (int k = 0; k < K; ++k) table_[w * K + k] = std::exp(elog(static_cast<int32_t>(w), k));
+    }
+    double elog(int32_t w, int k) const noexcept {
+        return lda::digamma(eta_ + m_.mu[static_cast<int64_t>(w) * m_.n_topics + k]) - psi_total_[k];
+    }
+    const double* exp_table() const noexcept { return table_.data(); }
+
+private:
+    const LdaModel& m_;
+    double eta_;
+    std::vector<double> psi_total_, table_;
+};
 
 inline int64_t longest_row(const CsrView<double>& X) noexcept {
     int64_t longest = 0;
@@ -315,14 +329,9 @@ inline void lda_infer(const CsrView<double>& X, const LdaModel& m, const LdaConf
                       double* loglik) {
     const int K = m.n_topics;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    const double eta = c.topic_word_prior;
-    std::vector<double> table(static_cast<size_t>(m.n_words) * K);
-    exp_elog_beta_table(m, eta, nt, table.data());
-    std::vector<double> psi_total(static_cast<size_t>(K));
-    for (int k = 0; k < K; ++k) psi_total[k] = lda::digamma(eta * static_cast<double>(m.n_words) + m.topic_mass[k]);
-    auto elog_beta = [&](int32_t w, int k) {
-        return lda::digamma(eta + m.mu[static_cast<int64_t>(w) * K + k]) - psi_total[k];
-    };
+    const FixedBeta beta(m, c.topic_word_prior, nt);
+    const double* table = beta.exp_table();
+    auto elog_beta = [&](int32_t w, int k) { return beta.elog(w, k); };
     InferScratch scratch(nt, K, longest_row(X));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
     for (int64_t d = 0; d < X.n_rows; ++d) {
@@ -330,10 +339,10 @@ inline void lda_infer(const CsrView<double>& X, const LdaModel& m, const LdaConf
         const auto doc = X.row(d);
         lda::EStepScratch s{scratch.etheta(t), scratch.last(t), scratch.phinorm(t)};
         double* g = gamma + d * K;
-        lda::e_step(doc.idx, doc.val, doc.nnz, table.data(), K, c.doc_topic_prior, c.max_doc_update_iter,
+        lda::e_step(doc.idx, doc.val, doc.nnz, table, K, c.doc_topic_prior, c.max_doc_update_iter,
                     c.mean_change_tol, g, s);
         if (loglik)
-            loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table.data(), K, g, scratch.etheta(t),
+            loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table, K, g, scratch.etheta(t),
                                         scratch.elog_theta(t), elog_beta);
     }
 }
@@ -343,19 +352,15 @@ inline void lda_doc_loglik(const CsrView<double>& X, const LdaModel& m, double e
                            int n_threads, double* loglik) {
     const int K = m.n_topics;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    std::vector<double> table(static_cast<size_t>(m.n_words) * K);
-    exp_elog_beta_table(m, eta, nt, table.data());
-    std::vector<double> psi_total(static_cast<size_t>(K));
-    for (int k = 0; k < K; ++k) psi_total[k] = lda::digamma(eta * static_cast<double>(m.n_words) + m.topic_mass[k]);
-    auto elog_beta = [&](int32_t w, int k) {
-        return lda::digamma(eta + m.mu[static_cast<int64_t>(w) * K + k]) - psi_total[k];
-    };
+    const FixedBeta beta(m, eta, nt);
+    const double* table = beta.exp_table();
+    auto elog_beta = [&](int32_t w, int k) { return beta.elog(w, k); };
     InferScratch scratch(nt, K, 0);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
     for (int64_t d = 0; d < X.n_rows; ++d) {
         const int t = thread_id();
         const auto doc = X.row(d);
-        loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table.data(), K, gamma + d * K, scratch.etheta(t),
+        loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table, K, gamma + d * K, scratch.etheta(t),
                                     scratch.elog_theta(t), elog_beta);
     }
 }
