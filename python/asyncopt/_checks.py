@@ -100,6 +100,17 @@ def check_labels(y, n_samples, name="y"):
     return y
 
 
+def fit_rng(random_state, updates):
+    """The generator of one training call's shuffles and thread seeds, from random_state and the
+    number of updates applied so far, so successive partial_fit calls shuffle differently yet
+    reproducibly."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2 ** 31))
+    return np.random.default_rng([check_int("random_state", random_state, low=0), updates])
+
+
 def resolve_n_threads(n_threads):
     """None = all usable cores, honouring OMP_NUM_THREADS; a build without OpenMP runs one thread."""
     if n_threads is None:

@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._checks import check_int, check_matrix, check_real, native_csr, resolve_n_threads
+from ._checks import check_int, check_matrix, check_real, fit_rng, native_csr, resolve_n_threads
 from .history import History, Staleness
 
 LDA_HISTORY_FIELDS = ("epoch", "time", "epoch_time", "eval_time", "updates", "staleness_mean", "staleness_max",
@@ -196,16 +196,6 @@ class LDA(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "_mu")
         return (self._mu + self.topic_word_prior_).T
 
-    def _fit_rng(self):
-        """Generator of one training call's shuffles and thread seeds, from random_state and the
-        update count, so successive partial_fit calls shuffle differently yet reproducibly."""
-        rs = self.random_state
-        if rs is None:
-            return np.random.default_rng()
-        if isinstance(rs, np.random.RandomState):
-            return np.random.default_rng(rs.randint(2 ** 31))
-        return np.random.default_rng([int(rs), self.t_])
-
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, eval_set=None):
         """Learn lambda by ``epochs`` passes of parallel SVI over the documents of X (D = rows of X).
@@ -242,7 +232,7 @@ class LDA(TransformerMixin, BaseEstimator):
             Xv = check_counts(eval_set, name="eval_set", n_features=self.n_features_in_)
         n = X.shape[0]
         Xn = native_csr(X)
-        rng = self._fit_rng()
+        rng = fit_rng(self.random_state, self.t_)
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         sub = None
         if self.train_perplexity_docs > 0:

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core
-from ._checks import check_int, check_labels, check_matrix, check_real, native_csr, resolve_n_threads
+from ._checks import check_int, check_labels, check_matrix, check_real, fit_rng, native_csr, resolve_n_threads
 from .history import History, Staleness
 from .optim import make_optimizer, resolve_regularization, step_config
 
@@ -269,7 +269,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         cfg.fit_intercept = bool(self.fit_intercept)
         cfg.intercept_scale = (float(self.intercept_scale) if self.intercept_scale is not None
                                else 0.01 if opt.schedule == "optimal" else 1.0)
-        rng = self._fit_rng()
+        rng = fit_rng(self.random_state, self.t_)
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         self.regularization_ = reg
         self.n_threads_ = n_threads
@@ -314,16 +314,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 if stale_epochs >= self.n_iter_no_change:
                     break
         return self
-
-    def _fit_rng(self):
-        """The generator of one fit call's shuffles and thread seeds: from random_state and the
-        update count, so successive partial_fit calls shuffle differently yet reproducibly."""
-        rs = self.random_state
-        if rs is None or isinstance(rs, np.random.Generator):
-            return np.random.default_rng(rs)
-        if isinstance(rs, np.random.RandomState):
-            return np.random.default_rng(rs.randint(2 ** 31))
-        return np.random.default_rng([check_int("random_state", rs, low=0), self.t_])
 
     def _evaluate_epoch(self, Xn, shape, ypm, val, active, n_threads):
         name = self._optimizer_name
