@@ -231,7 +231,10 @@ def test_state_layout_matches_native_struct():
 
 def test_build_info():
     info = asyncopt.build_info()
-    assert info["openmp"] in (True, False) and info["cuda"] is False and info["backends"] == ["threads"]
+    from asyncopt.distributed import available
+
+    assert info["openmp"] in (True, False) and info["cuda"] is False
+    assert info["backends"] == ["threads"] + (["mpi"] if available() else [])
     assert info["version"] == asyncopt.__version__
 
 
@@ -258,3 +261,69 @@ def test_validate_csr_catches_what_the_kernels_rely_on(data):
         _core.validate_csr(indptr, indices, X.data, 10)
     with pytest.raises(ValueError, match="dtype"):
         _core.validate_csr(indptr, indices, X.data.astype(np.float16), 50)
+
+
+# ---------------------------------------------------------------------- backend='mpi' settings
+class TestMpiSettings:
+    """Checked before any MPI call (and before mpi4py is imported): a bad setting fails on every rank
+    alike instead of leaving the others waiting."""
+
+    def fit(self, **kw):
+        X, y = sparse_problem(n=20, d=30)
+        return asyncopt.LogisticRegression(**kw).fit(X, y)
+
+    @pytest.mark.parametrize("kw,match", [
+        (dict(backend="gpu"), "backend must be"),
+        (dict(mpi={"method": "sync"}), "backend is 'threads'"),
+        (dict(backend="mpi", mpi={"method": "hogwild"}), "method must be one of"),
+        (dict(backend="mpi", mpi={"methd": "sync"}), "unknown MPI option"),
+        (dict(backend="mpi", mpi="sync"), "mpi must be None, a dict"),
+        (dict(backend="mpi", mpi={"timeout": 0}), "timeout must be >"),
+        (dict(backend="mpi", mpi={"on_failure": "ignore"}), "on_failure must be"),
+        (dict(backend="mpi", mpi={"picky_threshold": -1.0}), "picky_threshold must be >="),
+        (dict(backend="mpi", mpi={"local_updates": 0}), "local_updates must be >="),
+        (dict(backend="mpi", mpi={"delays": {0: 3.0}}), "delays rank must be >="),
+        (dict(backend="mpi", mpi={"delays": {1: 0.5}}), r"delays\[1\] must be >="),
+        (dict(backend="mpi", mpi={"delays": [3.0]}), "delays must be a dict"),
+        (dict(backend="mpi", mpi={"sharding": "rows"}), "sharding must be"),
+        (dict(backend="mpi", mpi={"eval_every": 0}), "eval_every must be >"),
+        (dict(backend="mpi", optimizer="amsgrad", mpi={"method": "picky"}), "runs SGD"),
+        (dict(backend="mpi", optimizer="amsgrad", mpi={"method": "dpsgd"}), "runs SGD"),
+        (dict(backend="mpi", regularization="exact", mpi={"method": "picky"}), "cannot use regularization='exact'"),
+        (dict(backend="mpi", regularization="exact", mpi={"method": "dpsgd"}), "cannot use regularization='exact'"),
+        (dict(backend="mpi", n_threads=2, mpi={"method": "async"}), "is method='dpsgd'"),
+    ])
+    def test_bad_settings(self, kw, match):
+        with pytest.raises(ValueError, match=match):
+            self.fit(**kw)
+
+    def test_delay_checks_its_fields(self):
+        from asyncopt.distributed import Delay
+
+        with pytest.raises(ValueError, match="factor must be >="):
+            Delay(factor=0.5)
+        with pytest.raises(ValueError, match="pareto_shape must be >"):
+            Delay(pareto_shape=0.0)
+        rng = np.random.default_rng(0)
+        assert Delay(factor=3.0).seconds(0.01, rng) == pytest.approx(0.02)
+        assert Delay(pareto_shape=1.5).seconds(0.01, rng) >= 0
+
+    def test_partial_fit_is_refused(self):
+        X, y = sparse_problem(n=20, d=30)
+        with pytest.raises(ValueError, match="partial_fit is not available with backend='mpi'"):
+            asyncopt.LogisticRegression(backend="mpi").partial_fit(X, y, classes=[-1.0, 1.0])
+
+    def test_one_rank_is_not_enough(self):
+        pytest.importorskip("mpi4py")
+        with pytest.raises(ValueError, match="at least 2 ranks"):
+            self.fit(backend="mpi")
+
+    def test_importing_asyncopt_does_not_import_mpi4py(self):
+        import subprocess
+        import sys
+
+        code = ("import sys, asyncopt, asyncopt.distributed; "
+                "assert 'mpi4py' not in sys.modules, 'imported mpi4py'; print(asyncopt.build_info()['backends'])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "threads" in out.stdout

@@ -246,6 +246,57 @@ private:
     std::optional<Rule> rule_;
 };
 
+// A distributed worker's share of one update (distributed/worker.py): the mean gradient of the
+// mini-batch `rows` at a model copy w (dense float64, n_cols + 1 entries, the intercept last), with
+// the arithmetic of LogisticWork::update's read and of the gradient it hands the rule, the sparse
+// regulariser's (n/d_j) alpha w_j share included (evaluated at the copy: the read point x_{t-d}).
+// Writes the batch's distinct features in first-occurrence order to idx and their gradients to g;
+// returns how many, and the intercept's gradient in *g0 (0 without an intercept).
+template <class T>
+int64_t batch_gradient(const CsrView<T>& X, const double* y, const int64_t* rows, int64_t count, const double* w,
+                       const T* reg_scale, double sparse_alpha, bool fit_intercept, BatchAccumulator& acc,
+                       int32_t* idx, double* g, double* g0) {
+    const double inv_b = 1.0 / static_cast<double>(count);
+    const double b = fit_intercept ? w[X.n_cols] : 0.0;
+    double coef_sum = 0;
+    acc.reserve(batch_nnz(X, rows, count));
+    for (int64_t q = 0; q < count; ++q) {
+        const auto row = X.row(rows[q]);
+        double z = 0;
+        for (int64_t a = 0; a < row.nnz; ++a) z += static_cast<double>(row.val[a]) * w[row.idx[a]];
+        const double coef = logistic::dloss(b + z, y[rows[q]]) * inv_b;
+        coef_sum += coef;
+        for (int64_t a = 0; a < row.nnz; ++a) acc.add(row.idx[a], coef * static_cast<double>(row.val[a]));
+    }
+    int64_t n = 0;
+    acc.drain([&](int32_t j, double gj, uint32_t rows_with_j) {
+        if (sparse_alpha > 0) {
+            const double regc = count == 1 ? sparse_alpha * static_cast<double>(reg_scale[j])
+                                           : sparse_alpha * static_cast<double>(reg_scale[j]) * rows_with_j * inv_b;
+            gj += regc * w[j];
+        }
+        idx[n] = j;
+        g[n] = gj;
+        ++n;
+    });
+    *g0 = fit_intercept ? coef_sum : 0.0;
+    return n;
+}
+
+// The distinct features of the mini-batch `rows`, in first-occurrence order (the keys a worker
+// pulls before computing its gradient); returns how many were written to out.
+template <class T>
+int64_t batch_features(const CsrView<T>& X, const int64_t* rows, int64_t count, BatchAccumulator& acc, int32_t* out) {
+    acc.reserve(batch_nnz(X, rows, count));
+    for (int64_t q = 0; q < count; ++q) {
+        const auto row = X.row(rows[q]);
+        for (int64_t a = 0; a < row.nnz; ++a) acc.add(row.idx[a], 0.0);
+    }
+    int64_t n = 0;
+    acc.drain([&](int32_t j, double, uint32_t) { out[n++] = j; });
+    return n;
+}
+
 // Mean log-loss and accuracy of the current model on (X, y); read-only, parallel over rows.
 template <class T, class State>
 void evaluate_logistic(const CsrView<T>& X, const double* y, const State* state, bool fit_intercept,

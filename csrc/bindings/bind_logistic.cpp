@@ -49,9 +49,13 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticCon
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols, a.check_input);
     const double* y = checked<double>(a.y, "y", {X.n_rows}, false);
-    int64_t* perm = checked<int64_t>(a.perm, "perm", {X.n_rows}, true);
+    // perm: the rows this epoch visits, each once; all of them for an estimator's epoch, a chunk of
+    // a shard for a DPSGD worker's local steps
+    int64_t* perm = checked<int64_t>(a.perm, "perm", {-1}, true);
+    const int64_t n_visit = a.perm.shape(0);
+    if (n_visit < 1) throw py::value_error("perm must not be empty");
     if (a.check_input)
-        for (int64_t i = 0; i < X.n_rows; ++i)
+        for (int64_t i = 0; i < n_visit; ++i)
             if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
     State* state = checked<State>(a.state, "state", {X.n_cols + 1}, true, 'V');
     const T* reg_scale = nullptr;
@@ -62,7 +66,7 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticCon
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
     py::gil_scoped_release nogil;
     LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active);
-    return hogwild_epoch(X.n_rows, perm, cfg, work);
+    return hogwild_epoch(n_visit, perm, cfg, work);
 }
 
 // Picks the compiled variant: constant steps have closed forms; decaying schedules and bias
@@ -216,8 +220,8 @@ void bind_logistic(py::module_& m) {
     m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
           py::arg("y"), py::arg("perm").noconvert(), py::arg("state").noconvert(), py::arg("reg_scale"),
           py::arg("active"), py::arg("optimizer"), py::arg("steps"), py::arg("config"), py::arg("check_input") = true,
-          "Run one lock-free epoch of logistic regression in place on `state`; returns update and staleness "
-          "counts. The GIL is released while threads run. check_input=False skips the O(nnz) CSR and "
+          "Run one lock-free epoch of logistic regression in place on `state` over the rows listed in `perm`; "
+          "returns update and staleness counts. The GIL is released while threads run. check_input=False skips the O(nnz) CSR and "
           "O(n) perm content checks (the caller ran validate_csr on these arrays and owns perm).");
     m.def(
         "validate_csr",

@@ -1,5 +1,5 @@
 // The compiled module asyncopt._core: pybind11 glue only. Each area binds its own
-// functions (bind_io.cpp, bind_logistic.cpp, bind_lda.cpp); logic lives in the headers under csrc/asyncopt.
+// functions (bind_io.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp); logic lives in the headers under csrc/asyncopt.
 #include <pybind11/pybind11.h>
 
 #ifdef _OPENMP
@@ -11,12 +11,14 @@ namespace py = pybind11;
 void bind_io(py::module_& m);
 void bind_logistic(py::module_& m);
 void bind_lda(py::module_& m);
+void bind_server(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
     bind_io(m);
     bind_logistic(m);
     bind_lda(m);  // after bind_logistic: LdaConfig derives from EpochConfig
+    bind_server(m);
 
     m.def("build_info", []() {
         py::dict d;

@@ -16,6 +16,10 @@ def build_info():
     """What this build contains: version, compiler, OpenMP (and its thread count), CUDA, backends."""
     info = dict(_core.build_info())
     info["backends"] = ["threads"]
+    from .distributed import available
+
+    if available():
+        info["backends"].append("mpi")
     return info
 
 

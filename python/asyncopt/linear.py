@@ -93,6 +93,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Seeds the shuffles; every thread draws its own stream from it.
     verbose : int
         Print one line per epoch when > 0.
+    backend : {'threads', 'mpi'}
+        'threads': lock-free threads of this process. 'mpi': a parameter server over MPI, for a
+        script run as ``mpiexec -n K python script.py`` in which every rank calls ``fit`` (rank 0
+        serves and ends up holding the model, ranks 1..K-1 are workers; see
+        :mod:`asyncopt.distributed`). Needs mpi4py.
+    mpi : asyncopt.distributed.MPIOptions, dict or None
+        Settings of the 'mpi' backend (method 'async', 'sync', 'picky' or 'dpsgd', timeouts, failure
+        handling, straggler delays, sharding); None takes the defaults.
     callback : callable or None
         ``callback(record)`` after every epoch with that epoch's history record; returning True
         stops training.
@@ -107,13 +115,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     history_ : History, one record per epoch (objective, time, staleness, validation metrics)
     staleness_ : Staleness, delay statistics of every update since the model was initialised
     regularization_ : str, 'none', 'exact', 'sparse' or 'decoupled'
-    n_threads_ : int, threads actually used
+    n_threads_ : int, threads actually used (None with backend='mpi')
+    mpi_rank_ : int, with backend='mpi': this process's rank (0 holds the model)
+    mpi_stats_ : dict, with backend='mpi': on rank 0 messages, bytes, applied and dropped updates
+        and throughput per worker; on a worker its own counters
     """
 
     def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999,
                  eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
                  shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
-                 intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None):
+                 intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None,
+                 backend="threads", mpi=None):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -135,12 +147,38 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callback = callback
+        self.backend = backend
+        self.mpi = mpi
 
     # ------------------------------------------------------------------ parameters
     def _validate_params(self):
         opt = make_optimizer(self.optimizer, self.learning_rate, self.schedule, self.beta1, self.beta2,
                              self.eps, self.bias_correction, self.alpha)
-        reg = resolve_regularization(opt, self.regularization, self.alpha)
+        regularization = self.regularization
+        if self.backend not in ("threads", "mpi"):
+            raise ValueError(f"backend must be 'threads' or 'mpi', got {self.backend!r}")
+        if self.backend == "mpi":
+            from .distributed import resolve_options
+
+            opts = resolve_options(self.mpi)
+            if opts.method in ("picky", "dpsgd"):
+                if opt.name != "sgd":
+                    raise ValueError(f"method {opts.method!r} runs SGD: set optimizer='sgd' (asynchronous AMSGrad "
+                                     "over MPI is method='async' with optimizer='amsgrad', distributed APAM)")
+                if regularization == "exact" and self.alpha > 0:
+                    raise ValueError(
+                        f"method {opts.method!r} cannot use regularization='exact': exact L2 moves every "
+                        "coordinate at every step, which " + (
+                            "Picky SGD's O(nnz) distance tracking cannot follow" if opts.method == "picky" else
+                            "a worker's change of its own features cannot carry") + "; use 'sparse' (the default)")
+                if regularization == "auto":
+                    regularization = "sparse"
+            if opts.method != "dpsgd" and self.n_threads not in (None, 1):
+                raise ValueError(f"method {opts.method!r} computes each gradient on one thread per worker; "
+                                 "n_threads > 1 (lock-free Hogwild! inside each worker) is method='dpsgd'")
+        elif self.mpi is not None:
+            raise ValueError("mpi options are given but backend is 'threads': pass backend='mpi'")
+        reg = resolve_regularization(opt, regularization, self.alpha)
         check_int("batch_size", self.batch_size, low=1)
         check_int("epochs", self.epochs, low=1)
         check_int("n_iter_no_change", self.n_iter_no_change, low=1)
@@ -154,6 +192,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             check_real("intercept_scale", self.intercept_scale, low=0, low_open=True)
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable or None")
+        if self.backend == "mpi":
+            return opt, reg, None  # threads per worker are resolved on each worker
         return opt, reg, resolve_n_threads(self.n_threads)
 
     # ------------------------------------------------------------------ fitting
@@ -165,6 +205,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         opt, reg, n_threads = self._validate_params()
         X = check_matrix(X)
         y = check_labels(y, X.shape[0])
+        if self.backend == "mpi":
+            from .distributed import logistic, resolve_options
+
+            return logistic.fit(self, X, y, eval_set, opt, reg, resolve_options(self.mpi), self.epochs,
+                                self._intercept_scale(opt))
         classes = np.unique(y)
         if classes.shape[0] != 2:
             raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
@@ -180,6 +225,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""
         opt, reg, n_threads = self._validate_params()
+        if self.backend == "mpi":
+            raise ValueError("partial_fit is not available with backend='mpi' (every rank would have to call it "
+                             "in step); call fit with warm_start=True to continue a distributed fit")
         X = check_matrix(X, n_features=self.n_features_in_ if hasattr(self, "_state") else None)
         y = check_labels(y, X.shape[0])
         if not hasattr(self, "_state"):
@@ -230,18 +278,26 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{name} has labels {np.unique(y[unknown])[:10]} outside the classes {self.classes_}")
         return np.where(y == self.classes_[1], 1.0, -1.0)
 
+    def _eval_data(self, eval_set, X):
+        """The validation pair in native form (matching X's dtype), or None."""
+        if eval_set is None:
+            return None
+        if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
+            raise ValueError("eval_set must be a pair (X_val, y_val)")
+        Xv = check_matrix(eval_set[0], name="eval_set X", n_features=self.n_features_in_)
+        if Xv.dtype != X.dtype:
+            Xv = Xv.astype(X.dtype)
+        yv = self._signed(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
+        return (native_csr(Xv), Xv.shape, yv)
+
+    def _intercept_scale(self, opt):
+        if self.intercept_scale is not None:
+            return float(self.intercept_scale)
+        return 0.01 if opt.schedule == "optimal" else 1.0
+
     def _train(self, X, y, eval_set, opt, reg, n_threads, epochs):
         ypm = self._signed(y)
-        val = None
-        if eval_set is not None:
-            if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
-                raise ValueError("eval_set must be a pair (X_val, y_val)")
-            Xv = check_matrix(eval_set[0], name="eval_set X", n_features=self.n_features_in_)
-            if Xv.dtype != X.dtype:
-                Xv = Xv.astype(X.dtype)
-            yv = self._signed(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
-            val = (native_csr(Xv), Xv.shape, yv)
-
+        val = self._eval_data(eval_set, X)
         n, d = X.shape
         Xn = native_csr(X)
         _core.validate_csr(*Xn, d)  # once per fit; the epochs skip the O(nnz) check
@@ -267,8 +323,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         cfg.shuffle = bool(self.shuffle)
         cfg.sparse_alpha = float(self.alpha) if reg == "sparse" else 0.0
         cfg.fit_intercept = bool(self.fit_intercept)
-        cfg.intercept_scale = (float(self.intercept_scale) if self.intercept_scale is not None
-                               else 0.01 if opt.schedule == "optimal" else 1.0)
+        cfg.intercept_scale = self._intercept_scale(opt)
         rng = fit_rng(self.random_state, self.t_)
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         self.regularization_ = reg
@@ -338,15 +393,21 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     @property
     def coef_(self):
         if "_state" not in self.__dict__:
-            raise AttributeError("coef_: this LogisticRegression is not fitted yet")
+            raise AttributeError("coef_: " + self._not_fitted_reason())
         if self._coef is None:
             self._coef = np.ascontiguousarray(self._state["w"][:-1]).reshape(1, -1)
         return self._coef
 
+    def _not_fitted_reason(self):
+        rank = self.__dict__.get("mpi_rank_")
+        if rank:
+            return f"this process is MPI worker rank {rank}; rank 0 holds the model"
+        return "this LogisticRegression is not fitted yet"
+
     @property
     def intercept_(self):
         if "_state" not in self.__dict__:
-            raise AttributeError("intercept_: this LogisticRegression is not fitted yet")
+            raise AttributeError("intercept_: " + self._not_fitted_reason())
         return np.array([self._state["w"][-1]], dtype=self._state.dtype["w"])
 
     # ------------------------------------------------------------------ prediction

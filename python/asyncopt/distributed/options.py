@@ -1,0 +1,158 @@
+"""Settings of the MPI backend, the artificial delays of straggler experiments, and its errors."""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._checks import check_int, check_real
+
+# method -> what the server does with a message (see asyncopt.distributed)
+METHODS = ("async", "sync", "picky", "dpsgd")
+ON_FAILURE = ("raise", "drop")
+SHARDING = ("split", "local")
+
+
+class WorkerFailure(RuntimeError):
+    """A worker died or stopped answering (rank 0's side of a failed run). ``ranks`` lists the
+    failed workers; the estimator keeps the model reached before the failure."""
+
+    def __init__(self, message, ranks=()):
+        super().__init__(message)
+        self.ranks = tuple(ranks)
+
+
+class ServerFailure(RuntimeError):
+    """The server (rank 0) stopped answering (a worker's side of a failed run)."""
+
+
+@dataclass(frozen=True)
+class Delay:
+    """An artificial compute delay of one worker, for straggler experiments on one machine.
+
+    After computing a message in ``c`` seconds the worker sleeps ``(factor - 1) c``, and with
+    ``pareto_shape`` a further ``c L`` with ``L`` drawn from the Lomax (Pareto II) distribution of
+    that shape (mean ``1 / (shape - 1)`` for shape > 1; heavy-tailed: a few messages take many
+    times the usual time). The worker's rate then matches a machine ``factor`` times slower, with
+    occasional long stalls; sleeping, rather than spinning, leaves the core to the other ranks as
+    a slow remote machine would.
+    """
+
+    factor: float = 1.0
+    pareto_shape: float | None = None
+
+    def __post_init__(self):
+        check_real("factor", self.factor, low=1)
+        check_real("pareto_shape", self.pareto_shape, low=0, low_open=True, allow_none=True)
+
+    def seconds(self, compute_seconds, rng):
+        extra = (self.factor - 1.0) * compute_seconds
+        if self.pareto_shape is not None:
+            extra += compute_seconds * float(rng.pareto(self.pareto_shape))
+        return extra
+
+
+@dataclass(frozen=True)
+class MPIOptions:
+    """How ``backend="mpi"`` runs: rank 0 is the parameter server, ranks 1..K-1 are workers.
+
+    method : {'async', 'sync', 'picky', 'dpsgd'}
+        'async': every worker pushes the gradient of one mini-batch computed at the model it last
+        read, and the server applies it at once with the estimator's optimizer (with 'sgd' this is
+        AsySG-con, Lian et al. 2015; with 'amsgrad' distributed APAM, Xu et al. 2020: the server
+        owns m, v and vhat). 'picky': the same with SGD, but a gradient computed at x_{t-d} is
+        applied only if ||x_t - x_{t-d}|| <= picky_threshold, else dropped and counted (Picky SGD,
+        Cohen et al. 2021). 'dpsgd': each worker runs ``local_updates`` lock-free Hogwild!
+        mini-batch updates over its ``n_threads`` threads on a copy of the model, then pushes the
+        change, which the server adds (DPSGD, Mohamad et al. 2022). 'sync': every round gathers one
+        gradient from every worker and applies their row-weighted mean (the synchronous baseline).
+    timeout : float
+        Seconds without a message after which the server declares a worker failed (a worker gives
+        up on the server after twice that, plus one). It must exceed a worker's longest
+        computation of one message and the server's evaluation of the history points.
+    on_failure : {'raise', 'drop'}
+        'raise' stops the run (the other workers are told to stop) and raises WorkerFailure naming
+        the rank; 'drop' continues with the remaining workers. Either way the model reached so far
+        stays in the estimator. (mpiexec's default is to kill the whole job when one rank dies:
+        run ``mpiexec -disable-auto-cleanup`` (MPICH) for the server to see the failure.)
+    picky_threshold : float or None
+        Picky SGD's distance bound; None takes ``learning_rate`` (one unit-gradient step).
+    local_updates : int or None
+        DPSGD: mini-batch updates per push, shared by the worker's threads; None takes
+        ``8 x n_threads``.
+    delays : dict {rank: Delay or factor}
+        Artificial compute delays per worker rank (a number is a Delay factor).
+    sharding : {'split', 'local'}
+        'split': every rank passes the same data and worker w trains on the w-th contiguous share
+        of its rows (after one shuffle seeded from random_state when ``shuffle``); rank 0 evaluates
+        the objective on all of it. 'local': each worker's data is its own shard; rank 0's data is
+        used for the history's training loss only.
+    eval_every : float
+        Epochs (passes of computed rows over the whole data) between two history records.
+    poll_interval : float
+        Seconds a waiting rank sleeps between checks for a message (MPI's blocking waits spin,
+        which on an oversubscribed machine takes cores from the ranks doing the work).
+    """
+
+    method: str = "async"
+    timeout: float = 60.0
+    on_failure: str = "raise"
+    picky_threshold: float | None = None
+    local_updates: int | None = None
+    delays: dict = field(default_factory=dict)
+    sharding: str = "split"
+    eval_every: float = 1.0
+    poll_interval: float = 5e-5
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        check_real("timeout", self.timeout, low=0, low_open=True)
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
+        check_real("picky_threshold", self.picky_threshold, low=0, allow_none=True)
+        check_int("local_updates", self.local_updates, low=1, allow_none=True)
+        if not isinstance(self.delays, dict):
+            raise ValueError(f"delays must be a dict {{rank: Delay or factor}}, got {self.delays!r}")
+        for rank, d in self.delays.items():
+            check_int("delays rank", rank, low=1)
+            if not isinstance(d, Delay):
+                if isinstance(d, bool) or not isinstance(d, numbers.Real):
+                    raise ValueError(f"delays[{rank}] must be a Delay or a factor >= 1, got {d!r}")
+                check_real(f"delays[{rank}]", d, low=1)
+        if self.sharding not in SHARDING:
+            raise ValueError(f"sharding must be one of {SHARDING}, got {self.sharding!r}")
+        check_real("eval_every", self.eval_every, low=0, low_open=True)
+        check_real("poll_interval", self.poll_interval, low=0)
+
+    def delay_for(self, rank):
+        d = self.delays.get(rank)
+        if d is None or isinstance(d, Delay):
+            return d
+        return Delay(factor=float(d))
+
+    def describe(self):
+        """A picklable, comparable summary (ranks check that they were all given the same)."""
+        return {"method": self.method, "timeout": self.timeout, "on_failure": self.on_failure,
+                "picky_threshold": self.picky_threshold, "local_updates": self.local_updates,
+                "delays": {int(r): (d if isinstance(d, Delay) else float(d)) for r, d in self.delays.items()},
+                "sharding": self.sharding, "eval_every": self.eval_every}
+
+
+def resolve_options(mpi):
+    """MPIOptions from None (defaults), a dict of its fields, or an MPIOptions."""
+    if mpi is None:
+        return MPIOptions()
+    if isinstance(mpi, MPIOptions):
+        return mpi
+    if isinstance(mpi, dict):
+        unknown = set(mpi) - set(MPIOptions.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown MPI option(s) {sorted(unknown)}; known: {sorted(MPIOptions.__dataclass_fields__)}")
+        return MPIOptions(**mpi)
+    raise ValueError(f"mpi must be None, a dict or an asyncopt.distributed.MPIOptions, got {type(mpi).__name__}")
+
+
+def delay_rng(seed, rank):
+    return np.random.default_rng([seed, rank, 0xD1])

@@ -1,0 +1,123 @@
+"""Messages between the parameter server (rank 0) and its workers: flat numpy byte buffers, never
+pickles, on the hot path; and waiting without spinning.
+
+A worker's message (tag PUSH), one buffer:
+
+    header   int64[8]  kind, version read, n values, n keys, rows, steps, compute ns, flags
+    g0       float64   the intercept's gradient (or change)
+    values   float64[n values]
+    idx      int32[n values]     (absent when the values are dense: flags & DENSE, n values = d)
+    keys     int32[n keys]       the features of the worker's next mini-batch, to read;
+                                 n keys = -1 asks for the whole model
+
+kind PULL carries no values (the first read), GRAD a mini-batch gradient, DELTA a DPSGD worker's
+change of the model. A sparse message costs 12 bytes per nonzero, a dense one 8 per feature: the
+worker sends whichever is smaller, and asks for the whole model when its keys would cost more than
+the model itself.
+
+The server's answer (tag REPLY): header int64[8] (kind VALUES or STOP, version, steps, n values),
+then the intercept and the values of the keys asked for, as of the server's latest step.
+
+After STOP the worker sends its counters (tag STATS, float64[len(STAT_FIELDS)]).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+TAG_PUSH, TAG_REPLY, TAG_STATS, TAG_SETUP = 11, 12, 13, 14
+
+PULL, GRAD, DELTA = 0, 1, 2  # push kinds
+VALUES, STOP = 0, 1  # reply kinds
+DENSE = 1  # flags
+
+HEADER = 8  # int64 fields
+_H = HEADER * 8  # bytes
+
+STAT_FIELDS = ("rows", "messages", "bytes_sent", "bytes_received", "compute_time", "delay_time", "wait_time",
+               "local_updates", "local_staleness_sum", "local_staleness_count", "local_staleness_max")
+
+
+class Buffer:
+    """A growable byte buffer: messages are packed into it without allocating per message."""
+
+    def __init__(self, nbytes=1 << 12):
+        self.raw = np.empty(nbytes, dtype=np.uint8)
+
+    def ensure(self, nbytes):
+        if nbytes > self.raw.shape[0]:
+            self.raw = np.empty(max(nbytes, 2 * self.raw.shape[0]), dtype=np.uint8)
+        return self.raw
+
+    def view(self, offset, count, dtype):
+        dtype = np.dtype(dtype)
+        return self.raw[offset:offset + count * dtype.itemsize].view(dtype)
+
+
+def push_size(n_values, n_keys, dense):
+    return _H + 8 + 8 * n_values + (0 if dense else 4 * n_values) + 4 * max(n_keys, 0)
+
+
+def pack_push(buf, kind, version, values, idx, g0, keys, rows, steps, compute_ns, dense):
+    """Pack a worker message into buf; returns its byte count. keys None asks for the whole model."""
+    n = 0 if values is None else values.shape[0]
+    nk = -1 if keys is None else keys.shape[0]
+    size = push_size(n, nk, dense)
+    buf.ensure(size)
+    buf.view(0, HEADER, np.int64)[:] = (kind, version, n, nk, rows, steps, compute_ns, DENSE if dense else 0)
+    buf.view(_H, 1, np.float64)[0] = g0
+    off = _H + 8
+    if n:
+        buf.view(off, n, np.float64)[:] = values
+        off += 8 * n
+        if not dense:
+            buf.view(off, n, np.int32)[:] = idx
+            off += 4 * n
+    if nk > 0:
+        buf.view(off, nk, np.int32)[:] = keys
+    return size
+
+
+class Push:
+    """A received worker message, as views into the receive buffer (valid until the next receive)."""
+
+    __slots__ = ("kind", "version", "n", "n_keys", "rows", "steps", "compute_ns", "dense", "g0", "values", "idx",
+                 "keys", "nbytes")
+
+    def __init__(self, buf, nbytes):
+        h = buf.view(0, HEADER, np.int64)
+        self.kind, self.version, self.n, self.n_keys = int(h[0]), int(h[1]), int(h[2]), int(h[3])
+        self.rows, self.steps, self.compute_ns = int(h[4]), int(h[5]), int(h[6])
+        self.dense = bool(h[7] & DENSE)
+        self.nbytes = nbytes
+        if nbytes != push_size(self.n, self.n_keys, self.dense) or self.n < 0 or self.n_keys < -1:
+            raise ValueError(f"malformed message: {nbytes} bytes for header {h.tolist()}")
+        self.g0 = float(buf.view(_H, 1, np.float64)[0])
+        off = _H + 8
+        self.values = buf.view(off, self.n, np.float64)
+        off += 8 * self.n
+        self.idx = None
+        if not self.dense:
+            self.idx = buf.view(off, self.n, np.int32)
+            off += 4 * self.n
+        self.keys = buf.view(off, self.n_keys, np.int32) if self.n_keys > 0 else None
+
+
+def reply_size(n_values):
+    return _H + 8 + 8 * n_values
+
+
+def wait(request, timeout, poll_interval, what):
+    """Wait for an MPI request to complete, sleeping between tests; TimeoutError after timeout s.
+    Returns the seconds waited."""
+    t0 = time.perf_counter()
+    if request.Test():
+        return 0.0
+    deadline = t0 + timeout
+    while not request.Test():
+        now = time.perf_counter()
+        if now > deadline:
+            raise TimeoutError(f"no {what} for {timeout:g} s")
+        time.sleep(poll_interval)
+    return time.perf_counter() - t0

@@ -1,0 +1,328 @@
+"""The parameter server's loop (rank 0): receive, apply, answer, never wait on one worker.
+
+Receives are non-blocking (a matched probe for any worker's message, then a receive of exactly its
+size), so a slow worker only delays itself. Each message is applied by the native model
+(``_core.ServerModel``: the optimizer rules of csrc/asyncopt/optim with the GIL released), and
+the worker is answered with the values of the features it asked for, as of the latest step.
+
+Versions count the applied messages (one per round in 'sync'); a message's staleness tau is the
+number of versions applied between the worker's read and its own application: 0 in 'sync', and
+what AsySG-con's and APAM's bounds are stated in otherwise.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._core import STALENESS_BINS
+from .options import WorkerFailure
+from .protocol import (DELTA, GRAD, HEADER, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES, Buffer,
+                       Push, reply_size)
+from .session import exit_by_abort_at_exit
+
+
+class StalenessCounter:
+    """count, sum, max and log2 histogram of tau, in the native counters' format (history.Staleness)."""
+
+    def __init__(self):
+        self.count = self.sum = self.max = 0
+        self.hist = np.zeros(STALENESS_BINS, dtype=np.int64)
+
+    def add(self, tau):
+        self.count += 1
+        self.sum += tau
+        self.max = max(self.max, tau)
+        self.hist[min(int(tau).bit_length(), STALENESS_BINS - 1)] += 1
+
+    def as_native(self):
+        return {"count": self.count, "sum": self.sum, "max": self.max, "hist": self.hist.copy()}
+
+
+class WorkerLink:
+    """The server's view of one worker."""
+
+    def __init__(self, rank, now):
+        self.rank = rank
+        self.slot = rank - 1
+        self.last_heard = now  # the later of its last message and our last answer to it
+        self.alive = True
+        self.stopped = False  # told to stop
+        self.reply = Buffer()
+        self.reply_req = None
+        self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
+        self.rows = self.applied = self.dropped = 0
+        self.stats = None  # the worker's own counters, received after STOP
+
+
+class ParameterServer:
+    """One run of the server loop.
+
+    model : _core.ServerModel
+    n_rows : rows of the whole data (all shards); the run ends after ``budget_rows`` computed rows
+    evaluate(rows_done, wall) : called at each history point with the model settled; returns True
+        to stop the run early (tol, callback)
+    """
+
+    def __init__(self, comm, model, n_features, method, opts, budget_rows, eval_rows, evaluate):
+        from .session import mpi
+
+        self.MPI = mpi()
+        self.comm = comm
+        self.model = model
+        self.d = n_features
+        self.method = method
+        self.opts = opts
+        self.budget_rows = budget_rows
+        self.eval_rows = eval_rows
+        self.evaluate = evaluate
+        now = time.perf_counter()
+        self.links = {r: WorkerLink(r, now) for r in range(1, comm.Get_size())}
+        self.version = 0
+        self.rows_done = 0
+        self.next_eval = eval_rows
+        self.staleness = StalenessCounter()
+        self.stopping = False
+        self.failed = []
+        self.train_time = 0.0
+        self.recv = Buffer(1 << 16)
+        self.status = self.MPI.Status()
+        self.all_keys = np.arange(n_features, dtype=np.int32)
+        self.threshold = opts.picky_threshold
+        self.round = {}  # sync: rank -> (idx, values, g0, rows, keys) of this round
+        self.acc = np.zeros(n_features, dtype=np.float64) if method == "sync" else None
+
+    # ------------------------------------------------------------------ loop
+    def run(self):
+        t_start = time.perf_counter()
+        self.segment_start = t_start
+        check_every = min(0.25 * self.opts.timeout, 0.5)  # seconds between checks for silent workers
+        next_check = t_start + check_every
+        while True:
+            live = [lk for lk in self.links.values() if lk.alive and not lk.stopped]
+            if not live:
+                break
+            msg = self.comm.improbe(source=self.MPI.ANY_SOURCE, tag=TAG_PUSH, status=self.status)
+            now = time.perf_counter()
+            if now > next_check:  # also while busy: the other workers' messages must not hide a silent one
+                self._check_failures()
+                next_check = now + check_every
+            if msg is None:
+                time.sleep(self.opts.poll_interval)
+                continue
+            rank = self.status.Get_source()
+            nbytes = self.status.Get_count(self.MPI.BYTE)
+            self.recv.ensure(nbytes)
+            msg.Recv([self.recv.raw[:nbytes], self.MPI.BYTE])
+            link = self.links[rank]
+            link.last_heard = time.perf_counter()
+            if not link.alive:  # a dropped worker came back: it is told to stop
+                self._send_stop(link)
+                continue
+            link.messages_in += 1
+            link.bytes_in += nbytes
+            self._handle(link, Push(self.recv, nbytes))
+        self.train_time += time.perf_counter() - self.segment_start
+        self._collect_stats()
+        self.model.settle()
+        if self.failed and self.opts.on_failure == "raise":
+            ranks = sorted(self.failed)
+            raise WorkerFailure(
+                f"worker rank(s) {ranks} sent nothing for {self.opts.timeout:g} s (dead or hung); the run stopped "
+                f"after {self.version} updates and the model reached so far is kept (pass "
+                f"mpi={{'on_failure': 'drop'}} to continue without failed workers)", ranks)
+        return time.perf_counter() - t_start
+
+    def _handle(self, link, push):
+        if push.kind == PULL:
+            self._reply(link, push)
+            return
+        if self.stopping:
+            self._send_stop(link)
+            return
+        if push.kind not in (GRAD, DELTA):
+            raise ValueError(f"worker rank {link.rank} sent a message of unknown kind {push.kind}")
+        if self.method == "sync":
+            self._sync_collect(link, push)
+            return
+        idx, values = self._sparse(push)
+        tau = self.version - push.version
+        if push.kind == DELTA:
+            self.model.add(idx, values, push.g0, push.steps)
+            applied = True
+        elif self.method == "picky" and self.model.distance(link.slot) > self.threshold:
+            applied = False  # Picky SGD: the model moved too far since this gradient's read
+        else:
+            self.model.apply(idx, values, push.g0)
+            applied = True
+        if applied:
+            self.version += 1
+            self.staleness.add(tau)
+            link.applied += 1
+        else:
+            link.dropped += 1
+        link.rows += push.rows
+        self.rows_done += push.rows
+        self._reply(link, push)
+        self._after_update()
+
+    def _sparse(self, push):
+        if not push.dense:
+            return push.idx, push.values
+        nz = np.flatnonzero(push.values).astype(np.int32)
+        return nz, push.values[nz]
+
+    # ------------------------------------------------------------------ sync rounds
+    def _sync_collect(self, link, push):
+        idx, values = self._sparse(push)
+        keys = None if push.keys is None else push.keys.copy()
+        self.round[link.rank] = (idx.copy(), values.copy(), push.g0, push.rows, keys, push.n_keys)
+        self._maybe_finish_round()
+
+    def _maybe_finish_round(self):
+        waiting = [lk for lk in self.links.values() if lk.alive and not lk.stopped]
+        if not waiting or any(lk.rank not in self.round for lk in waiting):
+            return
+        entries = [(r, self.round[r]) for r in sorted(self.round)]
+        total = float(sum(e[3] for _, e in entries))
+        g0 = 0.0
+        for _, (idx, values, eg0, rows, _, _) in entries:
+            wgt = rows / total
+            self.acc[idx] += values * wgt  # idx distinct within one message
+            g0 += eg0 * wgt
+        touched = np.unique(np.concatenate([e[0] for _, e in entries]))
+        self.model.apply(touched, self.acc[touched], g0)
+        self.acc[touched] = 0.0
+        self.version += 1
+        for r, (_, _, _, rows, keys, n_keys) in entries:
+            link = self.links[r]
+            self.staleness.add(0)
+            link.applied += 1
+            link.rows += rows
+            self.rows_done += rows
+        self.round = {}
+        for r, (_, _, _, _, keys, n_keys) in entries:
+            self._reply_keys(self.links[r], keys)
+        self._after_update()
+
+    # ------------------------------------------------------------------ answers
+    def _reply(self, link, push):
+        self._reply_keys(link, push.keys)
+
+    def _reply_keys(self, link, keys):
+        """Send link the model's values at keys (None: all) as of now; for Picky SGD this is the
+        worker's new read point."""
+        if link.stopped:
+            return
+        n = self.d if keys is None else keys.shape[0]
+        size = reply_size(n)
+        self._wait_reply_sent(link)
+        buf = link.reply
+        buf.ensure(size)
+        buf.view(0, HEADER, np.int64)[:] = (VALUES, self.version, self.model.steps, n, 0, 0, 0, 0)
+        buf.view(HEADER * 8, 1, np.float64)[0] = self.model.read_intercept()
+        self.model.read(self.all_keys if keys is None else keys, buf.view(HEADER * 8 + 8, n, np.float64))
+        link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
+        link.messages_out += 1
+        link.bytes_out += size
+        link.last_heard = time.perf_counter()  # silence counts from when the worker has its answer
+        if self.method == "picky":
+            self.model.reset(link.slot)
+
+    def _send_stop(self, link):
+        self._wait_reply_sent(link)
+        buf = link.reply
+        size = reply_size(0)
+        buf.ensure(size)
+        buf.view(0, HEADER, np.int64)[:] = (STOP, self.version, self.model.steps, 0, 0, 0, 0, 0)
+        buf.view(HEADER * 8, 1, np.float64)[0] = 0.0
+        link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
+        link.messages_out += 1
+        link.bytes_out += size
+        link.stopped = True
+
+    def _wait_reply_sent(self, link, timeout=None):
+        req = link.reply_req
+        if req is None:
+            return
+        deadline = time.perf_counter() + (self.opts.timeout if timeout is None else timeout)
+        while not req.Test():
+            if time.perf_counter() > deadline:
+                req.Cancel()
+                break
+            time.sleep(self.opts.poll_interval)
+        link.reply_req = None
+
+    # ------------------------------------------------------------------ progress, failures
+    def _after_update(self):
+        if self.rows_done >= self.budget_rows:
+            self._stop_all()
+            return
+        if self.rows_done >= self.next_eval:
+            while self.next_eval <= self.rows_done:
+                self.next_eval += self.eval_rows
+            now = time.perf_counter()
+            self.train_time += now - self.segment_start
+            self.model.settle()
+            stop = self.evaluate(self.rows_done, self.train_time)
+            self.segment_start = time.perf_counter()
+            pause = self.segment_start - now
+            for lk in self.links.values():  # the evaluation's pause is not the workers' silence
+                lk.last_heard += pause
+            if stop:
+                self._stop_all()
+
+    def _stop_all(self):
+        """Every worker is told to stop with its next message; a sync round in progress is answered now."""
+        self.stopping = True
+        for r in list(self.round):
+            self._send_stop(self.links[r])
+        self.round = {}
+
+    def _check_failures(self):
+        now = time.perf_counter()
+        for lk in self.links.values():
+            if lk.rank in self.round:
+                continue  # waiting for the sync round's answer: its silence is the server's doing
+            if lk.alive and not lk.stopped and now - lk.last_heard > self.opts.timeout:
+                lk.alive = False
+                self.failed.append(lk.rank)
+                exit_by_abort_at_exit(self.comm)
+                if self.opts.on_failure == "raise":
+                    self._stop_all()
+                elif self.method == "sync":
+                    self.round.pop(lk.rank, None)
+                    self._maybe_finish_round()
+
+    def _collect_stats(self):
+        """Each stopped worker's own counters (throughput, compute and waiting time)."""
+        deadline = time.perf_counter() + self.opts.timeout
+        expecting = {lk.rank for lk in self.links.values() if lk.alive and lk.stopped}
+        while expecting and time.perf_counter() < deadline:
+            msg = self.comm.improbe(source=self.MPI.ANY_SOURCE, tag=TAG_STATS, status=self.status)
+            if msg is None:
+                time.sleep(self.opts.poll_interval)
+                continue
+            rank = self.status.Get_source()
+            buf = np.empty(len(STAT_FIELDS), dtype=np.float64)
+            msg.Recv(buf)
+            self.links[rank].stats = dict(zip(STAT_FIELDS, buf.tolist()))
+            expecting.discard(rank)
+        for lk in self.links.values():
+            self._wait_reply_sent(lk, timeout=1.0 if not lk.alive else None)
+
+    def summary(self, wall_time):
+        workers = {}
+        for lk in self.links.values():
+            w = {"alive": lk.alive, "messages_in": lk.messages_in, "messages_out": lk.messages_out,
+                 "bytes_in": lk.bytes_in, "bytes_out": lk.bytes_out, "rows": lk.rows, "applied": lk.applied,
+                 "dropped": lk.dropped, "rows_per_second": lk.rows / wall_time if wall_time > 0 else 0.0}
+            if lk.stats is not None:
+                w["worker"] = lk.stats
+            workers[lk.rank] = w
+        tot = lambda key: sum(w[key] for w in workers.values())  # noqa: E731
+        return {"method": self.method, "workers": workers, "versions": self.version, "steps": int(self.model.steps),
+                "applied": tot("applied"), "dropped": tot("dropped"), "messages_in": tot("messages_in"),
+                "messages_out": tot("messages_out"), "bytes_in": tot("bytes_in"), "bytes_out": tot("bytes_out"),
+                "rows": self.rows_done, "train_time": self.train_time, "wall_time": wall_time,
+                "failed": sorted(self.failed)}

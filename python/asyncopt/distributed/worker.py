@@ -1,0 +1,246 @@
+"""A worker's loop (ranks 1..K-1) for logistic regression.
+
+Gradient workers ('async', 'picky', 'sync'): read the features of the next mini-batch from the
+server, compute its mean gradient there (native, GIL released), push it together with the keys of
+the mini-batch after it, and read the answer: one message each way per update, O(nnz) bytes.
+
+DPSGD workers: read the features of a chunk of ``local_updates`` mini-batches, run them as one
+lock-free Hogwild! epoch over the worker's threads on a private copy of the model (the threads
+backend's own native epoch), and push the change of the chunk's features.
+
+A worker walks its shard in passes, reshuffled every pass with its own stream of the run's seed;
+the server decides when the run ends (it answers STOP) and the worker then reports its counters.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import _core
+from .options import ServerFailure, delay_rng
+from .protocol import (DELTA, GRAD, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer, pack_push,
+                       reply_size, wait)
+
+
+class ShardOrder:
+    """Mini-batches (or DPSGD chunks) of a worker's shard rows, pass after pass. A pass ends with a
+    short batch rather than mixing two passes, as an epoch of the threads backend does."""
+
+    def __init__(self, rows, size, shuffle, rng):
+        self.rows = rows
+        self.size = size
+        self.shuffle = shuffle
+        self.rng = rng
+        self.order = None
+        self.pos = 0
+
+    def next(self):
+        if self.order is None or self.pos >= self.order.shape[0]:
+            self.order = self.rng.permutation(self.rows) if self.shuffle else self.rows
+            self.pos = 0
+        batch = self.order[self.pos:self.pos + self.size]
+        self.pos += batch.shape[0]
+        return np.ascontiguousarray(batch, dtype=np.int64)
+
+
+class LogisticWorker:
+    def __init__(self, comm, spec, rank, Xn, ypm, shard_rows, reg_scale, n_threads):
+        from .session import mpi
+
+        self.MPI = mpi()
+        self.comm = comm
+        self.spec = spec
+        self.rank = rank
+        self.Xn = Xn
+        self.ypm = ypm
+        self.d = spec["n_features"]
+        self.reg_scale = reg_scale
+        self.n_threads = n_threads
+        # The server may hold an answer for up to its own timeout (a sync round waiting to declare a
+        # silent worker failed) plus an evaluation: a worker waits twice as long before giving up.
+        self.timeout = 2 * spec["timeout"] + 1
+        self.poll = spec["poll_interval"]
+        self.delay = spec["delay"]
+        self.delay_rng = delay_rng(spec["seed"], rank)
+        self.dpsgd = spec["method"] == "dpsgd"
+        rows_per_push = spec["batch_size"] * (spec["local_updates"] if self.dpsgd else 1)
+        self.order = ShardOrder(shard_rows, rows_per_push, spec["shuffle"], np.random.default_rng([spec["seed"], rank]))
+        self.w = np.zeros(self.d + 1, dtype=np.float64)  # the model as last read (only the read keys are current)
+        self.push_buf = Buffer()
+        self.reply_buf = Buffer()
+        self.keys_buf = np.empty(0, dtype=np.int32)
+        self.idx_buf = np.empty(0, dtype=np.int32)
+        self.g_buf = np.empty(0, dtype=np.float64)
+        self.stats = dict.fromkeys(STAT_FIELDS, 0.0)
+        self.version = 0
+        self.steps = 0
+
+    # ------------------------------------------------------------------ messages
+    def _exchange(self, nbytes, n_values):
+        """Send the packed push and wait for the answer (of n_values values); False on STOP."""
+        size = reply_size(n_values)
+        self.reply_buf.ensure(size)
+        rreq = self.comm.Irecv([self.reply_buf.raw[:size], self.MPI.BYTE], source=0, tag=TAG_REPLY)
+        sreq = self.comm.Isend([self.push_buf.raw[:nbytes], self.MPI.BYTE], dest=0, tag=TAG_PUSH)
+        try:
+            waited = wait(rreq, self.timeout, self.poll, "answer from the server (rank 0)")
+            wait(sreq, self.timeout, self.poll, "completion of a send to the server (rank 0)")
+        except TimeoutError as e:
+            rreq.Cancel()
+            raise ServerFailure(f"worker rank {self.rank}: {e}") from None
+        self.stats["messages"] += 1
+        self.stats["bytes_sent"] += nbytes
+        self.stats["wait_time"] += waited
+        h = self.reply_buf.view(0, 8, np.int64)
+        if h[0] == STOP:
+            self.stats["bytes_received"] += reply_size(0)
+            return False
+        self.stats["bytes_received"] += size
+        if h[3] != n_values:
+            raise ValueError(f"worker rank {self.rank}: the server answered {h[3]} values, expected {n_values}")
+        self.version, self.steps = int(h[1]), int(h[2])
+        return True
+
+    def _read(self, keys):
+        """Copy the answer's values into the local model copy."""
+        n = self.d if keys is None else keys.shape[0]
+        values = self.reply_buf.view(72, n, np.float64)
+        if keys is None:
+            self.w[:self.d] = values
+        else:
+            self.w[keys] = values
+        self.w[self.d] = self.reply_buf.view(64, 1, np.float64)[0]
+        return values
+
+    def _keys(self, rows):
+        """The features of rows; None when reading the whole model is cheaper (12 bytes per key
+        asked and answered against 8 per feature)."""
+        indptr = self.Xn[0]
+        bound = int((indptr[rows + 1] - indptr[rows]).sum())
+        if self.keys_buf.shape[0] < bound:
+            self.keys_buf = np.empty(max(bound, 2 * self.keys_buf.shape[0]), dtype=np.int32)
+        n = _core.logistic_batch_features(*self.Xn, self.d, rows, self.keys_buf)
+        if 12 * n > 8 * (self.d + 1):
+            return None
+        return self.keys_buf[:n].copy()
+
+    def _pull(self, keys):
+        nbytes = pack_push(self.push_buf, PULL, 0, None, None, 0.0, keys, 0, 0, 0, False)
+        if not self._exchange(nbytes, self.d if keys is None else keys.shape[0]):
+            return False
+        self._read(keys)
+        return True
+
+    def _sleep_delay(self, compute):
+        if self.delay is None:
+            return
+        extra = self.delay.seconds(compute, self.delay_rng)
+        if extra > 0:
+            time.sleep(extra)
+            self.stats["delay_time"] += extra
+
+    # ------------------------------------------------------------------ loops
+    def run(self):
+        if self.dpsgd:
+            self._run_dpsgd()
+        else:
+            self._run_gradients()
+        buf = np.array([self.stats[k] for k in STAT_FIELDS], dtype=np.float64)
+        req = self.comm.Isend(buf, dest=0, tag=TAG_STATS)
+        try:
+            wait(req, self.timeout, self.poll, "completion of the final report to the server")
+        except TimeoutError:
+            req.Cancel()
+        return self.stats
+
+    def _run_gradients(self):
+        spec = self.spec
+        sparse_alpha = spec["sparse_alpha"]
+        fit_intercept = spec["fit_intercept"]
+        rows = self.order.next()
+        keys = self._keys(rows)
+        if not self._pull(keys):
+            return
+        while True:
+            t0 = time.perf_counter()
+            bound = int((self.Xn[0][rows + 1] - self.Xn[0][rows]).sum())
+            if self.idx_buf.shape[0] < bound:
+                self.idx_buf = np.empty(max(bound, 2 * self.idx_buf.shape[0]), dtype=np.int32)
+                self.g_buf = np.empty(self.idx_buf.shape[0], dtype=np.float64)
+            n, g0 = _core.logistic_batch_gradient(*self.Xn, self.d, self.ypm, rows, self.w, self.reg_scale,
+                                                  sparse_alpha, fit_intercept, self.idx_buf, self.g_buf)
+            next_rows = self.order.next()
+            next_keys = self._keys(next_rows)
+            compute = time.perf_counter() - t0
+            self.stats["compute_time"] += compute
+            self._sleep_delay(compute)
+            idx, g = self.idx_buf[:n], self.g_buf[:n]
+            dense = 12 * n > 8 * self.d
+            if dense:
+                full = np.zeros(self.d, dtype=np.float64)
+                full[idx] = g
+                g = full
+            nbytes = pack_push(self.push_buf, GRAD, self.version, g, idx, g0, next_keys, rows.shape[0], 1,
+                               int(compute * 1e9), dense)
+            if not self._exchange(nbytes, self.d if next_keys is None else next_keys.shape[0]):
+                return
+            self.stats["rows"] += rows.shape[0]
+            self._read(next_keys)
+            rows, keys = next_rows, next_keys
+
+    def _run_dpsgd(self):
+        spec = self.spec
+        dtype = np.dtype(spec["dtype"])
+        from ..linear import _aligned_zeros, _state_dtype
+
+        local = _aligned_zeros(self.d + 1, _state_dtype("sgd", dtype))
+        sc = _core.StepConfig()
+        sc.learning_rate = spec["learning_rate"]
+        sc.schedule = getattr(_core.Schedule, spec["schedule"])
+        sc.schedule_alpha = spec["alpha"]
+        cfg = _core.LogisticConfig()
+        cfg.n_threads = self.n_threads
+        cfg.batch_size = spec["batch_size"]
+        cfg.shuffle = False  # the chunk is already in this pass's shuffled order
+        cfg.sparse_alpha = spec["sparse_alpha"]
+        cfg.fit_intercept = spec["fit_intercept"]
+        cfg.intercept_scale = spec["intercept_scale"]
+        reg_scale = self.reg_scale if spec["sparse_alpha"] > 0 else None
+        all_keys = np.arange(self.d, dtype=np.int32)
+
+        rows = self.order.next()
+        keys = self._keys(rows)
+        if not self._pull(keys):
+            return
+        while True:
+            t0 = time.perf_counter()
+            k = all_keys if keys is None else keys
+            read = self.w[k]
+            local["w"][k] = read
+            local["w"][self.d] = self.w[self.d]
+            read = local["w"][k].astype(np.float64)  # as the local model holds them (float32 rounds)
+            read0 = float(local["w"][self.d])
+            cfg.k0 = self.steps
+            cfg.seed = int(self.order.rng.integers(2 ** 63))
+            res = _core.logistic_epoch(*self.Xn, self.d, self.ypm, rows.copy(), local, reg_scale, k, "sgd", sc, cfg,
+                                       check_input=False)
+            delta = local["w"][k].astype(np.float64) - read
+            delta0 = float(local["w"][self.d]) - read0
+            next_rows = self.order.next()
+            next_keys = self._keys(next_rows)
+            compute = time.perf_counter() - t0
+            self.stats["compute_time"] += compute
+            self.stats["local_updates"] += int(res["updates"])
+            self.stats["local_staleness_sum"] += int(res["sum"])
+            self.stats["local_staleness_count"] += int(res["count"])
+            self.stats["local_staleness_max"] = max(self.stats["local_staleness_max"], int(res["max"]))
+            self._sleep_delay(compute)
+            dense = keys is None
+            nbytes = pack_push(self.push_buf, DELTA, self.version, delta, k, delta0, next_keys, rows.shape[0],
+                               int(res["updates"]), int(compute * 1e9), dense)
+            if not self._exchange(nbytes, self.d if next_keys is None else next_keys.shape[0]):
+                return
+            self.stats["rows"] += rows.shape[0]
+            self._read(next_keys)
+            rows, keys = next_rows, next_keys

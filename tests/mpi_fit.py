@@ -1,0 +1,72 @@
+"""Run under mpiexec by tests/test_distributed.py: one LogisticRegression(backend="mpi") fit.
+
+    mpiexec -n K python tests/mpi_fit.py CONFIG.json
+
+CONFIG: {"data": "a9a" | "problem", "data_dir": ..., "problem": {sparse_problem kwargs},
+         "runs": [{estimator kwargs}, ...] (fitted one after the other),
+         "out": path of the JSON list rank 0 writes, "fault": {"rank": r, "after": s, "signal": "EXIT"|"KILL"|"STOP"}}
+Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
+model reached).
+"""
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import asyncopt  # noqa: E402
+from asyncopt.distributed import WorkerFailure  # noqa: E402
+
+
+def load(cfg):
+    if cfg["data"] == "a9a":
+        from asyncopt.datasets import load_libsvm
+
+        root = Path(cfg["data_dir"])
+        X, y = load_libsvm(root / "a9a.xz")
+        Xt, yt = load_libsvm(root / "a9a.t.xz", n_features=X.shape[1])
+        return X, y, (Xt, yt)
+    from conftest import sparse_problem
+
+    kw = dict(cfg.get("problem", {}))
+    if "dtype" in kw:
+        kw["dtype"] = np.dtype(kw["dtype"])
+    X, y = sparse_problem(**kw)
+    return X, y, None
+
+
+def main():
+    cfg = json.loads(Path(sys.argv[1]).read_text())
+    from mpi4py import MPI
+
+    rank = MPI.COMM_WORLD.Get_rank()
+    fault = cfg.get("fault")
+    if fault and fault["rank"] == rank:
+        how = fault.get("signal", "KILL")
+        # EXIT: the process ends at once without finalizing MPI (a crash); KILL/STOP: that signal
+        die = (lambda: os._exit(1)) if how == "EXIT" else (lambda: os.kill(os.getpid(), getattr(signal, "SIG" + how)))
+        threading.Timer(fault["after"], die).start()
+    X, y, val = load(cfg)
+    results = []
+    for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
+        clf = asyncopt.LogisticRegression(backend="mpi", **params)
+        error = None
+        try:
+            clf.fit(X, y, eval_set=val)
+        except WorkerFailure as e:
+            error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
+        if rank != 0:
+            continue
+        results.append({"error": error, "coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0]),
+                        "t": clf.t_, "history": list(clf.history_), "staleness": clf.staleness_.as_dict(),
+                        "stats": clf.mpi_stats_, "test_loss": clf.log_loss(*val) if val is not None else None})
+        Path(cfg["out"]).write_text(json.dumps(results, default=float))  # what was reached, even if a later fit fails
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The MPI backend, run for real: mpiexec in a subprocess with a hard timeout (tests/mpi_fit.py is the
+script every rank runs). K = 3 and 4 ranks oversubscribe this 2-core machine on purpose: nothing
+may depend on a rank getting a core when it wants one.
+
+- sync with one worker is the one-thread estimator, update for update; sync with two workers is
+  the dense reference's mini-batch run on the union of the workers' batches, round for round;
+- every method reaches the optimum's test log-loss on a9a (within 1%), which a server that drops,
+  misapplies or double-applies updates cannot;
+- staleness is 0 for sync and > 0 for the asynchronous methods; Picky SGD drops updates when its
+  threshold is tiny and none when it is huge;
+- a worker killed or stopped mid-run gives WorkerFailure naming its rank (or, with
+  on_failure='drop', a completed run without it), the model reached so far, and no hang.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+
+import asyncopt  # noqa: E402
+from conftest import shared_data, sparse_problem  # noqa: E402
+from reference import logistic_reference  # noqa: E402
+
+SCRIPT = Path(__file__).with_name("mpi_fit.py")
+MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install 'asyncopt[mpi]')")
+
+OPTIMUM_TEST_LOSS = None  # filled once per session by a9a_optimum
+
+
+def run_mpi(tmp_path, n_ranks, cfg, timeout=240, mpiexec_args=()):
+    """Run mpi_fit.py on n_ranks ranks; returns (returncode, results, output, seconds)."""
+    out = tmp_path / f"out-{time.monotonic_ns()}.json"
+    cfg = dict(cfg, out=str(out))
+    cfg_path = out.with_suffix(".cfg.json")
+    cfg_path.write_text(json.dumps(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    # a session of its own, so a timeout kills every rank and not only mpiexec
+    proc = subprocess.Popen([MPIEXEC, *mpiexec_args, "-n", str(n_ranks), sys.executable, str(SCRIPT), str(cfg_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"mpiexec did not finish in {timeout} s (a hang):\n{output[-4000:]}")
+    seconds = time.perf_counter() - t0
+    results = json.loads(out.read_text()) if out.exists() else None
+    return proc.returncode, results, output, seconds
+
+
+def problem_cfg(runs, **problem):
+    return {"data": "problem", "problem": problem, "runs": runs}
+
+
+# ---------------------------------------------------------------------- exactness of the sync baseline
+EXACT_CASES = [
+    dict(optimizer="sgd", learning_rate=0.3, alpha=0.01, regularization="exact"),
+    dict(optimizer="sgd", learning_rate=None, schedule="optimal", alpha=0.05, regularization="sparse"),
+    dict(optimizer="amsgrad", learning_rate=0.05, alpha=0.01, regularization="sparse", bias_correction=True),
+    dict(optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt", alpha=0.01, regularization="decoupled"),
+]
+
+
+def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
+    """K = 2: one worker walking all rows in order, the server applying each of its gradients as one
+    step, is the threads backend's one-thread run to rounding (the margin is summed in another order
+    under exact L2's scaled weights)."""
+    common = dict(batch_size=4, epochs=3, shuffle=False, random_state=0)
+    runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in EXACT_CASES]
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=60, d=150, seed=3))
+    assert rc == 0, output
+    X, y = sparse_problem(n=60, d=150, seed=3)
+    for case, res in zip(EXACT_CASES, results):
+        ref = asyncopt.LogisticRegression(**case, **common, n_threads=1).fit(X, y)
+        np.testing.assert_allclose(res["coef"], ref.coef_[0], rtol=1e-9, atol=1e-12, err_msg=str(case))
+        assert res["intercept"] == pytest.approx(ref.intercept_[0], rel=1e-9, abs=1e-12)
+        assert res["t"] == ref.t_ == 3 * 15
+        assert res["staleness"]["max"] == 0 and res["staleness"]["count"] == res["t"]
+
+
+@pytest.mark.parametrize("optimizer,kw", [("sgd", dict(learning_rate=0.3, alpha=0.01, regularization="exact")),
+                                          ("amsgrad", dict(learning_rate=0.05, alpha=0.01, regularization="sparse"))])
+def test_sync_rounds_match_the_sequential_minibatch_run(tmp_path, optimizer, kw):
+    """K = 3: round r applies the mean gradient of worker 1's and worker 2's r-th batches, i.e. one
+    mini-batch step on the union of their rows (row-weighted means of means)."""
+    n, B, epochs = 80, 8, 3
+    runs = [dict(optimizer=optimizer, **kw, batch_size=B, epochs=epochs, shuffle=False, random_state=0,
+                 mpi={"method": "sync", "timeout": 60})]
+    rc, results, output, _ = run_mpi(tmp_path, 3, problem_cfg(runs, n=n, d=200, seed=5))
+    assert rc == 0, output
+    X, y = sparse_problem(n=n, d=200, seed=5)
+    shards = [np.arange(0, n // 2), np.arange(n // 2, n)]  # shuffle=False: contiguous shares in order
+    rounds = [np.concatenate([s[i:i + B] for s in shards]) for _ in range(epochs) for i in range(0, n // 2, B)]
+    w, b = logistic_reference(X, y, optimizer=optimizer, batches=rounds, **kw)
+    res = results[0]
+    np.testing.assert_allclose(res["coef"], w, rtol=1e-9, atol=1e-12)
+    assert res["intercept"] == pytest.approx(b, rel=1e-9, abs=1e-12)
+    assert res["t"] == len(rounds)
+    assert res["stats"]["applied"] == 2 * len(rounds) and res["staleness"]["max"] == 0
+
+
+# ---------------------------------------------------------------------- every method reaches the optimum
+@pytest.fixture(scope="module")
+def a9a_optimum():
+    """(objective, test log-loss) of the L-BFGS minimiser, alpha = 1e-4."""
+    from test_statistical import optimum
+
+    from asyncopt.datasets import load_libsvm
+
+    X, y = load_libsvm(shared_data("libsvm", "a9a.xz"))
+    Xt, yt = load_libsvm(shared_data("libsvm", "a9a.t.xz"), n_features=X.shape[1])
+    return optimum(X, y, Xt, yt)
+
+
+METHODS = [("async", "sgd", 4.0), ("async", "amsgrad", 0.05), ("picky", "sgd", 4.0), ("dpsgd", "sgd", 4.0),
+           ("sync", "sgd", 4.0)]
+
+
+@pytest.mark.parametrize("n_ranks", [3, 4])
+def test_every_method_reaches_the_optimum_on_a9a(tmp_path, a9a_optimum, n_ranks):
+    best_objective, best_test = a9a_optimum
+    runs = [dict(optimizer=opt, learning_rate=lr, schedule="invsqrt", alpha=1e-4, epochs=5, batch_size=32,
+                 random_state=0, mpi={"method": method, "timeout": 60})
+            for method, opt, lr in METHODS]
+    cfg = {"data": "a9a", "data_dir": str(shared_data("libsvm", "a9a.xz").parent), "runs": runs}
+    rc, results, output, _ = run_mpi(tmp_path, n_ranks, cfg)
+    assert rc == 0, output
+    n_rows = 32561
+    for (method, opt, _), res in zip(METHODS, results):
+        label = f"{method}/{opt} K={n_ranks}"
+        assert res["error"] is None, label
+        assert abs(res["test_loss"] / best_test - 1) <= 0.01, (label, res["test_loss"], best_test)
+        assert res["history"][-1]["objective"] <= best_objective * 1.02, label
+        assert res["history"][-1]["val_loss"] == pytest.approx(res["test_loss"], rel=1e-5), label
+        stats = res["stats"]
+        assert stats["rows"] >= 5 * n_rows and stats["failed"] == []
+        assert len(stats["workers"]) == n_ranks - 1
+        assert all(w["applied"] > 0 and w["bytes_in"] > 0 for w in stats["workers"].values()), label
+        assert stats["applied"] + stats["dropped"] + (n_ranks - 1) <= stats["messages_in"], label
+        stal = res["staleness"]
+        if method == "sync":
+            assert stal["max"] == 0 and stats["versions"] == res["t"], label
+        else:
+            # with K - 1 workers pushing, the others' pushes land between a read and its write
+            assert stal["max"] > 0 and stal["mean"] > 0.5, label
+            assert stal["count"] == stats["applied"], label
+        if method == "dpsgd":
+            assert res["t"] > stats["versions"]  # each push carries several local steps
+            assert all(w["worker"]["local_updates"] > 0 for w in stats["workers"].values())
+        else:
+            assert res["t"] == stats["versions"]
+
+
+def test_picky_filter_drops_with_a_tiny_threshold_and_never_with_a_huge_one(tmp_path):
+    common = dict(optimizer="sgd", learning_rate=0.2, alpha=1e-3, epochs=4, batch_size=2, random_state=1)
+    runs = [dict(common, mpi={"method": "picky", "picky_threshold": 1e-12, "timeout": 60}),
+            dict(common, mpi={"method": "picky", "picky_threshold": 1e300, "timeout": 60})]
+    rc, results, output, _ = run_mpi(tmp_path, 4, problem_cfg(runs, n=300, d=400, seed=2))
+    assert rc == 0, output
+    tiny, huge = (r["stats"] for r in results)
+    # a worker's first message only reads; its last is answered STOP once the rows are done
+    pushes = lambda s: s["messages_in"] - 2 * len(s["workers"])  # noqa: E731
+    assert tiny["dropped"] > 0.2 * pushes(tiny), tiny
+    assert tiny["applied"] + tiny["dropped"] == pushes(tiny)
+    assert huge["dropped"] == 0 and huge["applied"] == pushes(huge)
+    # what is dropped is not applied: the step count is the applied count
+    assert results[0]["t"] == tiny["applied"]
+
+
+# ---------------------------------------------------------------------- failures
+FAULT_RUN = dict(optimizer="sgd", learning_rate=0.1, alpha=1e-3, epochs=100000, batch_size=1, random_state=0)
+
+
+def test_a_killed_worker_ends_the_job_at_once_under_default_mpiexec(tmp_path):
+    """MPICH's mpiexec ends the whole job as soon as a rank is killed by a signal (auto-cleanup, and
+    even with -disable-auto-cleanup): no hang, a nonzero status, no result written."""
+    run = dict(FAULT_RUN, mpi={"method": "async", "timeout": 30})
+    cfg = dict(problem_cfg([run], n=400, d=300), fault={"rank": 2, "after": 4.0, "signal": "KILL"})
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=60)
+    assert rc != 0 and results is None, output
+    assert seconds < 30
+
+
+def test_a_dead_worker_stops_the_run_with_its_rank_named(tmp_path):
+    """A worker process that ends without finalizing MPI (a crash): with -disable-auto-cleanup the
+    server sees the silence, raises WorkerFailure naming the rank, keeps the model reached, and the
+    job then ends through MPI_Abort (nonzero status), not a hang."""
+    run = dict(FAULT_RUN, mpi={"method": "async", "timeout": 3})
+    cfg = dict(problem_cfg([run], n=400, d=300), fault={"rank": 2, "after": 4.0, "signal": "EXIT"})
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=120, mpiexec_args=["-disable-auto-cleanup"])
+    assert rc != 0
+    assert results is not None, output
+    res = results[0]
+    assert res["error"]["type"] == "WorkerFailure" and res["error"]["ranks"] == [2], res["error"]
+    assert "rank(s) [2]" in res["error"]["message"]
+    assert res["t"] > 0 and np.isfinite(res["coef"]).all() and np.any(np.asarray(res["coef"]) != 0)
+    assert res["stats"]["failed"] == [2]
+    assert seconds < 90
+
+
+def test_a_hung_worker_is_dropped_and_the_run_completes_without_it(tmp_path):
+    """A worker that stops answering (SIGSTOP: alive, silent) is detected by the timeout; with
+    on_failure='drop' the server finishes the run with the others."""
+    run = dict(FAULT_RUN, epochs=40, mpi={"method": "sync", "timeout": 3, "on_failure": "drop"})
+    cfg = dict(problem_cfg([run], n=400, d=300), fault={"rank": 1, "after": 4.0, "signal": "STOP"})
+    rc, results, output, seconds = run_mpi(tmp_path, 4, cfg, timeout=120)
+    assert results is not None, output
+    res = results[0]
+    assert res["error"] is None
+    stats = res["stats"]
+    assert stats["failed"] == [1] and stats["rows"] >= 40 * 400
+    assert stats["workers"]["2"]["applied"] > stats["workers"]["1"]["applied"]
+    assert res["history"][-1]["objective"] < res["history"][0]["objective"]
+    assert seconds < 110
