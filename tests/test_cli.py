@@ -36,5 +36,15 @@ def test_info_and_errors(capsys, tmp_path):
     bad.write_text("1 3:1\n-1 2:x\n")
     assert main(["train", str(bad)]) == 2
     assert "line 2" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", str(bad), "--backend", "mpi"])
+    with pytest.raises(SystemExit):  # argparse: not a backend
+        main(["train", str(bad), "--backend", "cuda"])
+
+
+def test_train_mpi_options_are_checked_before_mpi_starts(capsys):
+    path = str(shared_data("libsvm", "a9a.xz"))
+    assert main(["train", path, "--method", "sync"]) == 2
+    assert "--method needs --backend mpi" in capsys.readouterr().err
+    assert main(["train", path, "--backend", "mpi", "--method", "apam", "--optimizer", "sgd"]) == 2
+    assert "--method apam runs 'amsgrad'" in capsys.readouterr().err
+    assert main(["train", path, "--backend", "mpi", "--straggler", "two:3"]) == 2
+    assert "--straggler takes RANK:FACTOR" in capsys.readouterr().err

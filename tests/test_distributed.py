@@ -223,3 +223,18 @@ def test_a_hung_worker_is_dropped_and_the_run_completes_without_it(tmp_path):
     assert stats["workers"]["2"]["applied"] > stats["workers"]["1"]["applied"]
     assert res["history"][-1]["objective"] < res["history"][0]["objective"]
     assert seconds < 110
+
+
+def test_command_line_train_over_mpi_prints_the_epoch_table_and_the_workers(tmp_path):
+    data = shared_data("libsvm", "a9a.xz")
+    cmd = [MPIEXEC, "-n", "3", sys.executable, "-m", "asyncopt", "train", str(data), "--backend", "mpi",
+           "--method", "sync", "--learning-rate", "4", "--schedule", "invsqrt", "--batch-size", "64",
+           "--epochs", "2", "--straggler", "2:2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("epoch") for line in lines) == 2  # rank 0 only prints
+    assert any("by 2 workers (sync" in line and "0 dropped" in line for line in lines)
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert float(rows[1][5]) > 0  # the straggler's delay time

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import build_info
 from .datasets import load_libsvm, make_sparse_classification
+from .distributed.options import ServerFailure, WorkerFailure
 from .linear import LogisticRegression
 
 
@@ -89,18 +90,76 @@ def cmd_demo(args):
             json.dump({"data": what, "rows": rows}, f, indent=2)
 
 
+# --method of `train --backend mpi`, in the papers' names: (MPIOptions.method, optimizer or None for
+# the --optimizer given)
+MPI_METHODS = {"asgd": ("async", "sgd"), "apam": ("async", "amsgrad"), "dpsgd": ("dpsgd", "sgd"),
+               "picky": ("picky", "sgd"), "sync": ("sync", None)}
+
+
+def _mpi_options(args):
+    """(optimizer, MPIOptions kwargs) of `train --backend mpi`."""
+    args.method = args.method or "asgd"
+    method, optimizer = MPI_METHODS[args.method]
+    if optimizer is not None and args.optimizer not in (None, optimizer):
+        raise ValueError(f"--method {args.method} runs {optimizer!r}; drop --optimizer {args.optimizer}")
+    delays = {}
+    for spec in args.straggler or []:
+        rank, _, factor = spec.partition(":")
+        try:
+            delays[int(rank)] = float(factor)
+        except ValueError:
+            raise ValueError(f"--straggler takes RANK:FACTOR (e.g. 2:3), got {spec!r}") from None
+    if args.heavy_tail is not None:
+        from .distributed import Delay
+
+        from mpi4py import MPI  # the workers' ranks; only reached with backend mpi
+
+        delays = {r: Delay(factor=delays.get(r, 1.0), pareto_shape=args.heavy_tail)
+                  for r in range(1, MPI.COMM_WORLD.Get_size())}
+    kw = {"method": method, "timeout": args.timeout, "on_failure": args.on_failure, "delays": delays,
+          "eval_every": args.eval_every}
+    if args.picky_threshold is not None:
+        kw["picky_threshold"] = args.picky_threshold
+    if args.local_updates is not None:
+        kw["local_updates"] = args.local_updates
+    return optimizer or args.optimizer or "sgd", kw
+
+
 def cmd_train(args):
-    if args.backend != "threads":
-        raise SystemExit(f"backend {args.backend!r} is not available in this build; available: threads")
     X, y = load_libsvm(args.data)
     eval_set = load_libsvm(args.test, n_features=X.shape[1]) if args.test else None
-    clf = LogisticRegression(optimizer=args.optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
+    optimizer, mpi = args.optimizer or "sgd", None
+    if args.backend == "mpi":
+        optimizer, mpi = _mpi_options(args)
+    elif args.method is not None:
+        raise ValueError("--method needs --backend mpi")
+    clf = LogisticRegression(optimizer=optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
                              alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
-                             n_threads=args.n_threads, random_state=args.seed, verbose=1)
+                             n_threads=args.n_threads, random_state=args.seed, verbose=1, backend=args.backend,
+                             mpi=mpi)
     t = time.perf_counter()
     clf.fit(X, y, eval_set=eval_set)
-    print(f"trained in {time.perf_counter() - t:.3f}s ({clf.n_threads_} threads, regularization "
-          f"{clf.regularization_!r}); staleness {clf.staleness_}")
+    seconds = time.perf_counter() - t
+    if args.backend == "threads":
+        print(f"trained in {seconds:.3f}s ({clf.n_threads_} threads, regularization "
+              f"{clf.regularization_!r}); staleness {clf.staleness_}")
+    elif clf.mpi_rank_ == 0:
+        _print_mpi_summary(clf, args.method, seconds)
+
+
+def _print_mpi_summary(clf, method, seconds):
+    s = clf.mpi_stats_
+    print(f"trained in {seconds:.3f}s by {len(s['workers'])} workers ({method}, regularization "
+          f"{clf.regularization_!r}): {s['applied']} updates applied, {s['dropped']} dropped; staleness "
+          f"{clf.staleness_}; messages in/out {s['messages_in']}/{s['messages_out']}, MB in/out "
+          f"{s['bytes_in'] / 1e6:.2f}/{s['bytes_out'] / 1e6:.2f}")
+    header = f"{'rank':>4s} {'rows/s':>9s} {'applied':>8s} {'dropped':>8s} {'compute s':>9s} {'delay s':>8s} {'wait s':>8s}"
+    print(header)
+    for rank, w in sorted(s["workers"].items()):
+        own = w.get("worker", {})
+        print(f"{rank:4d} {w['rows_per_second']:9.0f} {w['applied']:8d} {w['dropped']:8d} "
+              f"{own.get('compute_time', float('nan')):9.3f} {own.get('delay_time', float('nan')):8.3f} "
+              f"{own.get('wait_time', float('nan')):8.3f}" + ("" if w["alive"] else "  failed"))
 
 
 def cmd_info(_args):
@@ -131,8 +190,9 @@ def build_parser():
     t = sub.add_parser("train", help="train one model on a LIBSVM file, printing every epoch")
     t.add_argument("data")
     t.add_argument("--test")
-    t.add_argument("--backend", default="threads")
-    t.add_argument("--optimizer", default="sgd", choices=["sgd", "amsgrad"])
+    t.add_argument("--backend", default="threads", choices=["threads", "mpi"],
+                   help="mpi: run as  mpiexec -n K python -m asyncopt train ... --backend mpi  (rank 0 serves)")
+    t.add_argument("--optimizer", choices=["sgd", "amsgrad"], help="default sgd (apam: amsgrad)")
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--schedule", default="constant", choices=["constant", "invsqrt", "optimal"])
     t.add_argument("--alpha", type=float, default=1e-4)
@@ -140,6 +200,19 @@ def build_parser():
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--n-threads", type=int)
     t.add_argument("--seed", type=int, default=0)
+    m = t.add_argument_group("MPI backend (asyncopt.distributed.MPIOptions)")
+    m.add_argument("--method", choices=sorted(MPI_METHODS),
+                   help="asgd: AsySG-con; apam: asynchronous AMSGrad; dpsgd: Hogwild! in each worker; picky: Picky "
+                        "SGD; sync: synchronous rounds (default asgd)")
+    m.add_argument("--timeout", type=float, default=60.0, help="seconds of silence before a worker counts as failed")
+    m.add_argument("--on-failure", default="raise", choices=["raise", "drop"])
+    m.add_argument("--picky-threshold", type=float)
+    m.add_argument("--local-updates", type=int, help="DPSGD: mini-batch updates per push")
+    m.add_argument("--straggler", action="append", metavar="RANK:FACTOR",
+                   help="slow worker RANK down FACTOR times (repeatable)")
+    m.add_argument("--heavy-tail", type=float, metavar="SHAPE",
+                   help="add Pareto(SHAPE)-distributed delays to every worker")
+    m.add_argument("--eval-every", type=float, default=1.0, help="epochs between history rows")
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler)")
@@ -151,9 +224,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"asyncopt: error: {e}", file=sys.stderr)
         return 2
+    except (WorkerFailure, ServerFailure) as e:
+        print(f"asyncopt: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

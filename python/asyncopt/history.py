@@ -67,7 +67,9 @@ class History(list):
         return np.array([rec.get(name, np.nan) for rec in self], dtype=np.float64)
 
     def format_row(self, rec) -> str:
-        s = (f"epoch {rec['epoch']:3d}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}  "
+        epoch = rec["epoch"]  # a pass count: fractional where an MPI run records between passes
+        epoch = f"{epoch:3d}" if isinstance(epoch, int) else f"{epoch:7.3f}"
+        s = (f"epoch {epoch}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}  "
              f"train acc {rec['train_accuracy']:.4f}  staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
         if rec.get("val_loss") is not None:
             s += f"  val loss {rec['val_loss']:.6f}  val acc {rec['val_accuracy']:.4f}"

@@ -17,7 +17,7 @@ from .. import _core
 from .._checks import fit_rng, native_csr, resolve_n_threads
 from .options import WorkerFailure
 from .server import ParameterServer
-from .session import processor_name, send_go, server_handshake, worker_handshake, world
+from .session import exit_by_abort_at_exit, processor_name, send_go, server_handshake, worker_handshake, world
 from .worker import LogisticWorker
 
 
@@ -176,6 +176,11 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
     except WorkerFailure as e:
         failure = e
         wall = server.train_time
+    except BaseException:
+        # an error of the server's own (a callback's, an interrupt): the workers wait for answers
+        # that will not come, so the job ends with MPI_Abort when this process exits
+        exit_by_abort_at_exit(comm)
+        raise
     finally:
         est.t_ = int(model.steps)
         est._active = model.touched
