@@ -3,7 +3,7 @@
     mpiexec -n K python tests/mpi_fit.py CONFIG.json
 
 CONFIG: {"data": "a9a" | "problem", "data_dir": ..., "problem": {sparse_problem kwargs},
-         "runs": [{estimator kwargs}, ...] (fitted one after the other),
+         "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
          "out": path of the JSON list rank 0 writes, "fault": {"rank": r, "after": s, "signal": "EXIT"|"KILL"|"STOP"}}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
 model reached).
@@ -54,10 +54,13 @@ def main():
     X, y, val = load(cfg)
     results = []
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
+        params = dict(params)
+        fits = params.pop("fits", 1)  # > 1: fit again (with warm_start, a continuation)
         clf = asyncopt.LogisticRegression(backend="mpi", **params)
         error = None
         try:
-            clf.fit(X, y, eval_set=val)
+            for _ in range(fits):
+                clf.fit(X, y, eval_set=val)
         except WorkerFailure as e:
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
         if rank != 0:

@@ -89,6 +89,46 @@ def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
         assert res["staleness"]["max"] == 0 and res["staleness"]["count"] == res["t"]
 
 
+def test_warm_start_continues_the_distributed_run(tmp_path):
+    """Two fits with warm_start: the second continues from the first's model and step count, as
+    the threads backend's do."""
+    kw = dict(optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt", alpha=0.01, batch_size=4, epochs=2,
+              shuffle=False, random_state=0, warm_start=True)
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg([dict(kw, fits=2, mpi={"method": "sync"})], n=40,
+                                                               d=100, seed=6))
+    assert rc == 0, output
+    X, y = sparse_problem(n=40, d=100, seed=6)
+    ref = asyncopt.LogisticRegression(**kw, n_threads=1)
+    ref.fit(X, y).fit(X, y)
+    res = results[0]
+    np.testing.assert_allclose(res["coef"], ref.coef_[0], rtol=1e-9, atol=1e-12)
+    assert res["t"] == ref.t_ == 4 * 10
+    assert [r["epoch"] for r in res["history"]] == [1, 2, 3, 4]
+
+
+def test_dense_messages_give_the_same_run(tmp_path):
+    """With 12 features a mini-batch's gradient and keys cost more as index/value pairs than the
+    dense vector, so both directions go dense (and the server skips the zero entries): the run is
+    still the one-thread run, in float32 too."""
+    common = dict(batch_size=8, epochs=2, shuffle=False, random_state=0, alpha=0.01)
+    cases = [dict(optimizer="sgd", learning_rate=0.3, regularization="sparse"),
+             dict(optimizer="amsgrad", learning_rate=0.05, regularization="sparse")]
+    runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in cases]
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=64, d=12, nnz_per_row=6, seed=4,
+                                                              dtype="float32"))
+    assert rc == 0, output
+    X, y = sparse_problem(n=64, d=12, nnz_per_row=6, seed=4, dtype=np.float32)
+    for case, res in zip(cases, results):
+        ref = asyncopt.LogisticRegression(**case, **common, n_threads=1).fit(X, y)
+        np.testing.assert_allclose(res["coef"], ref.coef_[0], rtol=1e-6, atol=1e-7, err_msg=str(case))
+        assert res["intercept"] == pytest.approx(ref.intercept_[0], rel=1e-6, abs=1e-7)
+        # a dense push asking for the whole model is header + intercept + 12 values = 168 bytes; a
+        # sparse one with its keys would be larger
+        stats = res["stats"]
+        assert stats["bytes_in"] <= stats["messages_in"] * (64 + 8 + 8 * 12)
+        assert stats["bytes_out"] == stats["messages_out"] * (64 + 8 + 8 * 12) - len(stats["workers"]) * 8 * 12
+
+
 @pytest.mark.parametrize("optimizer,kw", [("sgd", dict(learning_rate=0.3, alpha=0.01, regularization="exact")),
                                           ("amsgrad", dict(learning_rate=0.05, alpha=0.01, regularization="sparse"))])
 def test_sync_rounds_match_the_sequential_minibatch_run(tmp_path, optimizer, kw):
