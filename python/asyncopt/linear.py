@@ -210,16 +210,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
             return logistic.fit(self, X, y, eval_set, opt, reg, resolve_options(self.mpi), self.epochs,
                                 self._intercept_scale(opt))
+        self._start_fit(X, y, opt)
+        return self._train(X, y, eval_set, opt, reg, n_threads, self.epochs)
+
+    def _start_fit(self, X, y, opt):
+        """fit's model: the previous one (warm_start) checked against X and y, or a new zero one."""
         classes = np.unique(y)
         if classes.shape[0] != 2:
             raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
                              f"{classes.shape[0]}: {classes[:10]}")
-        warm = self.warm_start and hasattr(self, "_state")
-        if warm:
+        if self.warm_start and hasattr(self, "_state"):
             self._check_continuation(X, classes, opt)
         else:
             self._init_model(X.shape[1], X.dtype, classes, opt)
-        return self._train(X, y, eval_set, opt, reg, n_threads, self.epochs)
+        return classes
 
     def partial_fit(self, X, y, classes=None, eval_set=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the

@@ -79,15 +79,7 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
     from ..optim import step_config
 
     n, d = X.shape
-    classes = np.unique(y)
-    if classes.shape[0] != 2:
-        raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
-                         f"{classes.shape[0]}: {classes[:10]}")
-    warm = est.warm_start and hasattr(est, "_state")
-    if warm:
-        est._check_continuation(X, classes, opt)
-    else:
-        est._init_model(d, X.dtype, classes, opt)
+    classes = est._start_fit(X, y, opt)
     seed = int(fit_rng(est.random_state, est.t_).integers(2 ** 62))  # shards and shuffles of every rank
     spec = {"settings": common, "n_features": d, "dtype": X.dtype.name, "classes": classes.tolist(),
             "n_rows": n, "nnz": int(X.nnz), "seed": seed, "n_workers": comm.Get_size() - 1,

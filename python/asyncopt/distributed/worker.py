@@ -132,6 +132,14 @@ class LogisticWorker:
         self._read(keys)
         return True
 
+    def _first_read(self):
+        """The first rows to train on and their keys, read from the server; (None, None) on STOP."""
+        rows = self.order.next()
+        keys = self._keys(rows)
+        if not self._pull(keys):
+            return None, None
+        return rows, keys
+
     def _sleep_delay(self, compute):
         if self.delay is None:
             return
@@ -158,11 +166,8 @@ class LogisticWorker:
         spec = self.spec
         sparse_alpha = spec["sparse_alpha"]
         fit_intercept = spec["fit_intercept"]
-        rows = self.order.next()
-        keys = self._keys(rows)
-        if not self._pull(keys):
-            return
-        while True:
+        rows, keys = self._first_read()
+        while rows is not None:
             t0 = time.perf_counter()
             bound = int((self.Xn[0][rows + 1] - self.Xn[0][rows]).sum())
             if self.idx_buf.shape[0] < bound:
@@ -209,11 +214,8 @@ class LogisticWorker:
         reg_scale = self.reg_scale if spec["sparse_alpha"] > 0 else None
         all_keys = np.arange(self.d, dtype=np.int32)
 
-        rows = self.order.next()
-        keys = self._keys(rows)
-        if not self._pull(keys):
-            return
-        while True:
+        rows, keys = self._first_read()
+        while rows is not None:
             t0 = time.perf_counter()
             k = all_keys if keys is None else keys
             read = self.w[k]
