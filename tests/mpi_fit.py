@@ -1,8 +1,9 @@
-"""Run under mpiexec by tests/test_distributed.py: one LogisticRegression(backend="mpi") fit.
+"""Run under mpiexec by tests/test_distributed.py: LogisticRegression or LDA fits with backend="mpi".
 
     mpiexec -n K python tests/mpi_fit.py CONFIG.json
 
-CONFIG: {"data": "a9a" | "problem", "data_dir": ..., "problem": {sparse_problem kwargs},
+CONFIG: {"estimator": "logistic" (default) | "lda",
+         "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs},
          "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
          "out": path of the JSON list rank 0 writes, "fault": {"rank": r, "after": s, "signal": "EXIT"|"KILL"|"STOP"}}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
@@ -31,6 +32,15 @@ def load(cfg):
         X, y = load_libsvm(root / "a9a.xz")
         Xt, yt = load_libsvm(root / "a9a.t.xz", n_features=X.shape[1])
         return X, y, (Xt, yt)
+    if cfg["data"] == "lda_corpus":
+        from test_lda_statistical import lda_corpus
+
+        X, _ = lda_corpus(**cfg.get("problem", {}))
+        return X, None, None
+    if cfg["data"] == "tiny_corpus":
+        from test_lda_exact import tiny_corpus
+
+        return tiny_corpus(**cfg.get("problem", {})), None, None
     from conftest import sparse_problem
 
     kw = dict(cfg.get("problem", {}))
@@ -56,18 +66,24 @@ def main():
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
         params = dict(params)
         fits = params.pop("fits", 1)  # > 1: fit again (with warm_start, a continuation)
-        clf = asyncopt.LogisticRegression(backend="mpi", **params)
+        lda = cfg.get("estimator") == "lda"
+        est = (asyncopt.LDA if lda else asyncopt.LogisticRegression)(backend="mpi", **params)
         error = None
         try:
             for _ in range(fits):
-                clf.fit(X, y, eval_set=val)
+                est.fit(X) if lda else est.fit(X, y, eval_set=val)
         except WorkerFailure as e:
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
         if rank != 0:
             continue
-        results.append({"error": error, "coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0]),
-                        "t": clf.t_, "history": list(clf.history_), "staleness": clf.staleness_.as_dict(),
-                        "stats": clf.mpi_stats_, "test_loss": clf.log_loss(*val) if val is not None else None})
+        out = {"error": error, "t": est.t_, "history": list(est.history_), "staleness": est.staleness_.as_dict(),
+               "stats": est.mpi_stats_}
+        if lda:
+            out["components"] = est.components_.tolist()
+        else:
+            out.update(coef=est.coef_[0].tolist(), intercept=float(est.intercept_[0]),
+                       test_loss=est.log_loss(*val) if val is not None else None)
+        results.append(out)
         Path(cfg["out"]).write_text(json.dumps(results, default=float))  # what was reached, even if a later fit fails
 
 

@@ -202,3 +202,21 @@ def test_estimator_api():
     stopped = asyncopt.LDA(n_components=2, epochs=5, n_threads=1, callback=lambda rec: rec["epoch"] == 2).fit(X)
     assert stopped.n_iter_ == 2
     np.testing.assert_allclose(lda.transform(X.toarray().astype(np.int64)), lda.transform(X))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(backend="gpu"), "backend must be"),
+    (dict(mpi={"method": "sync"}), "backend is 'threads'"),
+    (dict(backend="mpi", mpi={"method": "picky"}), "runs method 'async' \\(DPSVI\\) or 'sync'"),
+    (dict(backend="mpi", mpi={"method": "dpsgd"}), "runs method 'async' \\(DPSVI\\) or 'sync'"),
+    (dict(backend="mpi", mpi={"timeout": -1}), "timeout must be >"),
+])
+def test_mpi_settings_are_checked_first(kw, match):
+    X = sp.csr_matrix(np.ones((5, 4)))
+    with pytest.raises(ValueError, match=match):
+        asyncopt.LDA(n_components=2, **kw).fit(X)
+
+
+def test_partial_fit_is_refused_over_mpi():
+    with pytest.raises(ValueError, match="partial_fit is not available with backend='mpi'"):
+        asyncopt.LDA(n_components=2, backend="mpi").partial_fit(sp.csr_matrix(np.ones((5, 4))))

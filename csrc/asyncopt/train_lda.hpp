@@ -44,6 +44,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "hogwild.hpp"
@@ -320,6 +321,67 @@ private:
     int64_t stride_;
     std::vector<double> buf_;
 };
+
+// A DPSVI worker's share of one global step (distributed/worker.py; the server is server_lda.hpp):
+// the E-steps of the mini-batch `docs` against lambda - eta as the server sent it, mu (K values per
+// word of `words`, the batch's distinct words in first-occurrence order) and the topic sums mass (K),
+// spread over n_threads threads (the documents are independent). Writes sstats_kw exp(E[log beta_kw])
+// for each of those words to out (K per word), the product LdaWork::update applies; returns the
+// E-step iterations. With one thread the arithmetic and its order are LdaWork's.
+inline int64_t lda_batch_stats(const CsrView<double>& X, const int64_t* docs, int64_t count, const int32_t* words,
+                               int64_t n_words, const double* mu, const double* mass, const LdaConfig& c,
+                               int n_threads, double* out) {
+    const int K = c.n_components;
+    const int nt = have_openmp() ? std::max(1, n_threads) : 1;
+    const double eta = c.topic_word_prior;
+    // row of each of the batch's nonzeros; a V-sized map kept between calls (reset after use)
+    thread_local std::vector<int32_t> slot;
+    if (static_cast<int64_t>(slot.size()) < X.n_cols) slot.assign(static_cast<size_t>(X.n_cols), -1);
+    for (int64_t r = 0; r < n_words; ++r) slot[words[r]] = static_cast<int32_t>(r);
+    std::vector<int64_t> start(static_cast<size_t>(count) + 1, 0);
+    for (int64_t q = 0; q < count; ++q) start[q + 1] = start[q] + X.row(docs[q]).nnz;
+    std::vector<int32_t> row_of(static_cast<size_t>(start[count]));
+    int64_t longest = 0, missing = 0;
+    for (int64_t q = 0; q < count; ++q) {
+        const auto doc = X.row(docs[q]);
+        longest = std::max(longest, doc.nnz);
+        for (int64_t a = 0; a < doc.nnz; ++a) {
+            const int32_t s = slot[doc.idx[a]];
+            missing += s < 0;
+            row_of[start[q] + a] = s;
+        }
+    }
+    for (int64_t r = 0; r < n_words; ++r) slot[words[r]] = -1;
+    if (missing) throw std::invalid_argument("words does not hold every word of the mini-batch");
+
+    // exp(E[log beta_kw]) = exp(psi(eta + mu_wk) - psi(V eta + mass_k)), as LdaWork's read
+    std::vector<double> psi_total(static_cast<size_t>(K)), beta(static_cast<size_t>(n_words * K));
+    const double V_eta = eta * static_cast<double>(X.n_cols);
+    for (int k = 0; k < K; ++k) psi_total[k] = lda::digamma(V_eta + mass[k]);
+    for (int64_t p = 0; p < n_words * K; ++p) beta[p] = std::exp(lda::digamma(eta + mu[p]) - psi_total[p % K]);
+
+    // the E-steps, each thread into its own sstats table, summed in thread order (deterministic)
+    std::vector<double> acc(static_cast<size_t>(nt) * n_words * K, 0.0);
+    InferScratch scratch(nt, K, longest);
+    std::vector<double> gamma(static_cast<size_t>(nt) * K);
+    int64_t iterations = 0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : iterations)
+    for (int64_t q = 0; q < count; ++q) {
+        const int t = thread_id();
+        const auto doc = X.row(docs[q]);
+        lda::EStepScratch s{scratch.etheta(t), scratch.last(t), scratch.phinorm(t)};
+        const int32_t* rows = row_of.data() + start[q];
+        iterations += lda::e_step(rows, doc.val, doc.nnz, beta.data(), K, c.doc_topic_prior, c.max_doc_update_iter,
+                                  c.mean_change_tol, gamma.data() + static_cast<int64_t>(t) * K, s);
+        lda::accumulate_sstats(rows, doc.val, doc.nnz, K, s, acc.data() + static_cast<int64_t>(t) * n_words * K);
+    }
+    for (int64_t p = 0; p < n_words * K; ++p) {
+        double ss = acc[p];
+        for (int t = 1; t < nt; ++t) ss += acc[static_cast<int64_t>(t) * n_words * K + p];
+        out[p] = ss * beta[p];
+    }
+    return iterations;
+}
 
 // Read-only inference with lambda fixed, parallel over documents: gamma (D x K) of every document
 // (the E-step from gamma = 1, as scikit-learn's transform) and, when loglik is not null, each

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "asyncopt/sparse.hpp"
+#include "asyncopt/server_lda.hpp"
 #include "asyncopt/train_lda.hpp"
 #include "arrays.hpp"
 
@@ -114,6 +116,58 @@ py::array_t<double> doc_loglik(py::array indptr, py::array indices, py::array da
     return out;
 }
 
+// The server's model over the estimator's own mu and topic_mass arrays, kept alive by the handle.
+struct LdaServerHandle {
+    py::object mu_owner, mass_owner;
+    std::unique_ptr<LdaServerModel> model;
+    int64_t n_words;
+    int n_topics;
+};
+
+LdaServerHandle make_lda_server(py::array mu, py::array topic_mass, const LdaConfig& cfg, uint64_t k0) {
+    check_config(cfg);
+    if (mu.ndim() != 2) throw py::value_error("mu: expected a 2-d array (V x K)");
+    const LdaModel m = model_view(mu, topic_mass, mu.shape(0), cfg, true);
+    return LdaServerHandle{mu, topic_mass, std::make_unique<LdaServerModel>(m, cfg, k0), m.n_words, m.n_topics};
+}
+
+// words: distinct, in [0, V); rows of K values follow in `values`
+const int32_t* checked_words(const LdaServerHandle& h, const py::array& words, const py::array& values,
+                             const char* what, double** vp, bool writable) {
+    const int32_t* wp = checked<int32_t>(words, "words", {-1}, false);
+    *vp = checked<double>(values, what, {words.shape(0), h.n_topics}, writable);
+    for (py::ssize_t r = 0; r < words.shape(0); ++r)
+        if (wp[r] < 0 || wp[r] >= h.n_words) throw py::value_error("words holds an out-of-range word");
+    return wp;
+}
+
+int64_t batch_stats(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array docs,
+                    py::array words, py::array mu, py::array mass, const LdaConfig& cfg, int n_threads,
+                    py::array out) {
+    check_config(cfg);
+    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    const CsrView<double> X = csr_view<double>(indptr, indices, data, n_features, /*deep=*/false);
+    const int64_t* dp = checked<int64_t>(docs, "docs", {-1}, false);
+    const int64_t count = docs.shape(0);
+    if (count < 1) throw py::value_error("docs must not be empty");
+    for (int64_t q = 0; q < count; ++q)
+        if (dp[q] < 0 || dp[q] >= X.n_rows) throw py::value_error("docs holds an out-of-range document");
+    const int K = cfg.n_components;
+    const int32_t* wp = checked<int32_t>(words, "words", {-1}, false);
+    const int64_t n = words.shape(0);
+    for (int64_t r = 0; r < n; ++r)
+        if (wp[r] < 0 || wp[r] >= n_features) throw py::value_error("words holds an out-of-range word");
+    const double* mp = checked<double>(mu, "mu", {n, K}, false);
+    const double* sp = checked<double>(mass, "mass", {K}, false);
+    double* op = checked<double>(out, "out", {n, K}, true);
+    try {
+        py::gil_scoped_release nogil;
+        return lda_batch_stats(X, dp, count, wp, n, mp, sp, cfg, n_threads, op);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
 }  // namespace
 
 void bind_lda(py::module_& m) {
@@ -128,6 +182,47 @@ void bind_lda(py::module_& m) {
         .def_readwrite("max_doc_update_iter", &LdaConfig::max_doc_update_iter)
         .def_readwrite("mean_change_tol", &LdaConfig::mean_change_tol);
 
+    py::class_<LdaServerHandle>(m, "LdaServerModel",
+                                "The parameter server's LDA model: SVI's global step applied one message at a time "
+                                "to mu and topic_mass in place (csrc/asyncopt/server_lda.hpp).")
+        .def(py::init(&make_lda_server), py::arg("mu").noconvert(), py::arg("topic_mass").noconvert(),
+             py::arg("config"), py::arg("k0"))
+        .def_property_readonly("steps", [](const LdaServerHandle& h) { return h.model->steps(); })
+        .def(
+            "read",
+            [](const LdaServerHandle& h, py::array words, py::array out, py::array mass) {
+                double* op;
+                const int32_t* wp = checked_words(h, words, out, "out", &op, true);
+                double* mp = checked<double>(mass, "mass", {h.n_topics}, true);
+                py::gil_scoped_release nogil;
+                h.model->read(wp, words.shape(0), op, mp);
+            },
+            py::arg("words"), py::arg("out"), py::arg("mass"),
+            "out[r] = lambda - eta of words[r] (K values) and mass = its topic sums, as of the latest step.")
+        .def(
+            "apply",
+            [](LdaServerHandle& h, py::array words, py::array stats, double n_docs) {
+                double* sp;
+                const int32_t* wp = checked_words(h, words, stats, "stats", &sp, false);
+                if (!(n_docs > 0)) throw py::value_error("n_docs must be > 0");
+                py::gil_scoped_release nogil;
+                h.model->apply(wp, sp, words.shape(0), n_docs);
+            },
+            py::arg("words"), py::arg("stats"), py::arg("n_docs"),
+            "One global step from a mini-batch of n_docs documents: stats = sstats x exp(E[log beta]) of words.")
+        .def(
+            "settle",
+            [](LdaServerHandle& h) {
+                py::gil_scoped_release nogil;
+                return h.model->settle();
+            },
+            "Fold the lazy decay into mu (mu and topic_mass then hold the model); returns the topic-sum drift.");
+    m.def("lda_batch_stats", &batch_stats, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+          py::arg("n_features"), py::arg("docs"), py::arg("words"), py::arg("mu"), py::arg("mass"), py::arg("config"),
+          py::arg("n_threads"), py::arg("out").noconvert(),
+          "A DPSVI worker's E-steps of the documents `docs` against lambda - eta of their words (mu, K per word "
+          "of `words`, every word of the documents) and the topic sums; writes sstats x exp(E[log beta]) to "
+          "out and returns the E-step iterations. The GIL is released.");
     m.def("lda_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
           py::arg("perm").noconvert(), py::arg("mu").noconvert(), py::arg("topic_mass").noconvert(),
           py::arg("config"),

@@ -256,7 +256,7 @@ void bind_server(py::module_& m) {
         "features to idx_out and their gradients to g_out; returns (count, intercept gradient). The CSR is not "
         "re-validated (run validate_csr once).");
     m.def(
-        "logistic_batch_features",
+        "batch_features",
         [](py::array indptr, py::array indices, py::array data, int64_t n_features, py::array rows, py::array out) {
             const py::dtype dt = data.dtype();
             if (is_dtype<float>(dt)) return features_typed<float>(indptr, indices, data, n_features, rows, out);

@@ -91,6 +91,13 @@ class LDA(TransformerMixin, BaseEstimator):
         Print one line per epoch when > 0.
     callback : callable or None
         ``callback(record)`` after every epoch; returning True stops training.
+    backend : {'threads', 'mpi'}, default 'threads'
+        'mpi': DPSVI over MPI, for a script run as ``mpiexec -n K python script.py`` in which every
+        rank calls ``fit``: rank 0 applies the global steps and ends up holding the model, ranks
+        1..K-1 run the E-steps of their share of the documents over their ``n_threads`` threads (see
+        :mod:`asyncopt.distributed`). Needs mpi4py.
+    mpi : asyncopt.distributed.MPIOptions, dict or None
+        Settings of the 'mpi' backend; LDA runs method 'async' (DPSVI) or 'sync'.
 
     Attributes
     ----------
@@ -101,13 +108,14 @@ class LDA(TransformerMixin, BaseEstimator):
     t_ : int, global steps (mini-batches) applied since initialisation; rho_t uses t_ + 1 next
     history_ : History, one record per epoch (see ``LDA_HISTORY_FIELDS``)
     staleness_ : Staleness, delay of every global step since initialisation
-    n_threads_ : int, threads used by the last fit
+    n_threads_ : int, threads used by the last fit (None with backend='mpi')
+    mpi_rank_, mpi_stats_ : with backend='mpi', as for LogisticRegression
     """
 
     def __init__(self, n_components=10, doc_topic_prior=None, topic_word_prior=None, learning_offset=10.0,
                  learning_decay=0.7, batch_size=128, max_doc_update_iter=100, mean_change_tol=1e-3, epochs=10,
                  total_samples=1e6, shuffle=True, n_threads=None, random_state=None, train_perplexity_docs=1000,
-                 verbose=0, callback=None):
+                 verbose=0, callback=None, backend="threads", mpi=None):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -124,6 +132,8 @@ class LDA(TransformerMixin, BaseEstimator):
         self.train_perplexity_docs = train_perplexity_docs
         self.verbose = verbose
         self.callback = callback
+        self.backend = backend
+        self.mpi = mpi
 
     # ------------------------------------------------------------------ parameters
     def _validate_params(self):
@@ -152,8 +162,18 @@ class LDA(TransformerMixin, BaseEstimator):
         rs = self.random_state
         if not (rs is None or isinstance(rs, np.random.RandomState)):
             check_int("random_state", rs, low=0)
+        if self.backend not in ("threads", "mpi"):
+            raise ValueError(f"backend must be 'threads' or 'mpi', got {self.backend!r}")
+        if self.backend == "mpi":
+            from .distributed import resolve_options
+
+            if resolve_options(self.mpi).method not in ("async", "sync"):
+                raise ValueError(f"LDA over MPI runs method 'async' (DPSVI) or 'sync', not "
+                                 f"{resolve_options(self.mpi).method!r}")
+        elif self.mpi is not None:
+            raise ValueError("mpi options are given but backend is 'threads': pass backend='mpi'")
         return (K, 1.0 / K if alpha is None else alpha, 1.0 / K if eta is None else eta,
-                resolve_n_threads(self.n_threads))
+                resolve_n_threads(self.n_threads) if self.backend == "threads" else None)
 
     def _config(self, n_threads=1, total_samples=1.0):
         c = _core.LdaConfig()
@@ -206,6 +226,10 @@ class LDA(TransformerMixin, BaseEstimator):
         """
         K, alpha, eta, n_threads = self._validate_params()
         X = check_counts(X)
+        if self.backend == "mpi":
+            from .distributed import lda, resolve_options
+
+            return lda.fit(self, X, eval_set, alpha, eta, resolve_options(self.mpi), int(self.epochs))
         self._init_model(X.shape[1], alpha, eta)
         return self._train(X, eval_set, n_threads, int(self.epochs), X.shape[0])
 
@@ -213,6 +237,9 @@ class LDA(TransformerMixin, BaseEstimator):
         """One pass of parallel SVI over the documents of X, continuing from the current lambda, with
         D = ``total_samples`` in the D/|B| rescaling (as scikit-learn's partial_fit)."""
         K, alpha, eta, n_threads = self._validate_params()
+        if self.backend == "mpi":
+            raise ValueError("partial_fit is not available with backend='mpi' (every rank would have to call it "
+                             "in step); fit runs DPSVI over the whole corpus")
         if not hasattr(self, "_mu"):
             X = check_counts(X)
             self._init_model(X.shape[1], alpha, eta)
@@ -274,7 +301,9 @@ class LDA(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _format_record(rec):
-        s = (f"epoch {rec['epoch']:3d}  time {rec['time']:8.3f}s  updates {rec['updates']}  "
+        epoch = rec["epoch"]  # fractional where an MPI run records between passes
+        epoch = f"{epoch:3d}" if isinstance(epoch, int) else f"{epoch:7.3f}"
+        s = (f"epoch {epoch}  time {rec['time']:8.3f}s  updates {rec['updates']}  "
              f"staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
         if rec.get("train_perplexity") is not None:
             s += f"  train perplexity {rec['train_perplexity']:.2f}"

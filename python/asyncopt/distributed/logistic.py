@@ -16,8 +16,10 @@ import numpy as np
 from .. import _core
 from .._checks import fit_rng, native_csr, resolve_n_threads
 from .options import WorkerFailure
+from .models import LogisticModel
 from .server import ParameterServer
-from .session import exit_by_abort_at_exit, processor_name, send_go, server_handshake, worker_handshake, world
+from .session import (exit_by_abort_at_exit, local_threads, processor_name, send_go, server_handshake, shard_rows,
+                      worker_handshake, world)
 from .worker import LogisticWorker
 
 
@@ -29,24 +31,6 @@ def settings(est, opt, reg, opts, intercept_scale):
             "alpha": float(est.alpha), "regularization": reg, "batch_size": int(est.batch_size),
             "shuffle": bool(est.shuffle), "fit_intercept": bool(est.fit_intercept),
             "intercept_scale": intercept_scale, "options": opts.describe()}
-
-
-def _local_threads(n_threads, ranks_here):
-    """n_threads of a DPSGD worker: as given, or the usable cores shared among this host's ranks."""
-    if n_threads is not None:
-        return resolve_n_threads(n_threads)
-    return max(1, resolve_n_threads(None) // max(1, ranks_here))
-
-
-def _shard(spec, rank, n_rows, sharding):
-    if sharding == "local":
-        return np.arange(n_rows, dtype=np.int64)
-    n_workers = spec["n_workers"]
-    order = (np.random.default_rng([spec["seed"], 0x5A]).permutation(n_rows) if spec["settings"]["shuffle"]
-             else np.arange(n_rows))
-    w = rank - 1
-    lo, hi = n_rows * w // n_workers, n_rows * (w + 1) // n_workers
-    return np.ascontiguousarray(order[lo:hi], dtype=np.int64)
 
 
 def _counts(Xn, rows, d):
@@ -118,9 +102,11 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
     Xn = native_csr(X)
     _core.validate_csr(*Xn, d)
     sc = step_config(opt, est.alpha, reg)
-    model = _core.ServerModel(est._state, d, opt.name, X.dtype.name, sc, est.t_, bool(est.fit_intercept),
-                              common["intercept_scale"], est._active, n_slots=(comm.Get_size() - 1
-                                                                                 if opts.method == "picky" else 0))
+    core = _core.ServerModel(est._state, d, opt.name, X.dtype.name, sc, est.t_, bool(est.fit_intercept),
+                             common["intercept_scale"], est._active,
+                             n_slots=comm.Get_size() - 1 if opts.method == "picky" else 0)
+    opts = _resolved(opts, opt)
+    model = LogisticModel(core, d, opts.method, opts.picky_threshold)
     est.regularization_ = reg
     est.n_threads_ = None
     eval_threads = resolve_n_threads(est.n_threads) if est.n_threads is not None else 1
@@ -130,9 +116,9 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
 
     def evaluate(rows_done, train_time):
         t1 = time.perf_counter()
-        est._active = model.touched
+        est._active = core.touched
         est._coef = None
-        est.t_ = int(model.steps)
+        est.t_ = int(core.steps)
         rec = est._evaluate_epoch(Xn, X.shape, ypm, val, est._active, eval_threads)
         st = server.staleness
         count, total = st.count - last["stal"][0], st.sum - last["stal"][1]
@@ -159,8 +145,7 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
         return stop
 
     eval_rows = max(1, int(round(opts.eval_every * n_total)))
-    server = ParameterServer(comm, model, d, opts.method, _resolved(opts, opt), epochs * n_total, eval_rows,
-                             evaluate)
+    server = ParameterServer(comm, model, opts.method, opts, epochs * n_total, eval_rows, evaluate)
     est._diverged = None
     failure = None
     try:
@@ -174,8 +159,8 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
         exit_by_abort_at_exit(comm)
         raise
     finally:
-        est.t_ = int(model.steps)
-        est._active = model.touched
+        est.t_ = int(core.steps)
+        est._active = core.touched
         est._coef = None
         est.staleness_.add(server.staleness.as_native())
     if server.rows_done > last["rows"] and est._diverged is None:
@@ -222,7 +207,7 @@ def _work(est, comm, rank, X, y, opts, common):
             raise ValueError(f"y has labels {np.unique(y[unknown])[:10]} outside rank 0's classes {spec['classes']}")
         Xn = native_csr(X)
         _core.validate_csr(*Xn, X.shape[1])
-        rows = _shard(spec, rank, X.shape[0], opts.sharding)
+        rows = shard_rows(spec, rank, X.shape[0], opts.sharding)
         reply = {"n_rows": int(rows.shape[0]), "n_rows_given": int(X.shape[0]), "nnz_given": int(X.nnz),
                  "host": processor_name()}
         if common["regularization"] == "sparse":
@@ -232,7 +217,7 @@ def _work(est, comm, rank, X, y, opts, common):
 
     spec, go = worker_handshake(comm, make_reply, opts.timeout, opts.poll_interval)
     method = opts.method
-    n_threads = _local_threads(est.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
+    n_threads = local_threads(est.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
     wspec = {"n_features": spec["n_features"], "dtype": spec["dtype"], "seed": spec["seed"],
              "timeout": opts.timeout, "poll_interval": opts.poll_interval, "delay": opts.delay_for(rank),
              "method": method, "batch_size": common["batch_size"], "shuffle": common["shuffle"],

@@ -3,11 +3,13 @@ pickles, on the hot path; and waiting without spinning.
 
 A worker's message (tag PUSH), one buffer:
 
-    header   int64[8]  kind, version read, n values, n keys, rows, steps, compute ns, flags
-    g0       float64   the intercept's gradient (or change)
-    values   float64[n values]
-    idx      int32[n values]     (absent when the values are dense: flags & DENSE, n values = d)
-    keys     int32[n keys]       the features of the worker's next mini-batch, to read;
+    header   int64[8]  kind, version read, n, n keys, rows, steps, compute ns, flags
+    g0       float64   the intercept's gradient (or change); unused by LDA
+    values   float64[n x width]  width values per coordinate: 1 for logistic regression, K (topics)
+                                 for LDA's word rows
+    idx      int32[n]            their coordinates (absent when the values are dense: flags & DENSE,
+                                 n = every coordinate)
+    keys     int32[n keys]       the coordinates of the worker's next mini-batch, to read;
                                  n keys = -1 asks for the whole model
 
 kind PULL carries no values (the first read), GRAD a mini-batch gradient, DELTA a DPSGD worker's
@@ -15,8 +17,9 @@ change of the model. A sparse message costs 12 bytes per nonzero, a dense one 8 
 worker sends whichever is smaller, and asks for the whole model when its keys would cost more than
 the model itself.
 
-The server's answer (tag REPLY): header int64[8] (kind VALUES or STOP, version, steps, n values),
-then the intercept and the values of the keys asked for, as of the server's latest step.
+The server's answer (tag REPLY): header int64[8] (kind VALUES or STOP, version, steps, n keys),
+then the model's extras (logistic: the intercept; LDA: the K topic sums) and the width values of
+each key asked for, as of the server's latest step.
 
 After STOP the worker sends its counters (tag STATS, float64[len(STAT_FIELDS)]).
 """
@@ -55,22 +58,23 @@ class Buffer:
         return self.raw[offset:offset + count * dtype.itemsize].view(dtype)
 
 
-def push_size(n_values, n_keys, dense):
-    return _H + 8 + 8 * n_values + (0 if dense else 4 * n_values) + 4 * max(n_keys, 0)
+def push_size(n, n_keys, dense, width=1):
+    return _H + 8 + 8 * n * width + (0 if dense else 4 * n) + 4 * max(n_keys, 0)
 
 
-def pack_push(buf, kind, version, values, idx, g0, keys, rows, steps, compute_ns, dense):
-    """Pack a worker message into buf; returns its byte count. keys None asks for the whole model."""
-    n = 0 if values is None else values.shape[0]
+def pack_push(buf, kind, version, values, idx, g0, keys, rows, steps, compute_ns, dense, width=1):
+    """Pack a worker message into buf; returns its byte count. values: n x width (flat or 2-d);
+    keys None asks for the whole model."""
+    n = 0 if values is None else values.size // width
     nk = -1 if keys is None else keys.shape[0]
-    size = push_size(n, nk, dense)
+    size = push_size(n, nk, dense, width)
     buf.ensure(size)
     buf.view(0, HEADER, np.int64)[:] = (kind, version, n, nk, rows, steps, compute_ns, DENSE if dense else 0)
     buf.view(_H, 1, np.float64)[0] = g0
     off = _H + 8
     if n:
-        buf.view(off, n, np.float64)[:] = values
-        off += 8 * n
+        buf.view(off, n * width, np.float64)[:] = values.reshape(-1)
+        off += 8 * n * width
         if not dense:
             buf.view(off, n, np.int32)[:] = idx
             off += 4 * n
@@ -85,18 +89,20 @@ class Push:
     __slots__ = ("kind", "version", "n", "n_keys", "rows", "steps", "compute_ns", "dense", "g0", "values", "idx",
                  "keys", "nbytes")
 
-    def __init__(self, buf, nbytes):
+    def __init__(self, buf, nbytes, width=1):
         h = buf.view(0, HEADER, np.int64)
         self.kind, self.version, self.n, self.n_keys = int(h[0]), int(h[1]), int(h[2]), int(h[3])
         self.rows, self.steps, self.compute_ns = int(h[4]), int(h[5]), int(h[6])
         self.dense = bool(h[7] & DENSE)
         self.nbytes = nbytes
-        if nbytes != push_size(self.n, self.n_keys, self.dense) or self.n < 0 or self.n_keys < -1:
+        if nbytes != push_size(self.n, self.n_keys, self.dense, width) or self.n < 0 or self.n_keys < -1:
             raise ValueError(f"malformed message: {nbytes} bytes for header {h.tolist()}")
         self.g0 = float(buf.view(_H, 1, np.float64)[0])
         off = _H + 8
-        self.values = buf.view(off, self.n, np.float64)
-        off += 8 * self.n
+        self.values = buf.view(off, self.n * width, np.float64)
+        if width > 1:
+            self.values = self.values.reshape(self.n, width)
+        off += 8 * self.n * width
         self.idx = None
         if not self.dense:
             self.idx = buf.view(off, self.n, np.int32)
@@ -104,8 +110,8 @@ class Push:
         self.keys = buf.view(off, self.n_keys, np.int32) if self.n_keys > 0 else None
 
 
-def reply_size(n_values):
-    return _H + 8 + 8 * n_values
+def reply_size(n, width=1, n_extra=1):
+    return _H + 8 * n_extra + 8 * n * width
 
 
 def wait(request, timeout, poll_interval, what):

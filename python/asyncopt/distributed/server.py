@@ -19,6 +19,8 @@ from .._core import STALENESS_BINS
 from .options import WorkerFailure
 from .protocol import (DELTA, GRAD, HEADER, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES, Buffer,
                        Push, reply_size)
+
+_H = HEADER * 8
 from .session import exit_by_abort_at_exit
 
 
@@ -58,19 +60,19 @@ class WorkerLink:
 class ParameterServer:
     """One run of the server loop.
 
-    model : _core.ServerModel
-    n_rows : rows of the whole data (all shards); the run ends after ``budget_rows`` computed rows
-    evaluate(rows_done, wall) : called at each history point with the model settled; returns True
-        to stop the run early (tol, callback)
+    model : models.LogisticModel or models.LdaModel (what a message does to the model)
+    budget_rows : the run ends after this many computed rows (documents for LDA), all workers together
+    eval_rows : rows between two history points
+    evaluate(rows_done, train_time) : called at each history point with the model settled; returns
+        True to stop the run early (tol, callback)
     """
 
-    def __init__(self, comm, model, n_features, method, opts, budget_rows, eval_rows, evaluate):
+    def __init__(self, comm, model, method, opts, budget_rows, eval_rows, evaluate):
         from .session import mpi
 
         self.MPI = mpi()
         self.comm = comm
         self.model = model
-        self.d = n_features
         self.method = method
         self.opts = opts
         self.budget_rows = budget_rows
@@ -87,10 +89,7 @@ class ParameterServer:
         self.train_time = 0.0
         self.recv = Buffer(1 << 16)
         self.status = self.MPI.Status()
-        self.all_keys = np.arange(n_features, dtype=np.int32)
-        self.threshold = opts.picky_threshold
-        self.round = {}  # sync: rank -> (idx, values, g0, rows, keys) of this round
-        self.acc = np.zeros(n_features, dtype=np.float64) if method == "sync" else None
+        self.round = {}  # sync: rank -> (model.entry(push), keys) of this round
 
     # ------------------------------------------------------------------ loop
     def run(self):
@@ -121,7 +120,7 @@ class ParameterServer:
                 continue
             link.messages_in += 1
             link.bytes_in += nbytes
-            self._handle(link, Push(self.recv, nbytes))
+            self._handle(link, Push(self.recv, nbytes, self.model.width))
         self.train_time += time.perf_counter() - self.segment_start
         self._collect_stats()
         self.model.settle()
@@ -143,19 +142,11 @@ class ParameterServer:
         if push.kind not in (GRAD, DELTA):
             raise ValueError(f"worker rank {link.rank} sent a message of unknown kind {push.kind}")
         if self.method == "sync":
-            self._sync_collect(link, push)
+            self.round[link.rank] = (self.model.entry(push), None if push.keys is None else push.keys.copy())
+            self._maybe_finish_round()
             return
-        idx, values = self._sparse(push)
         tau = self.version - push.version
-        if push.kind == DELTA:
-            self.model.add(idx, values, push.g0, push.steps)
-            applied = True
-        elif self.method == "picky" and self.model.distance(link.slot) > self.threshold:
-            applied = False  # Picky SGD: the model moved too far since this gradient's read
-        else:
-            self.model.apply(idx, values, push.g0)
-            applied = True
-        if applied:
+        if self.model.apply(push, link.slot):
             self.version += 1
             self.staleness.add(tau)
             link.applied += 1
@@ -166,43 +157,25 @@ class ParameterServer:
         self._reply(link, push)
         self._after_update()
 
-    def _sparse(self, push):
-        if not push.dense:
-            return push.idx, push.values
-        nz = np.flatnonzero(push.values).astype(np.int32)
-        return nz, push.values[nz]
-
     # ------------------------------------------------------------------ sync rounds
-    def _sync_collect(self, link, push):
-        idx, values = self._sparse(push)
-        keys = None if push.keys is None else push.keys.copy()
-        self.round[link.rank] = (idx.copy(), values.copy(), push.g0, push.rows, keys, push.n_keys)
-        self._maybe_finish_round()
-
     def _maybe_finish_round(self):
+        """Once every live worker has sent this round's message: one step from all of them, then the
+        answers (in rank order, so a fixed seed gives a fixed run)."""
         waiting = [lk for lk in self.links.values() if lk.alive and not lk.stopped]
         if not waiting or any(lk.rank not in self.round for lk in waiting):
             return
-        entries = [(r, self.round[r]) for r in sorted(self.round)]
-        total = float(sum(e[3] for _, e in entries))
-        g0 = 0.0
-        for _, (idx, values, eg0, rows, _, _) in entries:
-            wgt = rows / total
-            self.acc[idx] += values * wgt  # idx distinct within one message
-            g0 += eg0 * wgt
-        touched = np.unique(np.concatenate([e[0] for _, e in entries]))
-        self.model.apply(touched, self.acc[touched], g0)
-        self.acc[touched] = 0.0
+        ranks = sorted(self.round)
+        self.model.apply_round([self.round[r][0] for r in ranks])
         self.version += 1
-        for r, (_, _, _, rows, keys, n_keys) in entries:
-            link = self.links[r]
+        for r in ranks:
+            link, rows = self.links[r], self.round[r][0][3]
             self.staleness.add(0)
             link.applied += 1
             link.rows += rows
             self.rows_done += rows
-        self.round = {}
-        for r, (_, _, _, _, keys, n_keys) in entries:
-            self._reply_keys(self.links[r], keys)
+        answers, self.round = self.round, {}
+        for r in ranks:
+            self._reply_keys(self.links[r], answers[r][1])
         self._after_update()
 
     # ------------------------------------------------------------------ answers
@@ -210,32 +183,30 @@ class ParameterServer:
         self._reply_keys(link, push.keys)
 
     def _reply_keys(self, link, keys):
-        """Send link the model's values at keys (None: all) as of now; for Picky SGD this is the
-        worker's new read point."""
+        """Send link the model's values at keys (None: all) as of now: the worker's new read point."""
         if link.stopped:
             return
-        n = self.d if keys is None else keys.shape[0]
-        size = reply_size(n)
+        m = self.model
+        n = m.n_keys if keys is None else keys.shape[0]
+        size = reply_size(n, m.width, m.n_extra)
         self._wait_reply_sent(link)
         buf = link.reply
         buf.ensure(size)
-        buf.view(0, HEADER, np.int64)[:] = (VALUES, self.version, self.model.steps, n, 0, 0, 0, 0)
-        buf.view(HEADER * 8, 1, np.float64)[0] = self.model.read_intercept()
-        self.model.read(self.all_keys if keys is None else keys, buf.view(HEADER * 8 + 8, n, np.float64))
+        buf.view(0, HEADER, np.int64)[:] = (VALUES, self.version, m.steps, n, 0, 0, 0, 0)
+        m.read(keys, buf.view(_H + 8 * m.n_extra, n * m.width, np.float64), buf.view(_H, m.n_extra, np.float64),
+               link.slot)
         link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
         link.messages_out += 1
         link.bytes_out += size
         link.last_heard = time.perf_counter()  # silence counts from when the worker has its answer
-        if self.method == "picky":
-            self.model.reset(link.slot)
 
     def _send_stop(self, link):
         self._wait_reply_sent(link)
         buf = link.reply
-        size = reply_size(0)
+        size = reply_size(0, self.model.width, self.model.n_extra)
         buf.ensure(size)
         buf.view(0, HEADER, np.int64)[:] = (STOP, self.version, self.model.steps, 0, 0, 0, 0, 0)
-        buf.view(HEADER * 8, 1, np.float64)[0] = 0.0
+        buf.view(_H, self.model.n_extra, np.float64)[:] = 0.0
         link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
         link.messages_out += 1
         link.bytes_out += size

@@ -11,6 +11,9 @@ import atexit
 import sys
 import time
 
+import numpy as np
+
+from .._checks import resolve_n_threads
 from .options import ServerFailure, WorkerFailure
 from .protocol import TAG_SETUP
 
@@ -130,3 +133,23 @@ def exit_by_abort_at_exit(comm):
         comm.Abort(1)
 
     atexit.register(_abort)
+
+
+def local_threads(n_threads, ranks_here):
+    """n_threads of a DPSGD worker: as given, or the usable cores shared among this host's ranks."""
+    if n_threads is not None:
+        return resolve_n_threads(n_threads)
+    return max(1, resolve_n_threads(None) // max(1, ranks_here))
+
+
+def shard_rows(spec, rank, n_rows, sharding):
+    """A worker's rows: all of its own data ('local'), or its contiguous share of one seeded shuffle
+    (or of the file order without shuffle) of the data every rank holds ('split')."""
+    if sharding == "local":
+        return np.arange(n_rows, dtype=np.int64)
+    n_workers = spec["n_workers"]
+    order = (np.random.default_rng([spec["seed"], 0x5A]).permutation(n_rows) if spec["settings"]["shuffle"]
+             else np.arange(n_rows))
+    w = rank - 1
+    lo, hi = n_rows * w // n_workers, n_rows * (w + 1) // n_workers
+    return np.ascontiguousarray(order[lo:hi], dtype=np.int64)

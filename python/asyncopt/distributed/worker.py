@@ -1,4 +1,4 @@
-"""A worker's loop (ranks 1..K-1) for logistic regression.
+"""A worker's loop (ranks 1..K-1).
 
 Gradient workers ('async', 'picky', 'sync'): read the features of the next mini-batch from the
 server, compute its mean gradient there (native, GIL released), push it together with the keys of
@@ -7,6 +7,9 @@ the mini-batch after it, and read the answer: one message each way per update, O
 DPSGD workers: read the features of a chunk of ``local_updates`` mini-batches, run them as one
 lock-free Hogwild! epoch over the worker's threads on a private copy of the model (the threads
 backend's own native epoch), and push the change of the chunk's features.
+
+LDA workers (DPSVI): read lambda for the words of the next mini-batch of documents, run their
+E-steps over the worker's threads, and push the statistics; the server applies the global step.
 
 A worker walks its shard in passes, reshuffled every pass with its own stream of the run's seed;
 the server decides when the run ends (it answers STOP) and the worker then reports its counters.
@@ -44,8 +47,15 @@ class ShardOrder:
         return np.ascontiguousarray(batch, dtype=np.int64)
 
 
-class LogisticWorker:
-    def __init__(self, comm, spec, rank, Xn, ypm, shard_rows, reg_scale, n_threads):
+class Worker:
+    """What every worker does: read, send, wait with a timeout, count. A subclass defines ``width``
+    and ``n_extra`` (the message shape, see protocol.py), ``n_keys`` (the model's coordinates),
+    ``_keys(rows)``, ``_store(keys, values, extras)`` (keep what the server answered) and ``_loop()``."""
+
+    width = 1
+    n_extra = 1
+
+    def __init__(self, comm, spec, rank, Xn, shard_rows, rows_per_push):
         from .session import mpi
 
         self.MPI = mpi()
@@ -53,33 +63,37 @@ class LogisticWorker:
         self.spec = spec
         self.rank = rank
         self.Xn = Xn
-        self.ypm = ypm
-        self.d = spec["n_features"]
-        self.reg_scale = reg_scale
-        self.n_threads = n_threads
         # The server may hold an answer for up to its own timeout (a sync round waiting to declare a
         # silent worker failed) plus an evaluation: a worker waits twice as long before giving up.
         self.timeout = 2 * spec["timeout"] + 1
         self.poll = spec["poll_interval"]
         self.delay = spec["delay"]
         self.delay_rng = delay_rng(spec["seed"], rank)
-        self.dpsgd = spec["method"] == "dpsgd"
-        rows_per_push = spec["batch_size"] * (spec["local_updates"] if self.dpsgd else 1)
         self.order = ShardOrder(shard_rows, rows_per_push, spec["shuffle"], np.random.default_rng([spec["seed"], rank]))
-        self.w = np.zeros(self.d + 1, dtype=np.float64)  # the model as last read (only the read keys are current)
         self.push_buf = Buffer()
         self.reply_buf = Buffer()
         self.keys_buf = np.empty(0, dtype=np.int32)
-        self.idx_buf = np.empty(0, dtype=np.int32)
-        self.g_buf = np.empty(0, dtype=np.float64)
         self.stats = dict.fromkeys(STAT_FIELDS, 0.0)
         self.version = 0
         self.steps = 0
 
+    def run(self):
+        """Train until the server says STOP, then report this worker's counters to it."""
+        self._loop()
+        buf = np.array([self.stats[k] for k in STAT_FIELDS], dtype=np.float64)
+        req = self.comm.Isend(buf, dest=0, tag=TAG_STATS)
+        try:
+            wait(req, self.timeout, self.poll, "completion of the final report to the server")
+        except TimeoutError:
+            req.Cancel()
+        return self.stats
+
     # ------------------------------------------------------------------ messages
-    def _exchange(self, nbytes, n_values):
-        """Send the packed push and wait for the answer (of n_values values); False on STOP."""
-        size = reply_size(n_values)
+    def _exchange(self, nbytes, keys):
+        """Send the packed push, wait for the answer for keys (None: the whole model) and keep it;
+        False on STOP."""
+        n = self.n_keys if keys is None else keys.shape[0]
+        size = reply_size(n, self.width, self.n_extra)
         self.reply_buf.ensure(size)
         rreq = self.comm.Irecv([self.reply_buf.raw[:size], self.MPI.BYTE], source=0, tag=TAG_REPLY)
         sreq = self.comm.Isend([self.push_buf.raw[:nbytes], self.MPI.BYTE], dest=0, tag=TAG_PUSH)
@@ -94,43 +108,29 @@ class LogisticWorker:
         self.stats["wait_time"] += waited
         h = self.reply_buf.view(0, 8, np.int64)
         if h[0] == STOP:
-            self.stats["bytes_received"] += reply_size(0)
+            self.stats["bytes_received"] += reply_size(0, self.width, self.n_extra)
             return False
         self.stats["bytes_received"] += size
-        if h[3] != n_values:
-            raise ValueError(f"worker rank {self.rank}: the server answered {h[3]} values, expected {n_values}")
+        if h[3] != n:
+            raise ValueError(f"worker rank {self.rank}: the server answered {h[3]} keys, expected {n}")
         self.version, self.steps = int(h[1]), int(h[2])
+        off = 64 + 8 * self.n_extra
+        self._store(keys, self.reply_buf.view(off, n * self.width, np.float64),
+                    self.reply_buf.view(64, self.n_extra, np.float64))
         return True
 
-    def _read(self, keys):
-        """Copy the answer's values into the local model copy."""
-        n = self.d if keys is None else keys.shape[0]
-        values = self.reply_buf.view(72, n, np.float64)
-        if keys is None:
-            self.w[:self.d] = values
-        else:
-            self.w[keys] = values
-        self.w[self.d] = self.reply_buf.view(64, 1, np.float64)[0]
-        return values
-
-    def _keys(self, rows):
-        """The features of rows; None when reading the whole model is cheaper (12 bytes per key
-        asked and answered against 8 per feature)."""
+    def _batch_keys(self, rows):
+        """The distinct coordinates (columns) of rows, in first-occurrence order."""
         indptr = self.Xn[0]
         bound = int((indptr[rows + 1] - indptr[rows]).sum())
         if self.keys_buf.shape[0] < bound:
             self.keys_buf = np.empty(max(bound, 2 * self.keys_buf.shape[0]), dtype=np.int32)
-        n = _core.logistic_batch_features(*self.Xn, self.d, rows, self.keys_buf)
-        if 12 * n > 8 * (self.d + 1):
-            return None
+        n = _core.batch_features(*self.Xn, self.n_keys, rows, self.keys_buf)
         return self.keys_buf[:n].copy()
 
     def _pull(self, keys):
-        nbytes = pack_push(self.push_buf, PULL, 0, None, None, 0.0, keys, 0, 0, 0, False)
-        if not self._exchange(nbytes, self.d if keys is None else keys.shape[0]):
-            return False
-        self._read(keys)
-        return True
+        nbytes = pack_push(self.push_buf, PULL, 0, None, None, 0.0, keys, 0, 0, 0, False, self.width)
+        return self._exchange(nbytes, keys)
 
     def _first_read(self):
         """The first rows to train on and their keys, read from the server; (None, None) on STOP."""
@@ -141,6 +141,7 @@ class LogisticWorker:
         return rows, keys
 
     def _sleep_delay(self, compute):
+        """The artificial delay of a straggler experiment (options.Delay), after compute seconds of work."""
         if self.delay is None:
             return
         extra = self.delay.seconds(compute, self.delay_rng)
@@ -148,20 +149,51 @@ class LogisticWorker:
             time.sleep(extra)
             self.stats["delay_time"] += extra
 
-    # ------------------------------------------------------------------ loops
-    def run(self):
+    def _finish(self, t0, rows):
+        """After the local work on rows (started at t0): the next rows and keys, the timing, the delay."""
+        next_rows = self.order.next()
+        next_keys = self._keys(next_rows)
+        compute = time.perf_counter() - t0
+        self.stats["compute_time"] += compute
+        self._sleep_delay(compute)
+        return next_rows, next_keys, compute
+
+
+class LogisticWorker(Worker):
+    """Logistic regression: gradients ('async', 'picky', 'sync') or local Hogwild! changes ('dpsgd')."""
+
+    def __init__(self, comm, spec, rank, Xn, ypm, shard_rows, reg_scale, n_threads):
+        self.dpsgd = spec["method"] == "dpsgd"
+        super().__init__(comm, spec, rank, Xn, shard_rows,
+                         spec["batch_size"] * (spec["local_updates"] if self.dpsgd else 1))
+        self.ypm = ypm
+        self.d = self.n_keys = spec["n_features"]
+        self.reg_scale = reg_scale
+        self.n_threads = n_threads
+        self.w = np.zeros(self.d + 1, dtype=np.float64)  # the model as last read (only the read keys are current)
+        self.idx_buf = np.empty(0, dtype=np.int32)
+        self.g_buf = np.empty(0, dtype=np.float64)
+
+    def _keys(self, rows):
+        """The features of rows; None when reading the whole model is cheaper (12 bytes per key
+        asked and answered against 8 per feature)."""
+        keys = self._batch_keys(rows)
+        return None if 12 * keys.shape[0] > 8 * (self.d + 1) else keys
+
+    def _store(self, keys, values, extras):
+        if keys is None:
+            self.w[:self.d] = values
+        else:
+            self.w[keys] = values
+        self.w[self.d] = extras[0]
+
+    def _loop(self):
         if self.dpsgd:
             self._run_dpsgd()
         else:
             self._run_gradients()
-        buf = np.array([self.stats[k] for k in STAT_FIELDS], dtype=np.float64)
-        req = self.comm.Isend(buf, dest=0, tag=TAG_STATS)
-        try:
-            wait(req, self.timeout, self.poll, "completion of the final report to the server")
-        except TimeoutError:
-            req.Cancel()
-        return self.stats
 
+    # ------------------------------------------------------------------ loops
     def _run_gradients(self):
         spec = self.spec
         sparse_alpha = spec["sparse_alpha"]
@@ -175,11 +207,7 @@ class LogisticWorker:
                 self.g_buf = np.empty(self.idx_buf.shape[0], dtype=np.float64)
             n, g0 = _core.logistic_batch_gradient(*self.Xn, self.d, self.ypm, rows, self.w, self.reg_scale,
                                                   sparse_alpha, fit_intercept, self.idx_buf, self.g_buf)
-            next_rows = self.order.next()
-            next_keys = self._keys(next_rows)
-            compute = time.perf_counter() - t0
-            self.stats["compute_time"] += compute
-            self._sleep_delay(compute)
+            next_rows, next_keys, compute = self._finish(t0, rows)
             idx, g = self.idx_buf[:n], self.g_buf[:n]
             dense = 12 * n > 8 * self.d
             if dense:
@@ -188,10 +216,9 @@ class LogisticWorker:
                 g = full
             nbytes = pack_push(self.push_buf, GRAD, self.version, g, idx, g0, next_keys, rows.shape[0], 1,
                                int(compute * 1e9), dense)
-            if not self._exchange(nbytes, self.d if next_keys is None else next_keys.shape[0]):
+            if not self._exchange(nbytes, next_keys):
                 return
             self.stats["rows"] += rows.shape[0]
-            self._read(next_keys)
             rows, keys = next_rows, next_keys
 
     def _run_dpsgd(self):
@@ -218,8 +245,7 @@ class LogisticWorker:
         while rows is not None:
             t0 = time.perf_counter()
             k = all_keys if keys is None else keys
-            read = self.w[k]
-            local["w"][k] = read
+            local["w"][k] = self.w[k]
             local["w"][self.d] = self.w[self.d]
             read = local["w"][k].astype(np.float64)  # as the local model holds them (float32 rounds)
             read0 = float(local["w"][self.d])
@@ -229,20 +255,51 @@ class LogisticWorker:
                                        check_input=False)
             delta = local["w"][k].astype(np.float64) - read
             delta0 = float(local["w"][self.d]) - read0
-            next_rows = self.order.next()
-            next_keys = self._keys(next_rows)
-            compute = time.perf_counter() - t0
-            self.stats["compute_time"] += compute
             self.stats["local_updates"] += int(res["updates"])
             self.stats["local_staleness_sum"] += int(res["sum"])
             self.stats["local_staleness_count"] += int(res["count"])
             self.stats["local_staleness_max"] = max(self.stats["local_staleness_max"], int(res["max"]))
-            self._sleep_delay(compute)
-            dense = keys is None
+            next_rows, next_keys, compute = self._finish(t0, rows)
             nbytes = pack_push(self.push_buf, DELTA, self.version, delta, k, delta0, next_keys, rows.shape[0],
-                               int(res["updates"]), int(compute * 1e9), dense)
-            if not self._exchange(nbytes, self.d if next_keys is None else next_keys.shape[0]):
+                               int(res["updates"]), int(compute * 1e9), keys is None)
+            if not self._exchange(nbytes, next_keys):
                 return
             self.stats["rows"] += rows.shape[0]
-            self._read(next_keys)
+            rows, keys = next_rows, next_keys
+
+
+class LdaWorker(Worker):
+    """DPSVI's worker: the E-steps of a mini-batch of its documents over its threads against lambda as
+    the server sent it, pushing sstats x exp(E[log beta]) of the batch's words (K values each)."""
+
+    def __init__(self, comm, spec, rank, Xn, shard_rows, config, n_threads):
+        super().__init__(comm, spec, rank, Xn, shard_rows, spec["batch_size"])
+        self.n_keys = spec["n_features"]
+        self.width = self.n_extra = config.n_components
+        self.config = config
+        self.n_threads = n_threads
+        self.mu = None  # lambda - eta of the current batch's words, K per word (as read)
+        self.mass = np.zeros(config.n_components, dtype=np.float64)
+
+    def _keys(self, rows):
+        return self._batch_keys(rows)  # asking for words costs 4 bytes against K x 8 answered: never dense
+
+    def _store(self, keys, values, extras):
+        self.mu = values.reshape(keys.shape[0], self.width).copy()
+        self.mass[:] = extras
+
+    def _loop(self):
+        rows, keys = self._first_read()
+        while rows is not None:
+            t0 = time.perf_counter()
+            stats = np.empty((keys.shape[0], self.width), dtype=np.float64)
+            iterations = _core.lda_batch_stats(*self.Xn, self.n_keys, rows, keys, self.mu, self.mass, self.config,
+                                               self.n_threads, stats)
+            self.stats["local_updates"] += iterations  # E-step iterations
+            next_rows, next_keys, compute = self._finish(t0, rows)
+            nbytes = pack_push(self.push_buf, GRAD, self.version, stats, keys, 0.0, next_keys, rows.shape[0], 1,
+                               int(compute * 1e9), False, self.width)
+            if not self._exchange(nbytes, next_keys):
+                return
+            self.stats["rows"] += rows.shape[0]
             rows, keys = next_rows, next_keys

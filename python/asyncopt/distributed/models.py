@@ -1,0 +1,114 @@
+"""What the server loop (server.py) does with a message, per problem: a thin layer over the native
+server models, which apply the update rules with the GIL released.
+
+A model names its message shape (``width`` values per coordinate, ``n_extra`` values besides them
+in an answer, ``n_keys`` coordinates in all) and how one message, one sync round, and one read are
+done. The loop itself knows nothing of logistic regression or LDA.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .protocol import DELTA
+
+
+class LogisticModel:
+    """Logistic regression on ``_core.ServerModel``: a value per feature; the intercept is the extra."""
+
+    width = 1
+    n_extra = 1
+
+    def __init__(self, core, n_features, method, picky_threshold):
+        self.core = core
+        self.n_keys = n_features
+        self.all_keys = np.arange(n_features, dtype=np.int32)
+        self.picky = method == "picky"
+        self.threshold = picky_threshold
+        self.acc = np.zeros(n_features, dtype=np.float64) if method == "sync" else None
+
+    @property
+    def steps(self):
+        return self.core.steps
+
+    def _sparse(self, push):
+        if not push.dense:
+            return push.idx, push.values
+        nz = np.flatnonzero(push.values).astype(np.int32)  # a dense message's zeros are no update
+        return nz, push.values[nz]
+
+    def apply(self, push, slot):
+        """Apply one worker message; False when Picky SGD drops it."""
+        idx, values = self._sparse(push)
+        if push.kind == DELTA:
+            self.core.add(idx, values, push.g0, push.steps)
+            return True
+        if self.picky and self.core.distance(slot) > self.threshold:
+            return False  # the model moved too far since this gradient's read
+        self.core.apply(idx, values, push.g0)
+        return True
+
+    def entry(self, push):
+        """A copy of what a sync round keeps of a message (the receive buffer is reused)."""
+        idx, values = self._sparse(push)
+        return idx.copy(), values.copy(), push.g0, push.rows
+
+    def apply_round(self, entries):
+        """One step with the row-weighted mean of the round's gradients (the mean over all their rows)."""
+        total = float(sum(e[3] for e in entries))
+        g0 = 0.0
+        for idx, values, eg0, rows in entries:
+            wgt = rows / total
+            self.acc[idx] += values * wgt  # idx distinct within one message
+            g0 += eg0 * wgt
+        touched = np.unique(np.concatenate([e[0] for e in entries]))
+        self.core.apply(touched, self.acc[touched], g0)
+        self.acc[touched] = 0.0
+
+    def read(self, keys, values, extras, slot):
+        self.core.read(self.all_keys if keys is None else keys, values)
+        extras[0] = self.core.read_intercept()
+        if self.picky:
+            self.core.reset(slot)  # this answer is the worker's new read point
+
+    def settle(self):
+        self.core.settle()
+        return {}
+
+
+class LdaModel:
+    """LDA on ``_core.LdaServerModel``: K values (lambda - eta) per word; the K topic sums are the extras."""
+
+    def __init__(self, core, n_words, n_topics):
+        self.core = core
+        self.n_keys = n_words
+        self.width = n_topics
+        self.n_extra = n_topics
+        self.all_keys = np.arange(n_words, dtype=np.int32)
+        self.drift = 0.0
+
+    @property
+    def steps(self):
+        return self.core.steps
+
+    def apply(self, push, slot):
+        self.core.apply(push.idx, push.values, float(push.rows))  # rows: the mini-batch's documents
+        return True
+
+    def entry(self, push):
+        return push.idx.copy(), push.values.copy(), 0.0, push.rows
+
+    def apply_round(self, entries):
+        """One global step on the union of the round's mini-batches: their statistics summed word by word,
+        |B| their documents together (E-step statistics add over documents)."""
+        words, inverse = np.unique(np.concatenate([e[0] for e in entries]), return_inverse=True)
+        stats = np.zeros((words.shape[0], self.width), dtype=np.float64)
+        np.add.at(stats, inverse, np.concatenate([e[1] for e in entries]))
+        self.core.apply(words.astype(np.int32), stats, float(sum(e[3] for e in entries)))
+
+    def read(self, keys, values, extras, slot):
+        keys = self.all_keys if keys is None else keys
+        self.core.read(keys, values.reshape(keys.shape[0], self.width), extras)
+
+    def settle(self):
+        self.drift = max(self.drift, self.core.settle())
+        return {"topic_mass_drift": self.drift}
