@@ -1,7 +1,7 @@
 """The MPI backend: an asynchronous parameter server for when one machine is not enough.
 
 Run a script under ``mpiexec -n K python script.py`` in which every rank builds the same estimator
-with ``backend="mpi"`` and calls ``fit`` on its data. Rank 0 becomes the parameter server and ends
+(LogisticRegression or LDA) with ``backend="mpi"`` and calls ``fit`` on its data. Rank 0 becomes the parameter server and ends
 up holding the model; ranks 1..K-1 are workers, each training on its own shard, and return from
 ``fit`` when the server ends the run.
 
@@ -18,6 +18,8 @@ DPSGD              method='dpsgd',      lock-free Hogwild! over each worker's th
 (Mohamad et al.    n_threads > 1        model; the worker pushes the change, the server adds it
 2022)
 synchronous        method='sync'        rounds: one gradient from every worker, their mean applied
+DPSVI (LDA)        LDA(backend='mpi'),  workers run E-steps of their documents over their threads;
+                   method='async'       the server applies SVI's global step to each message
 =================  ===================  ==============================================================
 
 Only the estimator's module imports mpi4py, and only for ``backend="mpi"``; ``import asyncopt``
