@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 import asyncopt
+from benchenv import cpu_model, git_commit
 
 HERE = Path(__file__).resolve().parent
 JOB = HERE / "mpi_bench_job.py"
@@ -341,18 +342,7 @@ def ratio(base, m):
 
 # --------------------------------------------------------------------------- reports
 def environment():
-    def git_commit():
-        try:
-            return subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                  timeout=10).stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            return None
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         mpi = subprocess.run(["mpiexec", "--version"], capture_output=True, text=True, timeout=20).stdout
         mpi = next((ln.split(":", 1)[1].strip() for ln in mpi.splitlines() if "Version" in ln), mpi.strip()[:80])

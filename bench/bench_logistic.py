@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -36,6 +35,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.linear_model import SGDClassifier
 
 import asyncopt
+from benchenv import cpu_model, git_commit
 from asyncopt.datasets import load_libsvm, make_sparse_classification
 
 HERE = Path(__file__).resolve().parent
@@ -526,18 +526,7 @@ def compute_ratios(results, cfg):
 
 # --------------------------------------------------------------------------- reports
 def environment():
-    def git_commit():
-        try:
-            return subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                  timeout=10).stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            return None
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu,
             "cpu_count": os.cpu_count(), "numpy": np.__version__, "scipy": scipy.__version__,
             "sklearn": sklearn.__version__, "asyncopt": asyncopt.__version__, "build_info": asyncopt.build_info(),

@@ -18,8 +18,8 @@ from .._checks import fit_rng, native_csr, resolve_n_threads
 from .models import LdaModel
 from .options import WorkerFailure
 from .server import ParameterServer
-from .session import (exit_by_abort_at_exit, local_threads, processor_name, send_go, server_handshake, shard_rows,
-                      worker_handshake, world)
+from .session import (check_settings, exit_by_abort_at_exit, local_threads, processor_name, send_go,
+                      server_handshake, shard_rows, worker_handshake, world)
 from .worker import LdaWorker
 
 
@@ -136,11 +136,7 @@ def _work(est, comm, rank, X, opts, common):
     state = {}
 
     def make_reply(spec):
-        if spec["settings"] != common:
-            diff = sorted(k for k in common if spec["settings"].get(k) != common[k])
-            raise ValueError(f"this rank's estimator settings differ from rank 0's in {diff}")
-        if X.shape[1] != spec["n_features"]:
-            raise ValueError(f"X has {X.shape[1]} words, rank 0's {spec['n_features']}")
+        check_settings(spec, common, X.shape[1], "words")
         Xn = native_csr(X)
         _core.validate_csr(*Xn, X.shape[1])
         rows = shard_rows(spec, rank, X.shape[0], opts.sharding)

@@ -93,6 +93,15 @@ def send_go(comm, payloads, timeout, poll_interval):
     wait_sends(sends, timeout, poll_interval)
 
 
+def check_settings(spec, common, n_columns, noun):
+    """A worker's check that rank 0 sent the settings it was given itself, for as many columns."""
+    if spec["settings"] != common:
+        diff = sorted(k for k in common if spec["settings"].get(k) != common[k])
+        raise ValueError(f"this rank's estimator settings differ from rank 0's in {diff}")
+    if n_columns != spec["n_features"]:
+        raise ValueError(f"X has {n_columns} {noun}, rank 0's {spec['n_features']}")
+
+
 def worker_handshake(comm, make_reply, timeout, poll_interval):
     """A worker: receive the spec, answer with make_reply(spec) (a dict; {'error': ...} on a
     mismatch), then wait for the server's go. Returns (spec, go)."""

@@ -198,7 +198,7 @@ class LogisticWorker(Worker):
         spec = self.spec
         sparse_alpha = spec["sparse_alpha"]
         fit_intercept = spec["fit_intercept"]
-        rows, keys = self._first_read()
+        rows, _ = self._first_read()  # self.w holds what was read for the batch's features
         while rows is not None:
             t0 = time.perf_counter()
             bound = int((self.Xn[0][rows + 1] - self.Xn[0][rows]).sum())
@@ -219,7 +219,7 @@ class LogisticWorker(Worker):
             if not self._exchange(nbytes, next_keys):
                 return
             self.stats["rows"] += rows.shape[0]
-            rows, keys = next_rows, next_keys
+            rows = next_rows
 
     def _run_dpsgd(self):
         spec = self.spec
