@@ -41,13 +41,24 @@ def load(cfg):
         from test_lda_exact import tiny_corpus
 
         return tiny_corpus(**cfg.get("problem", {})), None, None
-    from conftest import sparse_problem
-
     kw = dict(cfg.get("problem", {}))
     if "dtype" in kw:
         kw["dtype"] = np.dtype(kw["dtype"])
     X, y = sparse_problem(**kw)
     return X, y, None
+
+
+def sparse_problem(empty_rows=(), **kw):
+    """conftest.sparse_problem with the listed rows emptied (rows without a single feature)."""
+    from conftest import sparse_problem as problem
+
+    X, y = problem(**kw)
+    if len(empty_rows):
+        keep = np.ones(X.shape[0])
+        keep[list(empty_rows)] = 0
+        X = X.multiply(keep[:, None]).tocsr()
+        X.eliminate_zeros()
+    return X, y
 
 
 def main():

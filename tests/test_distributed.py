@@ -75,17 +75,23 @@ EXACT_CASES = [
 def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
     """K = 2: one worker walking all rows in order, the server applying each of its gradients as one
     step, is the threads backend's one-thread run to rounding (the margin is summed in another order
-    under exact L2's scaled weights)."""
-    common = dict(batch_size=4, epochs=3, shuffle=False, random_state=0)
-    runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in EXACT_CASES]
-    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=60, d=150, seed=3))
+    under exact L2's scaled weights). The last case has empty rows and batch size 1: mini-batches
+    with no feature at all (an empty read, an intercept-only step)."""
+    cases = [dict(case, batch_size=4) for case in EXACT_CASES] + [
+        dict(optimizer="sgd", learning_rate=0.3, alpha=0.01, regularization="sparse", batch_size=1)]
+    common = dict(epochs=3, shuffle=False, random_state=0)
+    runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in cases]
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=60, d=150, seed=3, empty_rows=[5, 6, 40]))
     assert rc == 0, output
-    X, y = sparse_problem(n=60, d=150, seed=3)
-    for case, res in zip(EXACT_CASES, results):
+    from mpi_fit import sparse_problem as with_empty_rows
+
+    X, y = with_empty_rows(n=60, d=150, seed=3, empty_rows=[5, 6, 40])
+    assert np.diff(X.indptr)[[5, 6, 40]].max() == 0
+    for case, res in zip(cases, results):
         ref = asyncopt.LogisticRegression(**case, **common, n_threads=1).fit(X, y)
         np.testing.assert_allclose(res["coef"], ref.coef_[0], rtol=1e-9, atol=1e-12, err_msg=str(case))
         assert res["intercept"] == pytest.approx(ref.intercept_[0], rel=1e-9, abs=1e-12)
-        assert res["t"] == ref.t_ == 3 * 15
+        assert res["t"] == ref.t_ == 3 * (60 // case["batch_size"])
         assert res["staleness"]["max"] == 0 and res["staleness"]["count"] == res["t"]
 
 
@@ -284,20 +290,21 @@ def test_command_line_train_over_mpi_prints_the_epoch_table_and_the_workers(tmp_
 def test_lda_sync_with_one_worker_is_the_one_thread_fit(tmp_path):
     """The server's global step and the worker's E-steps are the threads backend's arithmetic: one
     worker's rounds are the one-thread fit, to the bit."""
-    kw = dict(n_components=3, batch_size=8, epochs=2, shuffle=False, random_state=0, n_threads=1,
-              train_perplexity_docs=0, learning_offset=4.0)
-    cfg = {"estimator": "lda", "data": "tiny_corpus", "problem": {"n_docs": 40, "n_words": 30},
-           "runs": [dict(kw, mpi={"method": "sync", "timeout": 60})]}
+    kw = dict(n_components=3, epochs=2, shuffle=False, random_state=0, n_threads=1, train_perplexity_docs=0,
+              learning_offset=4.0)
+    # batch size 1 meets tiny_corpus's empty document alone: a global step from no word at all
+    runs = [dict(kw, batch_size=b, mpi={"method": "sync", "timeout": 60}) for b in (8, 1)]
+    cfg = {"estimator": "lda", "data": "tiny_corpus", "problem": {"n_docs": 40, "n_words": 30}, "runs": runs}
     rc, results, output, _ = run_mpi(tmp_path, 2, cfg)
     assert rc == 0, output
     from test_lda_exact import tiny_corpus
 
-    ref = asyncopt.LDA(**kw).fit(tiny_corpus(n_docs=40, n_words=30))
-    res = results[0]
-    np.testing.assert_allclose(res["components"], ref.components_, rtol=1e-13, atol=0)
-    assert res["t"] == ref.t_ == 2 * 5
-    assert res["staleness"]["max"] == 0
-    assert [r["epoch"] for r in res["history"]] == [1, 2]
+    for run, res in zip(runs, results):
+        ref = asyncopt.LDA(**kw, batch_size=run["batch_size"]).fit(tiny_corpus(n_docs=40, n_words=30))
+        np.testing.assert_allclose(res["components"], ref.components_, rtol=1e-13, atol=0)
+        assert res["t"] == ref.t_ == 2 * (40 // run["batch_size"])
+        assert res["staleness"]["max"] == 0
+        assert [r["epoch"] for r in res["history"]] == [1, 2]
 
 
 @pytest.mark.parametrize("n_ranks", [3, 4])

@@ -210,6 +210,7 @@ def test_estimator_api():
     (dict(backend="mpi", mpi={"method": "picky"}), "runs method 'async' \\(DPSVI\\) or 'sync'"),
     (dict(backend="mpi", mpi={"method": "dpsgd"}), "runs method 'async' \\(DPSVI\\) or 'sync'"),
     (dict(backend="mpi", mpi={"timeout": -1}), "timeout must be >"),
+    (dict(backend="mpi", n_threads=0), "n_threads must be >= 1"),
 ])
 def test_mpi_settings_are_checked_first(kw, match):
     X = sp.csr_matrix(np.ones((5, 4)))

@@ -292,6 +292,7 @@ class TestMpiSettings:
         (dict(backend="mpi", regularization="exact", mpi={"method": "picky"}), "cannot use regularization='exact'"),
         (dict(backend="mpi", regularization="exact", mpi={"method": "dpsgd"}), "cannot use regularization='exact'"),
         (dict(backend="mpi", n_threads=2, mpi={"method": "async"}), "is method='dpsgd'"),
+        (dict(backend="mpi", n_threads=0, mpi={"method": "dpsgd"}), "n_threads must be >= 1"),
     ])
     def test_bad_settings(self, kw, match):
         with pytest.raises(ValueError, match=match):
@@ -307,6 +308,21 @@ class TestMpiSettings:
         rng = np.random.default_rng(0)
         assert Delay(factor=3.0).seconds(0.01, rng) == pytest.approx(0.02)
         assert Delay(pareto_shape=1.5).seconds(0.01, rng) >= 0
+
+    def test_server_model_checks_what_it_dereferences(self):
+        clf = asyncopt.LogisticRegression(epochs=1, n_threads=1).fit(*sparse_problem(n=20, d=30))
+        sc = _core.StepConfig()
+        sc.learning_rate = 0.1
+        m = _core.ServerModel(clf._state, 30, "sgd", "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
+        with pytest.raises(ValueError, match=r"slot must be in \[0, 2\)"):
+            m.reset(2)
+        with pytest.raises(ValueError, match="out-of-range feature"):
+            m.apply(np.array([30], np.int32), np.ones(1), 0.0)
+        with pytest.raises(ValueError, match="out-of-range feature"):
+            m.read(np.array([-1], np.int32), np.zeros(1))
+        with pytest.raises(ValueError, match="needs optimizer 'sgd' without exact L2"):
+            sc.decay = 0.01
+            _core.ServerModel(clf._state, 30, "sgd", "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
 
     def test_partial_fit_is_refused(self):
         X, y = sparse_problem(n=20, d=30)

@@ -143,10 +143,11 @@ const int32_t* checked_words(const LdaServerHandle& h, const py::array& words, c
 
 int64_t batch_stats(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array docs,
                     py::array words, py::array mu, py::array mass, const LdaConfig& cfg, int n_threads,
-                    py::array out) {
+                    py::array out, bool check_input) {
     check_config(cfg);
     if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
-    const CsrView<double> X = csr_view<double>(indptr, indices, data, n_features, /*deep=*/false);
+    const CsrView<double> X = check_input ? counts_view(indptr, indices, data, n_features)
+                                          : csr_view<double>(indptr, indices, data, n_features, /*deep=*/false);
     const int64_t* dp = checked<int64_t>(docs, "docs", {-1}, false);
     const int64_t count = docs.shape(0);
     if (count < 1) throw py::value_error("docs must not be empty");
@@ -219,10 +220,10 @@ void bind_lda(py::module_& m) {
             "Fold the lazy decay into mu (mu and topic_mass then hold the model); returns the topic-sum drift.");
     m.def("lda_batch_stats", &batch_stats, py::arg("indptr"), py::arg("indices"), py::arg("data"),
           py::arg("n_features"), py::arg("docs"), py::arg("words"), py::arg("mu"), py::arg("mass"), py::arg("config"),
-          py::arg("n_threads"), py::arg("out").noconvert(),
+          py::arg("n_threads"), py::arg("out").noconvert(), py::arg("check_input") = true,
           "A DPSVI worker's E-steps of the documents `docs` against lambda - eta of their words (mu, K per word "
           "of `words`, every word of the documents) and the topic sums; writes sstats x exp(E[log beta]) to "
-          "out and returns the E-step iterations. The GIL is released.");
+          "out and returns the E-step iterations. check_input=False skips the O(nnz) CSR check. The GIL is released.");
     m.def("lda_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
           py::arg("perm").noconvert(), py::arg("mu").noconvert(), py::arg("topic_mass").noconvert(),
           py::arg("config"),

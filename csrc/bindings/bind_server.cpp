@@ -38,6 +38,7 @@ public:
     virtual const std::vector<int32_t>& touched() const = 0;
 
     py::object state_owner;  // keeps the numpy state array alive while the model points into it
+    int n_slots = 0;
 };
 
 template <class T, class Rule, class Steps>
@@ -75,6 +76,7 @@ std::unique_ptr<ServerHandle> make_typed(const py::array& state, int64_t n_featu
     std::unique_ptr<ServerHandle> h = std::make_unique<ServerImpl<T, Rule, Steps>>(
         st, n_features, sc, k0, fit_intercept, intercept_scale, act, active.shape(0), n_slots);
     h->state_owner = state;
+    h->n_slots = n_slots;
     return h;
 }
 
@@ -124,14 +126,16 @@ std::pair<const int32_t*, const double*> sparse_pair(const ServerHandle& h, cons
 
 void check_slot(const ServerHandle& h, int slot) {
     if (!h.tracking()) throw py::value_error("this server model was built without move tracking (n_slots=0)");
-    if (slot < 0) throw py::value_error("slot must be >= 0");
+    if (slot < 0 || slot >= h.n_slots)
+        throw py::value_error("slot must be in [0, " + std::to_string(h.n_slots) + ")");
 }
 
 template <class T>
 py::tuple gradient_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_features,
                          const py::array& y, const py::array& rows, const py::array& w, const py::object& reg_scale,
-                         double sparse_alpha, bool fit_intercept, const py::array& idx_out, const py::array& g_out) {
-    const CsrView<T> X = csr_view<T>(indptr, indices, data, n_features, /*deep=*/false);
+                         double sparse_alpha, bool fit_intercept, const py::array& idx_out, const py::array& g_out,
+                         bool check_input) {
+    const CsrView<T> X = csr_view<T>(indptr, indices, data, n_features, check_input);
     const double* yp = checked<double>(y, "y", {X.n_rows}, false);
     const int64_t* rp = checked<int64_t>(rows, "rows", {-1}, false);
     const int64_t count = rows.shape(0);
@@ -156,8 +160,8 @@ py::tuple gradient_typed(const py::array& indptr, const py::array& indices, cons
 
 template <class T>
 int64_t features_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_features,
-                       const py::array& rows, const py::array& out) {
-    const CsrView<T> X = csr_view<T>(indptr, indices, data, n_features, /*deep=*/false);
+                       const py::array& rows, const py::array& out, bool check_input) {
+    const CsrView<T> X = csr_view<T>(indptr, indices, data, n_features, check_input);
     const int64_t* rp = checked<int64_t>(rows, "rows", {-1}, false);
     const int64_t count = rows.shape(0);
     for (int64_t q = 0; q < count; ++q)
@@ -239,31 +243,35 @@ void bind_server(py::module_& m) {
         "logistic_batch_gradient",
         [](py::array indptr, py::array indices, py::array data, int64_t n_features, py::array y, py::array rows,
            py::array w, py::object reg_scale, double sparse_alpha, bool fit_intercept, py::array idx_out,
-           py::array g_out) {
+           py::array g_out, bool check_input) {
             const py::dtype dt = data.dtype();
             if (is_dtype<float>(dt))
                 return gradient_typed<float>(indptr, indices, data, n_features, y, rows, w, reg_scale, sparse_alpha,
-                                             fit_intercept, idx_out, g_out);
+                                             fit_intercept, idx_out, g_out, check_input);
             if (is_dtype<double>(dt))
                 return gradient_typed<double>(indptr, indices, data, n_features, y, rows, w, reg_scale, sparse_alpha,
-                                              fit_intercept, idx_out, g_out);
+                                              fit_intercept, idx_out, g_out, check_input);
             throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"), py::arg("y"), py::arg("rows"),
         py::arg("w"), py::arg("reg_scale"), py::arg("sparse_alpha"), py::arg("fit_intercept"),
-        py::arg("idx_out").noconvert(), py::arg("g_out").noconvert(),
+        py::arg("idx_out").noconvert(), py::arg("g_out").noconvert(), py::arg("check_input") = true,
         "Mean gradient of the mini-batch `rows` at the dense model copy w (intercept last): writes the batch's "
-        "features to idx_out and their gradients to g_out; returns (count, intercept gradient). The CSR is not "
-        "re-validated (run validate_csr once).");
+        "features to idx_out and their gradients to g_out; returns (count, intercept gradient). "
+        "check_input=False skips the O(nnz) CSR check (the caller ran validate_csr on these arrays).");
     m.def(
         "batch_features",
-        [](py::array indptr, py::array indices, py::array data, int64_t n_features, py::array rows, py::array out) {
+        [](py::array indptr, py::array indices, py::array data, int64_t n_features, py::array rows, py::array out,
+           bool check_input) {
             const py::dtype dt = data.dtype();
-            if (is_dtype<float>(dt)) return features_typed<float>(indptr, indices, data, n_features, rows, out);
-            if (is_dtype<double>(dt)) return features_typed<double>(indptr, indices, data, n_features, rows, out);
+            if (is_dtype<float>(dt))
+                return features_typed<float>(indptr, indices, data, n_features, rows, out, check_input);
+            if (is_dtype<double>(dt))
+                return features_typed<double>(indptr, indices, data, n_features, rows, out, check_input);
             throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"), py::arg("rows"),
-        py::arg("out").noconvert(),
-        "The distinct features of the mini-batch `rows` in first-occurrence order, written to out; returns how many.");
+        py::arg("out").noconvert(), py::arg("check_input") = true,
+        "The distinct columns of the rows `rows` in first-occurrence order, written to out; returns how many. "
+        "check_input=False skips the O(nnz) CSR check.");
 }

@@ -167,6 +167,7 @@ class LDA(TransformerMixin, BaseEstimator):
         if self.backend == "mpi":
             from .distributed import resolve_options
 
+            check_int("n_threads", self.n_threads, low=1, allow_none=True)  # resolved on each worker
             if resolve_options(self.mpi).method not in ("async", "sync"):
                 raise ValueError(f"LDA over MPI runs method 'async' (DPSVI) or 'sync', not "
                                  f"{resolve_options(self.mpi).method!r}")

@@ -193,6 +193,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable or None")
         if self.backend == "mpi":
+            check_int("n_threads", self.n_threads, low=1, allow_none=True)
             return opt, reg, None  # threads per worker are resolved on each worker
         return opt, reg, resolve_n_threads(self.n_threads)
 

@@ -61,6 +61,10 @@ def _serve(est, comm, X, eval_set, alpha, eta, opts, epochs, common):
         return None
 
     replies, errors = server_handshake(comm, spec, check_reply, opts.timeout, opts.poll_interval)
+    try:  # rank 0's own checks, before the go: an error here must reach the workers too
+        Xv = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=V)
+    except ValueError as e:
+        errors.append(f"rank 0: {e}")
     n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
     if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
         errors.append(f"worker rank(s) {[r for r, rep in replies.items() if rep['n_rows'] == 0]} got no documents")
@@ -71,7 +75,6 @@ def _serve(est, comm, X, eval_set, alpha, eta, opts, epochs, common):
     if errors:
         raise ValueError("the MPI run did not start: " + "; ".join(errors))
 
-    Xv = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=V)
     sub = None
     if est.train_perplexity_docs > 0:
         rows = np.sort(rng.choice(n, size=min(n, int(est.train_perplexity_docs)), replace=False))

@@ -77,6 +77,13 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
         return None
 
     replies, errors = server_handshake(comm, spec, check_reply, opts.timeout, opts.poll_interval)
+    try:  # rank 0's own checks, before the go: an error here must reach the workers too
+        ypm = est._signed(y)
+        val = est._eval_data(eval_set, X)
+        Xn = native_csr(X)
+        _core.validate_csr(*Xn, d)
+    except ValueError as e:
+        errors.append(f"rank 0: {e}")
     n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
     if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
         empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
@@ -97,10 +104,6 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
     if errors:
         raise ValueError("the MPI run did not start: " + "; ".join(errors))
 
-    ypm = est._signed(y)
-    val = est._eval_data(eval_set, X)
-    Xn = native_csr(X)
-    _core.validate_csr(*Xn, d)
     sc = step_config(opt, est.alpha, reg)
     core = _core.ServerModel(est._state, d, opt.name, X.dtype.name, sc, est.t_, bool(est.fit_intercept),
                              common["intercept_scale"], est._active,

@@ -73,9 +73,13 @@ class MPIOptions:
         computation of one message and the server's evaluation of the history points.
     on_failure : {'raise', 'drop'}
         'raise' stops the run (the other workers are told to stop) and raises WorkerFailure naming
-        the rank; 'drop' continues with the remaining workers. Either way the model reached so far
-        stays in the estimator. (mpiexec's default is to kill the whole job when one rank dies:
-        run ``mpiexec -disable-auto-cleanup`` (MPICH) for the server to see the failure.)
+        the rank; 'drop' continues with the remaining workers (and raises WorkerFailure if none is
+        left before the run's rows are done). Either way the model reached so far stays in the
+        estimator, and after any failure the job ends with MPI_Abort when rank 0's process exits
+        (MPI_Finalize would wait for the lost rank): save the model before the script ends; the
+        job's exit status is then nonzero. mpiexec's default is to kill the whole job when one rank
+        dies by a signal; run ``mpiexec -disable-auto-cleanup`` (MPICH) for the server to see a
+        rank that exits.
     picky_threshold : float or None
         Picky SGD's distance bound; None takes ``learning_rate`` (one unit-gradient step).
     local_updates : int or None

@@ -107,7 +107,7 @@ class Push:
         if not self.dense:
             self.idx = buf.view(off, self.n, np.int32)
             off += 4 * self.n
-        self.keys = buf.view(off, self.n_keys, np.int32) if self.n_keys > 0 else None
+        self.keys = buf.view(off, self.n_keys, np.int32) if self.n_keys >= 0 else None  # -1: all
 
 
 def reply_size(n, width=1, n_extra=1):

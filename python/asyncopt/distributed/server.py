@@ -124,7 +124,8 @@ class ParameterServer:
         self.train_time += time.perf_counter() - self.segment_start
         self._collect_stats()
         self.model.settle()
-        if self.failed and self.opts.on_failure == "raise":
+        if self.failed and (self.opts.on_failure == "raise" or self.rows_done < self.budget_rows
+                            and not any(lk.alive for lk in self.links.values())):
             ranks = sorted(self.failed)
             raise WorkerFailure(
                 f"worker rank(s) {ranks} sent nothing for {self.opts.timeout:g} s (dead or hung); the run stopped "
@@ -220,6 +221,7 @@ class ParameterServer:
         while not req.Test():
             if time.perf_counter() > deadline:
                 req.Cancel()
+                link.reply = Buffer()  # the cancelled send may still read the old one
                 break
             time.sleep(self.opts.poll_interval)
         link.reply_req = None

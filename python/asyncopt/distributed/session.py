@@ -44,9 +44,10 @@ def processor_name():
     return mpi().Get_processor_name()
 
 
-def recv_object(comm, source, tag, timeout, poll_interval, what):
-    """A pickled object from source, polling so a silent peer raises TimeoutError instead of hanging."""
-    deadline = time.perf_counter() + timeout
+def recv_object(comm, source, tag, timeout, poll_interval, what, deadline=None):
+    """A pickled object from source, polling so a silent peer raises TimeoutError instead of hanging
+    (after timeout seconds, or at the given perf_counter deadline)."""
+    deadline = time.perf_counter() + timeout if deadline is None else deadline
     while True:
         msg = comm.improbe(source=source, tag=tag)
         if msg is not None:
@@ -72,9 +73,11 @@ def server_handshake(comm, spec, check_reply, timeout, poll_interval):
     size = comm.Get_size()
     sends = [comm.isend(spec, dest=r, tag=TAG_SETUP) for r in range(1, size)]
     replies, errors = {}, []
+    deadline = time.perf_counter() + timeout  # for all of them: a worker waits 2 timeout + 1 for the go
     for r in range(1, size):
         try:
-            replies[r] = recv_object(comm, r, TAG_SETUP, timeout, poll_interval, f"setup reply from worker rank {r}")
+            replies[r] = recv_object(comm, r, TAG_SETUP, timeout, poll_interval, f"setup reply from worker rank {r}",
+                                     deadline)
         except TimeoutError as e:
             wait_sends(sends, 0.0, poll_interval)
             exit_by_abort_at_exit(comm)
@@ -115,7 +118,7 @@ def worker_handshake(comm, make_reply, timeout, poll_interval):
         reply = {"error": f"{type(e).__name__}: {e}"}
     req = comm.isend(reply, dest=0, tag=TAG_SETUP)
     try:
-        go = recv_object(comm, 0, TAG_SETUP, timeout, poll_interval, "the server's go (rank 0)")
+        go = recv_object(comm, 0, TAG_SETUP, 2 * timeout + 1, poll_interval, "the server's go (rank 0)")
     except TimeoutError as e:
         raise ServerFailure(str(e)) from None
     wait_sends([req], timeout, poll_interval)

@@ -125,7 +125,7 @@ class Worker:
         bound = int((indptr[rows + 1] - indptr[rows]).sum())
         if self.keys_buf.shape[0] < bound:
             self.keys_buf = np.empty(max(bound, 2 * self.keys_buf.shape[0]), dtype=np.int32)
-        n = _core.batch_features(*self.Xn, self.n_keys, rows, self.keys_buf)
+        n = _core.batch_features(*self.Xn, self.n_keys, rows, self.keys_buf, check_input=False)
         return self.keys_buf[:n].copy()
 
     def _pull(self, keys):
@@ -206,7 +206,8 @@ class LogisticWorker(Worker):
                 self.idx_buf = np.empty(max(bound, 2 * self.idx_buf.shape[0]), dtype=np.int32)
                 self.g_buf = np.empty(self.idx_buf.shape[0], dtype=np.float64)
             n, g0 = _core.logistic_batch_gradient(*self.Xn, self.d, self.ypm, rows, self.w, self.reg_scale,
-                                                  sparse_alpha, fit_intercept, self.idx_buf, self.g_buf)
+                                                  sparse_alpha, fit_intercept, self.idx_buf, self.g_buf,
+                                                  check_input=False)
             next_rows, next_keys, compute = self._finish(t0, rows)
             idx, g = self.idx_buf[:n], self.g_buf[:n]
             dense = 12 * n > 8 * self.d
@@ -294,7 +295,7 @@ class LdaWorker(Worker):
             t0 = time.perf_counter()
             stats = np.empty((keys.shape[0], self.width), dtype=np.float64)
             iterations = _core.lda_batch_stats(*self.Xn, self.n_keys, rows, keys, self.mu, self.mass, self.config,
-                                               self.n_threads, stats)
+                                               self.n_threads, stats, check_input=False)
             self.stats["local_updates"] += iterations  # E-step iterations
             next_rows, next_keys, compute = self._finish(t0, rows)
             nbytes = pack_push(self.push_buf, GRAD, self.version, stats, keys, 0.0, next_keys, rows.shape[0], 1,
