@@ -14,12 +14,10 @@ import time
 import numpy as np
 
 from .. import _core
-from .._checks import fit_rng, native_csr, resolve_n_threads
+from .._checks import fit_rng, resolve_n_threads
 from .models import LdaModel
-from .options import WorkerFailure
 from .server import ParameterServer
-from .session import (check_settings, exit_by_abort_at_exit, local_threads, processor_name, send_go,
-                      server_handshake, shard_rows, worker_handshake, world)
+from .session import join_run, local_threads, open_run, world
 from .worker import LdaWorker
 
 
@@ -54,26 +52,13 @@ def _serve(est, comm, X, eval_set, alpha, eta, opts, epochs, common):
     spec = {"settings": common, "n_features": V, "n_rows": n, "nnz": int(X.nnz), "seed": seed,
             "n_workers": comm.Get_size() - 1, "timeout": opts.timeout, "poll_interval": opts.poll_interval}
 
-    def check_reply(r, reply):
-        if opts.sharding == "split" and (reply["n_rows_given"], reply["nnz_given"]) != (n, int(X.nnz)):
-            return (f"sharding='split' needs the same documents on every rank: rank 0 has {n} documents and "
-                    f"{X.nnz} nonzeros, rank {r} {reply['n_rows_given']} and {reply['nnz_given']}")
-        return None
+    own = {}
 
-    replies, errors = server_handshake(comm, spec, check_reply, opts.timeout, opts.poll_interval)
-    try:  # rank 0's own checks, before the go: an error here must reach the workers too
-        Xv = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=V)
-    except ValueError as e:
-        errors.append(f"rank 0: {e}")
-    n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
-    if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
-        errors.append(f"worker rank(s) {[r for r, rep in replies.items() if rep['n_rows'] == 0]} got no documents")
-    hosts = [processor_name()] + [rep.get("host") for rep in replies.values()]
-    send_go(comm, {r: ({"go": False, "error": "; ".join(errors)} if errors else
-                       {"go": True, "n_total": n_total, "ranks_here": hosts.count(replies[r]["host"])})
-                   for r in replies}, opts.timeout, opts.poll_interval)
-    if errors:
-        raise ValueError("the MPI run did not start: " + "; ".join(errors))
+    def own_checks():  # rank 0's own data, checked before the go
+        own["Xv"] = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=V)
+
+    _, n_total = open_run(comm, spec, opts, X, "documents", own_checks)
+    Xv = own["Xv"]
 
     sub = None
     if est.train_perplexity_docs > 0:
@@ -85,22 +70,15 @@ def _serve(est, comm, X, eval_set, alpha, eta, opts, epochs, common):
     model = LdaModel(core, V, int(est.n_components))
     est.n_threads_ = None
     est.n_iter_ = 0
-    last = {"stal": (0, 0), "time": 0.0, "rows": 0}
 
-    def evaluate(rows_done, train_time):
+    def evaluate():
         t1 = time.perf_counter()
         est.t_ = int(core.steps)
-        st = server.staleness
-        count, total = st.count - last["stal"][0], st.sum - last["stal"][1]
-        epoch = rows_done / n_total
-        rec = {"epoch": int(epoch) if float(epoch).is_integer() else round(epoch, 4),
-               "time": est._train_time + train_time, "epoch_time": train_time - last["time"], "updates": est.t_,
-               "staleness_mean": total / max(count, 1), "staleness_max": int(st.max), "e_step_iterations": None,
-               "topic_mass_drift": model.drift, "rows": rows_done,
-               "perplexity": est._perplexity(Xv, eval_threads) if Xv is not None else None,
-               "train_perplexity": est._perplexity(sub, eval_threads) if sub is not None else None}
+        rec = dict(server.record(), time=est._train_time + server.train_time, e_step_iterations=None,
+                   topic_mass_drift=model.drift,
+                   perplexity=est._perplexity(Xv, eval_threads) if Xv is not None else None,
+                   train_perplexity=est._perplexity(sub, eval_threads) if sub is not None else None)
         rec["eval_time"] = time.perf_counter() - t1
-        last.update(stal=(st.count, st.sum), time=train_time, rows=rows_done)
         est.history_.append(rec)
         if est.verbose:
             print(est._format_record(rec), flush=True)
@@ -109,45 +87,21 @@ def _serve(est, comm, X, eval_set, alpha, eta, opts, epochs, common):
                                      "priors, or raise learning_offset")
         return est.callback is not None and est.callback(rec) is True
 
-    eval_rows = max(1, int(round(opts.eval_every * n_total)))
-    server = ParameterServer(comm, model, opts.method, opts, epochs * n_total, eval_rows, evaluate)
-    failure = None
+    server = ParameterServer(comm, model, opts, n_total, epochs, evaluate)
     try:
-        wall = server.run()
-    except WorkerFailure as e:
-        failure, wall = e, server.train_time
-    except BaseException:
-        exit_by_abort_at_exit(comm)  # the workers would wait for answers that will not come
-        raise
+        wall, failure = server.fit()
     finally:
         est.t_ = int(core.steps)
         est.staleness_.add(server.staleness.as_native())
-    if server.rows_done > last["rows"]:
-        model.settle()
-        evaluate(server.rows_done, server.train_time)
     est._train_time += server.train_time
-    est.n_iter_ = int(np.ceil(server.rows_done / n_total))
-    est._epochs_done += est.n_iter_
-    est.mpi_rank_ = 0
-    est.mpi_stats_ = server.summary(wall)
+    server.report_to(est, wall)
     if failure is not None:
         raise failure
     return est
 
 
 def _work(est, comm, rank, X, opts, common):
-    state = {}
-
-    def make_reply(spec):
-        check_settings(spec, common, X.shape[1], "words")
-        Xn = native_csr(X)
-        _core.validate_csr(*Xn, X.shape[1])
-        rows = shard_rows(spec, rank, X.shape[0], opts.sharding)
-        state.update(Xn=Xn, rows=rows)
-        return {"n_rows": int(rows.shape[0]), "n_rows_given": int(X.shape[0]), "nnz_given": int(X.nnz),
-                "host": processor_name()}
-
-    spec, go = worker_handshake(comm, make_reply, opts.timeout, opts.poll_interval)
+    spec, go, Xn, rows = join_run(comm, rank, X, common, opts, "words")
     n_threads = local_threads(est.n_threads, go["ranks_here"])
     cfg = _core.LdaConfig()
     cfg.n_components = common["n_components"]
@@ -161,7 +115,7 @@ def _work(est, comm, rank, X, opts, common):
     wspec = {"n_features": spec["n_features"], "seed": spec["seed"], "timeout": opts.timeout,
              "poll_interval": opts.poll_interval, "delay": opts.delay_for(rank), "batch_size": common["batch_size"],
              "shuffle": common["shuffle"]}
-    worker = LdaWorker(comm, wspec, rank, state["Xn"], state["rows"], cfg, n_threads)
+    worker = LdaWorker(comm, wspec, rank, Xn, rows, cfg, n_threads)
     stats = worker.run()
     est.mpi_rank_ = rank
     est.mpi_stats_ = dict(stats, n_threads=n_threads, pid=os.getpid())

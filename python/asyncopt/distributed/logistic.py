@@ -15,11 +15,9 @@ import numpy as np
 
 from .. import _core
 from .._checks import fit_rng, native_csr, resolve_n_threads
-from .options import WorkerFailure
 from .models import LogisticModel
 from .server import ParameterServer
-from .session import (check_settings, exit_by_abort_at_exit, local_threads, processor_name, send_go,
-                      server_handshake, shard_rows, worker_handshake, world)
+from .session import join_run, local_threads, open_run, world
 from .worker import LogisticWorker
 
 
@@ -69,40 +67,26 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
             "n_rows": n, "nnz": int(X.nnz), "seed": seed, "n_workers": comm.Get_size() - 1,
             "timeout": opts.timeout, "poll_interval": opts.poll_interval}
 
-    def check_reply(r, reply):
-        if opts.sharding == "split" and (reply["n_rows_given"], reply["nnz_given"]) != (n, int(X.nnz)):
-            return (f"sharding='split' needs the same data on every rank: rank 0 has {n} rows and {X.nnz} "
-                    f"nonzeros, rank {r} {reply['n_rows_given']} and {reply['nnz_given']} (pass "
-                    f"sharding='local' if each rank holds its own shard)")
-        return None
+    own = {}
 
-    replies, errors = server_handshake(comm, spec, check_reply, opts.timeout, opts.poll_interval)
-    try:  # rank 0's own checks, before the go: an error here must reach the workers too
-        ypm = est._signed(y)
-        val = est._eval_data(eval_set, X)
-        Xn = native_csr(X)
-        _core.validate_csr(*Xn, d)
-    except ValueError as e:
-        errors.append(f"rank 0: {e}")
-    n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
-    if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
-        empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
-        errors.append(f"worker rank(s) {empty} got no rows: fewer rows ({n_total}) than workers?")
-    hosts = [processor_name()] + [rep.get("host") for rep in replies.values()]
-    reg_scale = None
-    if not errors and reg == "sparse":
+    def own_checks():  # rank 0's own data, checked before the go
+        own.update(ypm=est._signed(y), val=est._eval_data(eval_set, X), Xn=native_csr(X))
+        _core.validate_csr(*own["Xn"], d)
+
+    def reg_scale(replies, n_total):
+        """n / d_j of the frequency-scaled regulariser over all shards (None when it is off)."""
+        if reg != "sparse":
+            return {"reg_scale": None}
         total = np.zeros(d, dtype=np.int64)
         for rep in replies.values():
             total[rep["features"]] += rep["counts"]
         present = np.flatnonzero(total)
-        reg_scale = np.zeros(d, dtype=X.dtype)
-        reg_scale[present] = n_total / total[present]
-    send_go(comm, {r: ({"go": False, "error": "; ".join(errors)} if errors else
-                       {"go": True, "reg_scale": reg_scale, "n_total": n_total,
-                        "ranks_here": hosts.count(replies[r]["host"])}) for r in replies},
-            opts.timeout, opts.poll_interval)
-    if errors:
-        raise ValueError("the MPI run did not start: " + "; ".join(errors))
+        scale = np.zeros(d, dtype=X.dtype)
+        scale[present] = n_total / total[present]
+        return {"reg_scale": scale}
+
+    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale)
+    ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
 
     sc = step_config(opt, est.alpha, reg)
     core = _core.ServerModel(est._state, d, opt.name, X.dtype.name, sc, est.t_, bool(est.fit_intercept),
@@ -114,23 +98,15 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
     est.n_threads_ = None
     eval_threads = resolve_n_threads(est.n_threads) if est.n_threads is not None else 1
     base_time = est.history_[-1]["time"] if est.history_ else 0.0
-    base_epoch = est.history_[-1]["epoch"] if est.history_ else 0
-    last = {"stal": (0, 0), "rows": 0, "time": 0.0, "tol_best": np.inf, "tol_stale": 0}
+    last = {"tol_best": np.inf, "tol_stale": 0}
 
-    def evaluate(rows_done, train_time):
+    def evaluate():
         t1 = time.perf_counter()
         est._active = core.touched
         est._coef = None
         est.t_ = int(core.steps)
         rec = est._evaluate_epoch(Xn, X.shape, ypm, val, est._active, eval_threads)
-        st = server.staleness
-        count, total = st.count - last["stal"][0], st.sum - last["stal"][1]
-        epoch = base_epoch + rows_done / n_total
-        rec.update(epoch=int(epoch) if float(epoch).is_integer() else round(epoch, 4), time=base_time + train_time,
-                   epoch_time=train_time - last["time"], eval_time=time.perf_counter() - t1, updates=est.t_,
-                   staleness_mean=total / max(count, 1), staleness_max=int(st.max), rows=rows_done,
-                   dropped=sum(lk.dropped for lk in server.links.values()))
-        last.update(stal=(st.count, st.sum), rows=rows_done, time=train_time)
+        rec.update(server.record(), time=base_time + server.train_time, eval_time=time.perf_counter() - t1)
         est.history_.append(rec)
         if est.verbose:
             print(est.history_.format_row(rec), flush=True)
@@ -147,32 +123,17 @@ def _serve(est, comm, X, y, eval_set, opt, reg, opts, epochs, common):
             stop = stop or last["tol_stale"] >= est.n_iter_no_change
         return stop
 
-    eval_rows = max(1, int(round(opts.eval_every * n_total)))
-    server = ParameterServer(comm, model, opts.method, opts, epochs * n_total, eval_rows, evaluate)
+    server = ParameterServer(comm, model, opts, n_total, epochs, evaluate,
+                             epoch0=est.history_[-1]["epoch"] if est.history_ else 0)
     est._diverged = None
-    failure = None
     try:
-        wall = server.run()
-    except WorkerFailure as e:
-        failure = e
-        wall = server.train_time
-    except BaseException:
-        # an error of the server's own (a callback's, an interrupt): the workers wait for answers
-        # that will not come, so the job ends with MPI_Abort when this process exits
-        exit_by_abort_at_exit(comm)
-        raise
+        wall, failure = server.fit()  # a divergence stops the run at its record: no rows are left unrecorded
     finally:
         est.t_ = int(core.steps)
         est._active = core.touched
         est._coef = None
         est.staleness_.add(server.staleness.as_native())
-    if server.rows_done > last["rows"] and est._diverged is None:
-        server.model.settle()
-        evaluate(server.rows_done, server.train_time)
-    est.n_iter_ = int(np.ceil(server.rows_done / n_total))
-    est._epochs_done += est.n_iter_
-    est.mpi_rank_ = 0
-    est.mpi_stats_ = server.summary(wall)
+    server.report_to(est, wall)
     if failure is not None:
         raise failure
     if est._diverged is not None:
@@ -196,25 +157,20 @@ def _resolved(opts, opt):
 def _work(est, comm, rank, X, y, opts, common):
     state = {}
 
-    def make_reply(spec):
-        check_settings(spec, common, X.shape[1], "features")
+    def check(spec, Xn, rows):
         if X.dtype.name != spec["dtype"]:
             raise ValueError(f"X has dtype {X.dtype}, rank 0's {spec['dtype']}")
-        classes = np.asarray(spec["classes"], dtype=np.asarray(y).dtype) if len(spec["classes"]) else None
+        classes = np.asarray(spec["classes"], dtype=np.asarray(y).dtype)
         unknown = ~np.isin(y, classes)
         if unknown.any():
             raise ValueError(f"y has labels {np.unique(y[unknown])[:10]} outside rank 0's classes {spec['classes']}")
-        Xn = native_csr(X)
-        _core.validate_csr(*Xn, X.shape[1])
-        rows = shard_rows(spec, rank, X.shape[0], opts.sharding)
-        reply = {"n_rows": int(rows.shape[0]), "n_rows_given": int(X.shape[0]), "nnz_given": int(X.nnz),
-                 "host": processor_name()}
-        if common["regularization"] == "sparse":
-            reply["features"], reply["counts"] = _counts(Xn, rows, X.shape[1])
-        state.update(Xn=Xn, rows=rows, ypm=np.where(y == classes[1], 1.0, -1.0), classes=classes)
-        return reply
+        state.update(ypm=np.where(y == classes[1], 1.0, -1.0), classes=classes)
+        if common["regularization"] != "sparse":
+            return {}
+        features, counts = _counts(Xn, rows, X.shape[1])
+        return {"features": features, "counts": counts}
 
-    spec, go = worker_handshake(comm, make_reply, opts.timeout, opts.poll_interval)
+    spec, go, Xn, rows = join_run(comm, rank, X, common, opts, "features", check)
     method = opts.method
     n_threads = local_threads(est.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
     wspec = {"n_features": spec["n_features"], "dtype": spec["dtype"], "seed": spec["seed"],
@@ -224,7 +180,7 @@ def _work(est, comm, rank, X, y, opts, common):
                  float(est.alpha) if common["regularization"] == "sparse" else 0.0),
              "fit_intercept": common["fit_intercept"], "intercept_scale": common["intercept_scale"],
              "learning_rate": common["learning_rate"], "schedule": common["schedule"], "alpha": common["alpha"]}
-    worker = LogisticWorker(comm, wspec, rank, state["Xn"], state["ypm"], state["rows"], go["reg_scale"], n_threads)
+    worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
     stats = worker.run()
     est.mpi_rank_ = rank
     est.mpi_stats_ = dict(stats, n_threads=n_threads, pid=os.getpid())

@@ -72,7 +72,6 @@ class LogisticModel:
 
     def settle(self):
         self.core.settle()
-        return {}
 
 
 class LdaModel:
@@ -110,5 +109,4 @@ class LdaModel:
         self.core.read(keys, values.reshape(keys.shape[0], self.width), extras)
 
     def settle(self):
-        self.drift = max(self.drift, self.core.settle())
-        return {"topic_mass_drift": self.drift}
+        self.drift = max(self.drift, self.core.settle())  # reported in the history's topic_mass_drift

@@ -61,35 +61,78 @@ class ParameterServer:
     """One run of the server loop.
 
     model : models.LogisticModel or models.LdaModel (what a message does to the model)
-    budget_rows : the run ends after this many computed rows (documents for LDA), all workers together
-    eval_rows : rows between two history points
-    evaluate(rows_done, train_time) : called at each history point with the model settled; returns
-        True to stop the run early (tol, callback)
+    opts : MPIOptions (method, timeout, eval_every, ...)
+    n_rows : rows (documents for LDA) of all shards together; the run ends after ``epochs`` times
+        that many computed rows, with a history point every ``opts.eval_every`` passes
+    evaluate() : called at each history point with the model settled (``record()`` gives the shared
+        fields); returns True to stop the run early (tol, callback)
+    epoch0 : passes before this fit (a warm start's), for the records' epoch numbers
     """
 
-    def __init__(self, comm, model, method, opts, budget_rows, eval_rows, evaluate):
+    def __init__(self, comm, model, opts, n_rows, epochs, evaluate, epoch0=0):
         from .session import mpi
 
         self.MPI = mpi()
         self.comm = comm
         self.model = model
-        self.method = method
+        self.method = opts.method
         self.opts = opts
-        self.budget_rows = budget_rows
-        self.eval_rows = eval_rows
+        self.n_rows = n_rows
+        self.epoch0 = epoch0
+        self.budget_rows = epochs * n_rows
+        self.eval_rows = max(1, int(round(opts.eval_every * n_rows)))
         self.evaluate = evaluate
         now = time.perf_counter()
         self.links = {r: WorkerLink(r, now) for r in range(1, comm.Get_size())}
         self.version = 0
         self.rows_done = 0
-        self.next_eval = eval_rows
+        self.next_eval = self.eval_rows
         self.staleness = StalenessCounter()
+        self._recorded = (0, 0, 0.0, 0)  # staleness count and sum, train time, rows at the last record
         self.stopping = False
         self.failed = []
         self.train_time = 0.0
         self.recv = Buffer(1 << 16)
         self.status = self.MPI.Status()
         self.round = {}  # sync: rank -> (model.entry(push), keys) of this round
+
+    # ------------------------------------------------------------------ a fit
+    def fit(self):
+        """run(), then a last history point for the rows done since the previous one. Returns (wall
+        seconds, the WorkerFailure that ended the run or None). Any other error ends the job with
+        MPI_Abort when this process exits (the workers would wait for answers that will not come)."""
+        try:
+            wall, failure = self.run(), None
+        except WorkerFailure as e:
+            wall, failure = self.train_time, e
+        except BaseException:
+            exit_by_abort_at_exit(self.comm)
+            raise
+        if self.rows_done > self._recorded[3]:
+            self.model.settle()
+            self.evaluate()
+        return wall, failure
+
+    def record(self):
+        """The fields every estimator's history record shares, the means over the updates applied
+        since the previous record: passes over the data (an int at whole passes), training time since
+        the previous record, steps, staleness (mean of the interval, max of the run), rows, drops."""
+        st = self.staleness
+        count, total = st.count - self._recorded[0], st.sum - self._recorded[1]
+        epoch = self.epoch0 + self.rows_done / self.n_rows
+        rec = {"epoch": int(epoch) if float(epoch).is_integer() else round(epoch, 4),
+               "epoch_time": self.train_time - self._recorded[2], "updates": int(self.model.steps),
+               "staleness_mean": total / max(count, 1), "staleness_max": int(st.max), "rows": self.rows_done,
+               "dropped": sum(lk.dropped for lk in self.links.values())}
+        self._recorded = (st.count, st.sum, self.train_time, self.rows_done)
+        return rec
+
+    def report_to(self, est, wall):
+        """The estimator's run attributes on rank 0 after a fit."""
+        est.n_iter_ = int(np.ceil(self.rows_done / self.n_rows))
+        est._epochs_done += est.n_iter_
+        est.mpi_rank_ = 0
+        est.mpi_stats_ = self.summary(wall)
 
     # ------------------------------------------------------------------ loop
     def run(self):
@@ -237,7 +280,7 @@ class ParameterServer:
             now = time.perf_counter()
             self.train_time += now - self.segment_start
             self.model.settle()
-            stop = self.evaluate(self.rows_done, self.train_time)
+            stop = self.evaluate()
             self.segment_start = time.perf_counter()
             pause = self.segment_start - now
             for lk in self.links.values():  # the evaluation's pause is not the workers' silence

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from .._checks import resolve_n_threads
+from .. import _core
+from .._checks import native_csr, resolve_n_threads
 from .options import ServerFailure, WorkerFailure
 from .protocol import TAG_SETUP
 
@@ -96,13 +97,65 @@ def send_go(comm, payloads, timeout, poll_interval):
     wait_sends(sends, timeout, poll_interval)
 
 
-def check_settings(spec, common, n_columns, noun):
-    """A worker's check that rank 0 sent the settings it was given itself, for as many columns."""
-    if spec["settings"] != common:
-        diff = sorted(k for k in common if spec["settings"].get(k) != common[k])
-        raise ValueError(f"this rank's estimator settings differ from rank 0's in {diff}")
-    if n_columns != spec["n_features"]:
-        raise ValueError(f"X has {n_columns} {noun}, rank 0's {spec['n_features']}")
+def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None):
+    """Rank 0's side of a fit's handshake. Every worker checks spec against its own settings and
+    data and reports its shard; rank 0 runs own_checks() meanwhile (a ValueError is reported to the
+    workers too); then every worker hears go, with the rows of all shards, the ranks on its host and
+    go_extra(replies, n_total), or every error. noun names X's rows ('rows', 'documents').
+    Returns (replies, n_total)."""
+    n, nnz = X.shape[0], int(X.nnz)
+
+    def check_reply(r, reply):
+        if opts.sharding == "split" and (reply["n_rows_given"], reply["nnz_given"]) != (n, nnz):
+            return (f"sharding='split' needs the same data on every rank: rank 0 has {n} {noun} and {nnz} "
+                    f"nonzeros, rank {r} {reply['n_rows_given']} and {reply['nnz_given']} (pass "
+                    f"sharding='local' if each rank holds its own shard)")
+        return None
+
+    replies, errors = server_handshake(comm, spec, check_reply, opts.timeout, opts.poll_interval)
+    try:
+        if own_checks is not None:
+            own_checks()
+    except ValueError as e:
+        errors.append(f"rank 0: {e}")
+    n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
+    if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
+        empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
+        errors.append(f"worker rank(s) {empty} got no {noun}: fewer {noun} ({n_total}) than workers?")
+    extra = go_extra(replies, n_total) if go_extra is not None and not errors else {}
+    hosts = [processor_name()] + [rep.get("host") for rep in replies.values()]
+    send_go(comm, {r: ({"go": False, "error": "; ".join(errors)} if errors else
+                       dict(extra, go=True, n_total=n_total, ranks_here=hosts.count(rep["host"])))
+                   for r, rep in replies.items()}, opts.timeout, opts.poll_interval)
+    if errors:
+        raise ValueError("the MPI run did not start: " + "; ".join(errors))
+    return replies, n_total
+
+
+def join_run(comm, rank, X, common, opts, noun, check=None):
+    """A worker's side of a fit's handshake: check that rank 0 was given the same settings (common)
+    and as many columns, validate X, take this rank's shard, and add check(spec, Xn, rows) (a dict;
+    it may raise ValueError) to the reply. Returns (spec, go, Xn, shard rows)."""
+    state = {}
+
+    def make_reply(spec):
+        if spec["settings"] != common:
+            diff = sorted(k for k in common if spec["settings"].get(k) != common[k])
+            raise ValueError(f"this rank's estimator settings differ from rank 0's in {diff}")
+        if X.shape[1] != spec["n_features"]:
+            raise ValueError(f"X has {X.shape[1]} {noun}, rank 0's {spec['n_features']}")
+        Xn = native_csr(X)
+        _core.validate_csr(*Xn, X.shape[1])
+        rows = shard_rows(spec, rank, X.shape[0], opts.sharding)
+        reply = {"n_rows": int(rows.shape[0]), "n_rows_given": int(X.shape[0]), "nnz_given": int(X.nnz),
+                 "host": processor_name()}
+        if check is not None:
+            reply.update(check(spec, Xn, rows))
+        state.update(Xn=Xn, rows=rows)
+        return reply
+
+    spec, go = worker_handshake(comm, make_reply, opts.timeout, opts.poll_interval)
+    return spec, go, state["Xn"], state["rows"]
 
 
 def worker_handshake(comm, make_reply, timeout, poll_interval):
