@@ -169,7 +169,10 @@ def a9a_optimum():
     return optimum(X, y, Xt, yt)
 
 
-METHODS = [("async", "sgd", 4.0), ("async", "amsgrad", 0.05), ("picky", "sgd", 4.0), ("dpsgd", "sgd", 4.0),
+# DPSGD at half the SGD rate: each push carries 8 local steps made from one read, and the K - 1
+# workers' pushes add up (at 4.0 one CI run of 3 workers ended at test loss 0.333, 2.8% above the
+# optimum; at 2.0 four runs at K = 3 and 4 all ended within 0.2% of it)
+METHODS = [("async", "sgd", 4.0), ("async", "amsgrad", 0.05), ("picky", "sgd", 4.0), ("dpsgd", "sgd", 2.0),
            ("sync", "sgd", 4.0)]
 
 
