@@ -233,8 +233,9 @@ def test_build_info():
     info = asyncopt.build_info()
     from asyncopt.distributed import available
 
-    assert info["openmp"] in (True, False) and info["cuda"] is False
-    assert info["backends"] == ["threads"] + (["mpi"] if available() else [])
+    assert info["openmp"] in (True, False) and info["cuda"] in (True, False)
+    assert bool(info["cuda_architectures"]) == info["cuda"]
+    assert info["backends"] == ["threads"] + (["mpi"] if available() else []) + (["cuda"] if info["cuda"] else [])
     assert info["version"] == asyncopt.__version__
 
 

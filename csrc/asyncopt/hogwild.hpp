@@ -3,10 +3,10 @@
 // (train_logistic.hpp; later LDA) says what one mini-batch does; the driver says who runs which
 // mini-batch when, numbers the updates and measures their staleness.
 //
-// Work split: the epoch's item order lives in `perm` (kept across epochs by the caller). Thread t
-// owns the contiguous slice [n t / T, n (t+1) / T) of it, reshuffles that slice with its own RNG
-// stream at the start of the epoch, and walks it in mini-batches. The caller shuffles `perm` once
-// globally at the start of a fit, so slices are random samples of the items.
+// Work split (epoch_plan.hpp): the epoch's item order lives in `perm` (kept across epochs by the
+// caller). Thread t owns the contiguous slice [n t / T, n (t+1) / T) of it, reshuffles that slice
+// with its own RNG stream at the start of the epoch, and walks it in mini-batches. The caller
+// shuffles `perm` once globally at the start of a fit, so slices are random samples of the items.
 //
 // One update (mini-batch B):
 //   claim  k = ++clock: the update's global step number (its step size, its stamps); the model
@@ -19,11 +19,9 @@
 // claim instead, which counted any time the OS descheduled the thread between two updates.
 // Each thread keeps its own counters, merged after the epoch.
 //
-// Segments: the number of updates of an epoch is known before it starts (each slice gives
-// ceil(len / B) mini-batches). The problem may cap how many updates run between two points where
-// no thread is running (its catch-up tables, scales and 32-bit stamps need it); the epoch then runs
-// as several segments, each thread's batches split evenly over them, each segment one parallel
-// region framed by the problem's begin_segment / end_segment.
+// Segments (epoch_plan.hpp): the problem may cap how many updates run between two points where no
+// thread is running; each segment is one parallel region framed by the problem's begin_segment /
+// end_segment.
 //
 // A problem ("Work") supplies:
 //   uint64_t max_segment_updates() const
@@ -43,6 +41,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "epoch_plan.hpp"
 #include "parallel.hpp"
 #include "rng.hpp"
 
@@ -56,37 +55,6 @@ struct EpochConfig {
     uint64_t k0 = 0;    // updates applied before this epoch (the global step clock)
 };
 
-// Staleness histogram: bin 0 holds tau = 0, bin b >= 1 holds tau in [2^(b-1), 2^b).
-constexpr int kStalenessBins = 48;
-
-struct StalenessStats {
-    uint64_t count = 0, sum = 0, max = 0;
-    uint64_t hist[kStalenessBins] = {};
-
-    void add(uint64_t tau) noexcept {
-        ++count;
-        sum += tau;
-        max = std::max(max, tau);
-        int b = tau == 0 ? 0 : 64 - __builtin_clzll(tau);
-        hist[std::min(b, kStalenessBins - 1)] += 1;
-    }
-    void merge(const StalenessStats& o) noexcept {
-        count += o.count;
-        sum += o.sum;
-        max = std::max(max, o.max);
-        for (int b = 0; b < kStalenessBins; ++b) hist[b] += o.hist[b];
-    }
-};
-
-struct EpochResult {
-    uint64_t updates = 0;
-    StalenessStats staleness;
-};
-
-inline int64_t slice_begin(int64_t n, int n_threads, int t) noexcept {
-    return static_cast<int64_t>(static_cast<__int128>(n) * t / n_threads);
-}
-
 // The step clock on a cache line of its own: it is the one word every update writes.
 struct alignas(64) StepClock {
     std::atomic<uint64_t> value;
@@ -99,30 +67,21 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
     ParallelExceptions errors;
     EpochResult res;
 
-    std::vector<int64_t> lo(nt + 1), n_batches(nt);
-    uint64_t total = 0;
-    for (int t = 0; t <= nt; ++t) lo[t] = slice_begin(n, nt, t);
-    for (int t = 0; t < nt; ++t) {
-        n_batches[t] = (lo[t + 1] - lo[t] + B - 1) / B;
-        total += static_cast<uint64_t>(n_batches[t]);
-    }
-    const uint64_t max_seg = std::max<uint64_t>(1, work.max_segment_updates());
-    const int64_t n_seg = static_cast<int64_t>(std::max<uint64_t>(1, (total + max_seg - 1) / max_seg));
-    auto seg_batch = [&](int t, int64_t g) { return n_batches[t] * g / n_seg; };  // thread t's first batch of g
+    const EpochPlan plan(n, nt, B, work.max_segment_updates());
 
     if (cfg.shuffle) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = thread_id();
             Rng rng(cfg.seed, static_cast<uint64_t>(t));
-            shuffle(perm + lo[t], static_cast<uint64_t>(lo[t + 1] - lo[t]), rng);
+            const int64_t lo = slice_begin(n, nt, t);
+            shuffle(perm + lo, static_cast<uint64_t>(slice_begin(n, nt, t + 1) - lo), rng);
         }
     }
 
     uint64_t k_base = cfg.k0;  // updates before this segment
-    for (int64_t g = 0; g < n_seg; ++g) {
-        uint64_t seg_updates = 0;
-        for (int t = 0; t < nt; ++t) seg_updates += static_cast<uint64_t>(seg_batch(t, g + 1) - seg_batch(t, g));
+    for (int64_t g = 0; g < plan.segments(); ++g) {
+        const uint64_t seg_updates = plan.segment_updates(g);
         work.begin_segment(k_base, static_cast<uint32_t>(seg_updates));
         StepClock clock;
         clock.value.store(k_base);
@@ -132,8 +91,8 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
             const int t = thread_id();
             StalenessStats st;  // thread-local: no false sharing on the per-update counters
             errors.capture([&] {
-                const int64_t first = lo[t] + seg_batch(t, g) * B;
-                const int64_t last = std::min(lo[t + 1], lo[t] + seg_batch(t, g + 1) * B);
+                const SliceRange r = plan.items(t, g);
+                const int64_t first = r.first, last = r.last;
                 auto worker = work.worker(t);
                 for (int64_t p = first; p < last; p += B) {
                     if (errors.failed()) break;

@@ -179,8 +179,9 @@ public:
 private:
     void begin_segment() {
         rule_.reset();
-        steps_.emplace(sc_, k_base_, seg_len_, Rule::amsgrad);
-        rule_.emplace(*steps_, sc_);
+        tables_.reset();
+        tables_.emplace(sc_, k_base_, seg_len_, Rule::amsgrad);
+        rule_.emplace(tables_->steps(), sc_);
     }
     typename Rule::Context read_context() const noexcept {
         const uint32_t u = static_cast<uint32_t>(k_ - k_base_);
@@ -210,7 +211,7 @@ private:
     std::vector<int32_t> touched_;
     uint64_t k_, k_base_;
     uint32_t seg_len_ = 1;
-    std::optional<Steps> steps_;
+    std::optional<StepTables<Steps>> tables_;
     std::optional<Rule> rule_;
     std::optional<MoveTracker> tracker_;
 };

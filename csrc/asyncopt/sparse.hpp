@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "hd.hpp"
+
 namespace asyncopt {
 
 template <class T>
@@ -23,11 +25,11 @@ struct CsrView {
         int64_t nnz;
     };
 
-    Row row(int64_t i) const noexcept {
+    ASYNCOPT_HD Row row(int64_t i) const noexcept {
         const int64_t b = indptr[i];
         return Row{indices + b, data + b, indptr[i + 1] - b};
     }
-    int64_t nnz() const noexcept { return indptr[n_rows]; }
+    ASYNCOPT_HD int64_t nnz() const noexcept { return indptr[n_rows]; }
 };
 
 // Throws std::invalid_argument (ValueError in Python) when the CSR arrays break an invariant that

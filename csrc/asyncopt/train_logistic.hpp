@@ -8,11 +8,7 @@
 // read_intercept, finish (bring a coordinate up to date at a segment end), merge (fold a thread's
 // intercept replica back), max_segment_updates, reg_scale.
 //
-// The intercept is touched by every update, so with several threads its cache line would move
-// between cores twice per update and cap the speedup. Each thread therefore updates a private
-// replica and merges it into the shared intercept every kInterceptSync updates (InterceptReplica):
-// the intercept's own staleness grows by up to kInterceptSync updates per other thread. With one
-// thread the shared intercept is updated directly, so a one-thread run is the plain algorithm.
+// The intercept, touched by every update, is updated through a per-thread replica (intercept.hpp).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +17,7 @@
 #include <vector>
 
 #include "hogwild.hpp"
+#include "intercept.hpp"
 #include "problems/logistic.hpp"
 #include "shared.hpp"
 #include "sparse.hpp"
@@ -85,43 +82,6 @@ private:
     int shift_ = 32;
 };
 
-constexpr int kInterceptSync = 32;
-
-// A thread's view of the intercept (see the header comment). direct: operate on the shared state.
-template <class Rule>
-class InterceptReplica {
-public:
-    using State = typename Rule::State;
-    InterceptReplica(const Rule& rule, State* shared, bool direct) : rule_(rule), shared_(shared), direct_(direct) {
-        refresh();
-    }
-    State* target() noexcept { return direct_ ? shared_ : &replica_; }
-    double value() noexcept { return rule_.read_intercept(target()); }
-    void updated() noexcept {
-        if (!direct_ && ++pending_ == kInterceptSync) sync();
-    }
-    void sync() noexcept {
-        if (direct_ || pending_ == 0) return;
-        rule_.merge(shared_, replica_, base_);
-        refresh();
-    }
-
-private:
-    void refresh() noexcept {
-        pending_ = 0;
-        if (direct_) return;
-        // Another thread may be merging into the shared state meanwhile: read it field by field
-        // through the relaxed-atomic helper (a racy but defined snapshot, as every Hogwild! read).
-        replica_ = rule_.snapshot(shared_);
-        base_ = replica_;
-    }
-    const Rule& rule_;
-    State* shared_;
-    bool direct_;
-    State replica_{}, base_{};
-    int pending_ = 0;
-};
-
 template <class T>
 int64_t batch_nnz(const CsrView<T>& X, const int64_t* rows, int64_t count) noexcept {
     int64_t nnz = 0;
@@ -152,8 +112,9 @@ public:
 
     void begin_segment(uint64_t k_base, uint32_t n_updates) {
         rule_.reset();
-        steps_.emplace(sc_, k_base, n_updates, Rule::amsgrad);
-        rule_.emplace(*steps_, sc_);
+        tables_.reset();
+        tables_.emplace(sc_, k_base, n_updates, Rule::amsgrad);
+        rule_.emplace(tables_->steps(), sc_);
     }
 
     // Segment end: every coordinate this model can have moved is brought to the last step.
@@ -242,7 +203,7 @@ private:
     const int32_t* active_;
     int64_t n_active_;
     bool prefetch_model_;
-    std::optional<Steps> steps_;
+    std::optional<StepTables<Steps>> tables_;
     std::optional<Rule> rule_;
 };
 

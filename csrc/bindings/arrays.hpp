@@ -4,11 +4,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
 #include <string>
 
+#include "asyncopt/epoch_plan.hpp"
 #include "asyncopt/sparse.hpp"
 
 namespace asyncopt_bindings {
@@ -70,6 +72,19 @@ asyncopt::CsrView<T> csr_view(const py::array& indptr, const py::array& indices,
     if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
     if (deep) asyncopt::check_csr(X);
     return X;
+}
+
+// An epoch's update count and staleness statistics, as every backend's epoch returns them.
+inline py::dict staleness_dict(const asyncopt::EpochResult& r) {
+    py::dict d;
+    d["updates"] = r.updates;
+    d["count"] = r.staleness.count;
+    d["sum"] = r.staleness.sum;
+    d["max"] = r.staleness.max;
+    py::array_t<uint64_t> hist(asyncopt::kStalenessBins);
+    std::copy(r.staleness.hist, r.staleness.hist + asyncopt::kStalenessBins, hist.mutable_data());
+    d["hist"] = hist;
+    return d;
 }
 
 }  // namespace asyncopt_bindings

@@ -67,14 +67,7 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
         r = hogwild_epoch(X.n_rows, p, cfg, work);
         s = work.stats();
     }
-    py::dict d;
-    d["updates"] = r.updates;
-    d["count"] = r.staleness.count;
-    d["sum"] = r.staleness.sum;
-    d["max"] = r.staleness.max;
-    py::array_t<uint64_t> hist(kStalenessBins);
-    std::copy(r.staleness.hist, r.staleness.hist + kStalenessBins, hist.mutable_data());
-    d["hist"] = hist;
+    py::dict d = asyncopt_bindings::staleness_dict(r);
     d["e_step_iterations"] = s.e_step_iterations;
     d["topic_mass_drift"] = s.topic_mass_drift;
     return d;

@@ -17,6 +17,7 @@ using namespace asyncopt;
 using asyncopt_bindings::checked;
 using asyncopt_bindings::csr_view;
 using asyncopt_bindings::is_dtype;
+using asyncopt_bindings::staleness_dict;
 
 namespace {
 
@@ -24,18 +25,6 @@ bool is_amsgrad(const std::string& optimizer) {
     if (optimizer == "amsgrad") return true;
     if (optimizer == "sgd") return false;
     throw py::value_error("optimizer must be 'sgd' or 'amsgrad', got '" + optimizer + "'");
-}
-
-py::dict staleness_dict(const EpochResult& r) {
-    py::dict d;
-    d["updates"] = r.updates;
-    d["count"] = r.staleness.count;
-    d["sum"] = r.staleness.sum;
-    d["max"] = r.staleness.max;
-    py::array_t<uint64_t> hist(kStalenessBins);
-    std::copy(r.staleness.hist, r.staleness.hist + kStalenessBins, hist.mutable_data());
-    d["hist"] = hist;
-    return d;
 }
 
 struct EpochArgs {

@@ -1,6 +1,9 @@
 // The compiled module asyncopt._core: pybind11 glue only. Each area binds its own
-// functions (bind_io.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp); logic lives in the headers under csrc/asyncopt.
+// functions (bind_io.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp,
+// bind_gpu_emulator.cpp); logic lives in the headers under csrc/asyncopt.
 #include <pybind11/pybind11.h>
+
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -12,6 +15,7 @@ void bind_io(py::module_& m);
 void bind_logistic(py::module_& m);
 void bind_lda(py::module_& m);
 void bind_server(py::module_& m);
+void bind_gpu_emulator(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
@@ -19,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     bind_logistic(m);
     bind_lda(m);  // after bind_logistic: LdaConfig derives from EpochConfig
     bind_server(m);
+    bind_gpu_emulator(m);
 
     m.def("build_info", []() {
         py::dict d;
@@ -34,7 +39,18 @@ PYBIND11_MODULE(_core, m) {
         d["openmp_version"] = py::none();
         d["omp_max_threads"] = 1;
 #endif
-        d["cuda"] = false;
+        // Whether asyncopt._cuda was built, read from this module's own compile definitions so that
+        // asking never loads the CUDA module (nor initialises CUDA).
+        d["cuda"] = static_cast<bool>(ASYNCOPT_WITH_CUDA);
+        py::list archs;
+        const std::string list = ASYNCOPT_CUDA_ARCHS;
+        for (size_t b = 0; b < list.size();) {
+            size_t e = list.find(',', b);
+            if (e == std::string::npos) e = list.size();
+            if (e > b) archs.append(list.substr(b, e - b));
+            b = e + 1;
+        }
+        d["cuda_architectures"] = archs;
         return d;
     }, "What this build of the native core contains (OpenMP, CUDA, compiler).");
 }

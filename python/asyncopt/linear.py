@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from . import _core
+from . import _core, gpu, gpu_fit
 from ._checks import check_int, check_labels, check_matrix, check_real, fit_rng, native_csr, resolve_n_threads
 from .history import History, Staleness
 from .optim import make_optimizer, resolve_regularization, step_config
@@ -101,6 +101,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     mpi : asyncopt.distributed.MPIOptions, dict or None
         Settings of the 'mpi' backend (method 'async', 'sync', 'picky' or 'dpsgd', timeouts, failure
         handling, straggler delays, sharding); None takes the defaults.
+    device : None, 'cpu', 'cuda', 'cuda:N' or int
+        'cuda' (or backend='cuda') trains on one NVIDIA GPU: the CSR data is copied to the device once
+        per fit (or read in place when X and y are device arrays, e.g. CuPy), and every epoch runs
+        there as lock-free Hogwild! updates of ``gpu_workers`` concurrent warps. The device computes in
+        float32 whatever X's dtype (coef_ is float32). Needs a build with CUDA (``build_info()['cuda']``).
+    gpu_workers : int or None
+        Concurrent workers (one warp each) on the GPU: the GPU's n_threads, and like it the number of
+        updates in flight (the staleness). None fills the device but keeps at least 64 mini-batches
+        per worker (:func:`asyncopt.gpu.default_workers`). 1 runs the updates one after another, the
+        deterministic mode that matches a one-thread CPU fit up to float32 rounding.
+    gpu_update : {'auto', 'atomic', 'racy'}
+        How an SGD step writes a weight on the GPU: one atomic add ('atomic'; concurrent steps of a
+        coordinate are never lost) or load + store like the CPU threads ('racy'). 'auto' is 'atomic'
+        for SGD; AMSGrad's step is not an addition and always races.
     callback : callable or None
         ``callback(record)`` after every epoch with that epoch's history record; returning True
         stops training.
@@ -115,7 +129,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     history_ : History, one record per epoch (objective, time, staleness, validation metrics)
     staleness_ : Staleness, delay statistics of every update since the model was initialised
     regularization_ : str, 'none', 'exact', 'sparse' or 'decoupled'
-    n_threads_ : int, threads actually used (None with backend='mpi')
+    n_threads_ : int, threads actually used (None with backend='mpi' or 'cuda')
+    device_ : str, 'cpu' or 'cuda:N', where the last fit ran
+    gpu_workers_ : int, with device='cuda': concurrent GPU workers of the last fit
     mpi_rank_ : int, with backend='mpi': this process's rank (0 holds the model)
     mpi_stats_ : dict, with backend='mpi': on rank 0 messages, bytes, applied and dropped updates
         and throughput per worker; on a worker its own counters
@@ -125,7 +141,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                  eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
                  shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
                  intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None,
-                 backend="threads", mpi=None):
+                 backend="threads", mpi=None, device=None, gpu_workers=None, gpu_update="auto"):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -149,14 +165,32 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.callback = callback
         self.backend = backend
         self.mpi = mpi
+        self.device = device
+        self.gpu_workers = gpu_workers
+        self.gpu_update = gpu_update
 
     # ------------------------------------------------------------------ parameters
     def _validate_params(self):
         opt = make_optimizer(self.optimizer, self.learning_rate, self.schedule, self.beta1, self.beta2,
                              self.eps, self.bias_correction, self.alpha)
         regularization = self.regularization
-        if self.backend not in ("threads", "mpi"):
-            raise ValueError(f"backend must be 'threads' or 'mpi', got {self.backend!r}")
+        if self.backend not in ("threads", "mpi", "cuda"):
+            raise ValueError(f"backend must be 'threads', 'mpi' or 'cuda', got {self.backend!r}")
+        device = gpu.parse_device(self.device)
+        if self.backend == "cuda" and self.device == "cpu":
+            raise ValueError("backend='cuda' with device='cpu': use backend='threads' for the CPU")
+        if device is not None and self.backend == "mpi":
+            raise ValueError("device='cuda' trains on one GPU of this process; backend='mpi' runs on CPUs")
+        on_gpu = self.backend == "cuda" or device is not None
+        if on_gpu:
+            check_int("gpu_workers", self.gpu_workers, low=1, allow_none=True)
+            if self.gpu_update not in ("auto", "atomic", "racy"):
+                raise ValueError(f"gpu_update must be 'auto', 'atomic' or 'racy', got {self.gpu_update!r}")
+            if self.gpu_update == "atomic" and opt.name == "amsgrad":
+                raise ValueError("gpu_update='atomic' is SGD's write mode: an AMSGrad step is not an addition "
+                                 "(use 'auto' or 'racy')")
+        elif self.gpu_workers is not None or self.gpu_update != "auto":
+            raise ValueError("gpu_workers and gpu_update apply to device='cuda' only")
         if self.backend == "mpi":
             from .distributed import resolve_options
 
@@ -194,8 +228,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError("callback must be callable or None")
         if self.backend == "mpi":
             check_int("n_threads", self.n_threads, low=1, allow_none=True)
-            return opt, reg, None  # threads per worker are resolved on each worker
-        return opt, reg, resolve_n_threads(self.n_threads)
+            return opt, reg, None, None  # threads per worker are resolved on each worker
+        if on_gpu:
+            check_int("n_threads", self.n_threads, low=1, allow_none=True)  # evaluates host eval sets only
+            return opt, reg, None, 0 if device is None else device
+        return opt, reg, resolve_n_threads(self.n_threads), None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, eval_set=None):
@@ -203,7 +240,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
         """
-        opt, reg, n_threads = self._validate_params()
+        opt, reg, n_threads, device = self._validate_params()
+        if device is not None:
+            return gpu_fit.fit(self, X, y, eval_set, opt, reg, device, self.epochs,
+                               continuing=self.warm_start and hasattr(self, "_state"))
         X = check_matrix(X)
         y = check_labels(y, X.shape[0])
         if self.backend == "mpi":
@@ -214,25 +254,32 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._start_fit(X, y, opt)
         return self._train(X, y, eval_set, opt, reg, n_threads, self.epochs)
 
-    def _start_fit(self, X, y, opt):
-        """fit's model: the previous one (warm_start) checked against X and y, or a new zero one."""
-        classes = np.unique(y)
+    def _start_fit(self, X, y, opt, classes=None, dtype=None):
+        """fit's model: the previous one (warm_start) checked against X and y, or a new zero one.
+        classes: y's classes when already known (device labels); dtype: the model's (float32 on GPU)."""
+        classes = np.unique(y) if classes is None else classes
         if classes.shape[0] != 2:
             raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
                              f"{classes.shape[0]}: {classes[:10]}")
+        dtype = X.dtype if dtype is None else np.dtype(dtype)
         if self.warm_start and hasattr(self, "_state"):
-            self._check_continuation(X, classes, opt)
+            self._check_continuation(X.shape[1], dtype, classes, opt)
         else:
-            self._init_model(X.shape[1], X.dtype, classes, opt)
+            self._init_model(X.shape[1], dtype, classes, opt)
         return classes
 
     def partial_fit(self, X, y, classes=None, eval_set=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""
-        opt, reg, n_threads = self._validate_params()
+        opt, reg, n_threads, device = self._validate_params()
         if self.backend == "mpi":
             raise ValueError("partial_fit is not available with backend='mpi' (every rank would have to call it "
                              "in step); call fit with warm_start=True to continue a distributed fit")
+        if device is not None:
+            if classes is None and not hasattr(self, "_state"):
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            return gpu_fit.fit(self, X, y, eval_set, opt, reg, device, 1, continuing=hasattr(self, "_state"),
+                               first_classes=classes)
         X = check_matrix(X, n_features=self.n_features_in_ if hasattr(self, "_state") else None)
         y = check_labels(y, X.shape[0])
         if not hasattr(self, "_state"):
@@ -245,7 +292,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         else:
             if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
                 raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
-            self._check_continuation(X, np.unique(y), opt)
+            self._check_continuation(X.shape[1], X.dtype, np.unique(y), opt)
         return self._train(X, y, eval_set, opt, reg, n_threads, 1)
 
     def _init_model(self, n_features, dtype, classes, opt):
@@ -263,11 +310,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._epochs_done = 0
         self._coef = None  # coef_'s cache, reset whenever the state changes
 
-    def _check_continuation(self, X, classes, opt):
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fit with {self.n_features_in_}")
-        if X.dtype != self._dtype:
-            raise ValueError(f"X has dtype {X.dtype}, but the model is {self._dtype}: continue with the same dtype")
+    def _check_continuation(self, n_features, dtype, classes, opt):
+        if n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but the model was fit with {self.n_features_in_}")
+        if dtype != self._dtype:
+            raise ValueError(f"X has dtype {dtype}, but the model is {self._dtype}: continue with the same dtype"
+                             " (a GPU fit trains a float32 model)")
         if opt.name != self._optimizer_name:
             raise ValueError(f"optimizer changed from {self._optimizer_name!r} to {opt.name!r}; refit from scratch")
         if not np.isin(classes, self.classes_).all():
@@ -307,20 +355,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Xn = native_csr(X)
         _core.validate_csr(*Xn, d)  # once per fit; the epochs skip the O(nnz) check
         present, counts = _feature_counts(Xn[1], d)
-        new = present[~self._seen[present]]
-        self._seen[new] = True
-        self._active = np.concatenate([self._active, new.astype(np.int32)])
-        active = self._active
-        reg_scale = None
-        if reg == "sparse":
-            # n / d_j of the frequency-scaled regulariser, for this X's features (no other feature is
-            # touched by this fit); AMSGrad keeps it in the state line
-            scale = n / counts
-            if opt.name == "amsgrad":
-                self._state["reg"][present] = scale
-            else:
-                reg_scale = np.zeros(d, dtype=X.dtype)
-                reg_scale[present] = scale
+        reg_scale = self._prepare_features(present, counts, n, reg, opt)
         sc = step_config(opt, self.alpha, reg)
         cfg = _core.LogisticConfig()
         cfg.n_threads = n_threads
@@ -333,46 +368,83 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
         self.regularization_ = reg
         self.n_threads_ = n_threads
+        self.device_ = "cpu"
+        active = self._active
 
+        def epoch(seed, k0):
+            cfg.seed, cfg.k0 = seed, k0
+            return _core.logistic_epoch(*Xn, d, ypm, perm, self._state, reg_scale, active, opt.name, sc, cfg,
+                                        check_input=False)
+
+        def evaluate():
+            return self._evaluate_epoch(Xn, X.shape, ypm, val, active, n_threads)
+
+        return self._run_epochs(epoch, evaluate, lambda: None, rng, opt, epochs)
+
+    def _prepare_features(self, present, counts, n, reg, opt):
+        """Record the features this fit touches (present, with their row counts) in the active list;
+        with the sparse regulariser, n / d_j goes into AMSGrad's state lines or, returned, into SGD's
+        reg_scale array (no other feature is touched by this fit)."""
+        new = present[~self._seen[present]]
+        self._seen[new] = True
+        self._active = np.concatenate([self._active, new.astype(np.int32)])
+        if reg != "sparse":
+            return None
+        scale = n / counts
+        if opt.name == "amsgrad":
+            self._state["reg"][present] = scale
+            return None
+        reg_scale = np.zeros(self.n_features_in_, dtype=self._dtype)
+        reg_scale[present] = scale
+        return reg_scale
+
+    def _run_epochs(self, epoch, evaluate, sync, rng, opt, epochs):
+        """The epoch loop every single-process backend shares: epoch(seed, k0) trains one pass and
+        returns its update and staleness counts, evaluate() the history record's metrics, sync()
+        brings the host model up to date (the GPU's copy) before anyone reads it."""
         best, stale_epochs, self.n_iter_ = np.inf, 0, 0
         train_time = self.history_[-1]["time"] if self.history_ else 0.0
-        for _ in range(epochs):
-            cfg.seed = int(rng.integers(2 ** 63))
-            cfg.k0 = self.t_
-            t0 = time.perf_counter()
-            res = _core.logistic_epoch(*Xn, d, ypm, perm, self._state, reg_scale, active,
-                                       opt.name, sc, cfg, check_input=False)
-            epoch_time = time.perf_counter() - t0
-            train_time += epoch_time
-            self.t_ += int(res["updates"])
-            self.staleness_.add(res)
-            self._coef = None
-            self.n_iter_ += 1
-            self._epochs_done += 1
+        try:
+            for _ in range(epochs):
+                t0 = time.perf_counter()
+                res = epoch(int(rng.integers(2 ** 63)), self.t_)
+                epoch_time = time.perf_counter() - t0
+                train_time += epoch_time
+                self.t_ += int(res["updates"])
+                self.staleness_.add(res)
+                self._coef = None
+                self.n_iter_ += 1
+                self._epochs_done += 1
 
-            t1 = time.perf_counter()
-            rec = self._evaluate_epoch(Xn, X.shape, ypm, val, active, n_threads)
-            rec.update(epoch=self._epochs_done, time=train_time, epoch_time=epoch_time,
-                       eval_time=time.perf_counter() - t1, updates=self.t_,
-                       staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),
-                       staleness_max=int(res["max"]))
-            self.history_.append(rec)
-            if self.verbose:
-                print(self.history_.format_row(rec), flush=True)
-            if not np.isfinite(rec["objective"]):
-                raise FloatingPointError(
-                    f"training diverged at epoch {rec['epoch']} (objective {rec['objective']}): lower learning_rate "
-                    f"(now {opt.learning_rate:g}), use a decaying schedule ('optimal', 'invsqrt'), or scale the features")
-            if self.callback is not None and self.callback(rec) is True:
-                break
-            if self.tol is not None:
-                if rec["objective"] > best - self.tol:
-                    stale_epochs += 1
-                else:
-                    stale_epochs = 0
-                best = min(best, rec["objective"])
-                if stale_epochs >= self.n_iter_no_change:
-                    break
+                t1 = time.perf_counter()
+                rec = evaluate()
+                rec.update(epoch=self._epochs_done, time=train_time, epoch_time=epoch_time,
+                           eval_time=time.perf_counter() - t1, updates=self.t_,
+                           staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),
+                           staleness_max=int(res["max"]))
+                self.history_.append(rec)
+                if self.verbose:
+                    print(self.history_.format_row(rec), flush=True)
+                if not np.isfinite(rec["objective"]):
+                    raise FloatingPointError(
+                        f"training diverged at epoch {rec['epoch']} (objective {rec['objective']}): lower "
+                        f"learning_rate (now {opt.learning_rate:g}), use a decaying schedule ('optimal', 'invsqrt'), "
+                        "or scale the features")
+                if self.callback is not None:
+                    sync()
+                    if self.callback(rec) is True:
+                        break
+                if self.tol is not None:
+                    if rec["objective"] > best - self.tol:
+                        stale_epochs += 1
+                    else:
+                        stale_epochs = 0
+                    best = min(best, rec["objective"])
+                    if stale_epochs >= self.n_iter_no_change:
+                        break
+        finally:
+            sync()
+            self._coef = None
         return self
 
     def _evaluate_epoch(self, Xn, shape, ypm, val, active, n_threads):

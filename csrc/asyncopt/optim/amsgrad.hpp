@@ -12,6 +12,10 @@
 // The state also keeps the last direction d = m / (sqrt(vhat) + eps). Over skipped steps vhat is
 // constant and m decays by beta1 per step, so d does too: the catch-up is then a few multiplies
 // and table lookups, with no square root or division (those are left to the one real step).
+//
+// The rule holds its Steps view by value and its methods are host-and-device: the GPU kernels
+// (csrc/cuda) run this same rule. AMSGrad's step is not an addition, so it has no atomic form; on
+// the GPU as on the CPU, concurrent writers of one coordinate race (Hogwild!).
 #pragma once
 
 #include <algorithm>
@@ -51,61 +55,58 @@ public:
     };
 
     AmsgradRule(const Steps& steps, const StepConfig& c)
-        : steps_(steps),
-          b1_(static_cast<T>(c.beta1)),
-          b2_(static_cast<T>(c.beta2)),
-          eps_t_(static_cast<T>(c.eps)),
-          beta1_pow_(c.beta1),
-          beta2_pow_(c.beta2) {}
+        : steps_(steps), b1_(static_cast<T>(c.beta1)), b2_(static_cast<T>(c.beta2)), eps_t_(static_cast<T>(c.eps)) {}
+    AmsgradRule() = default;
 
     // Stamps are 32-bit and relative to the segment start.
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
 
-    static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
+    ASYNCOPT_HD static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
 
-    Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
+    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
         return Context{u_read, u_write, c.a, c.rho};
     }
 
     // x_j as of the step the update reads; a stale coordinate's catch-up is computed, not stored
     // (apply() repeats it cheaply, saving six stores per nonzero here).
-    double read(const State* p, const Context& ctx) const noexcept {
+    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
         const uint32_t s = shared_load(&p->stamp);
         const double x = shared_load(&p->w);
         if (s >= ctx.u_read) return x;
         return steps_.P(s, ctx.u_read) * x - static_cast<double>(shared_load(&p->d)) * steps_.E(s, ctx.u_read);
     }
 
-    // w.x of a row as of the update's read step.
-    double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx) const noexcept {
+    // w.x of a row as of the update's read step (one GPU lane's share with first/stride).
+    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
+                           int64_t first = 0, int64_t stride = 1) const noexcept {
         double z = 0;
-        for (int64_t a = 0; a < nnz; ++a) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
+        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
         return z;
     }
 
     // One step with data gradient g; regc * x_j is the sparse regulariser's share (0 when off). A
     // stamp ahead of the previous step means another thread already wrote a later step (a Hogwild!
     // race): nothing to catch up, and the later stamp is kept.
-    void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
+    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
         const uint32_t s = shared_load(&p->stamp);
         Moments q = load(p);
         if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
         step(q, g + regc * static_cast<double>(q.w), ctx.a, ctx.rho);
         store(p, q);
-        shared_store(&p->stamp, std::max(s, ctx.u_write));
+        shared_store(&p->stamp, s > ctx.u_write ? s : ctx.u_write);
     }
 
     // The intercept: touched by every update, never regularised or decayed, never caught up; its
     // step is step_scale times a_k.
-    void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
+    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
         Moments q = load(p);
         step(q, g, step_scale * ctx.a, 1.0);
         store(p, q);
     }
-    double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
+    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
 
     // Segment end (no thread running): bring the coordinate to step n and rebase its stamp to 0.
-    void finish(State* p, uint32_t n) const noexcept {
+    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
         if (p->stamp < n) {
             Moments q = load(p);
             catch_up(q, p->stamp, n);
@@ -115,7 +116,7 @@ public:
     }
 
     // A copy of a coordinate's shared state, read through shared_load.
-    static State snapshot(const State* p) noexcept {
+    ASYNCOPT_HD static State snapshot(const State* p) noexcept {
         State s{};
         s.w = shared_load(&p->w);
         s.m = shared_load(&p->m);
@@ -127,15 +128,22 @@ public:
         return s;
     }
 
-    // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): the
-    // replica's changes of x, m and v since it was taken are added to the shared values, as Hogwild!
-    // adds updates; vhat, a running max, takes the max; d follows from the merged m and vhat.
-    void merge(State* shared, const State& replica, const State& base) const noexcept {
+    // Merge a worker's private replica of a coordinate (intercept.hpp), which took `steps` steps since
+    // it copied `base`: as if those steps were applied to the shared state now. x takes the replica's
+    // change, as Hogwild! adds updates; m and v decay by beta^steps (each of the steps decays them
+    // once) and take the part the replica's gradients added, m_r - beta1^steps m_base; vhat, a
+    // running max, takes the max; d follows from the merged m and vhat. Adding m_r - m_base instead
+    // would subtract the decay (1 - beta1^steps) m_base once per merging worker: with W workers
+    // merging a snapshot of the same m, m -> (1 - W (1 - beta1^steps)) m, which grows without bound
+    // for W >= 3 (the GPU emulator's lockstep rounds showed it).
+    ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t steps) const noexcept {
+        const T b1 = static_cast<T>(steps_.beta1_pow()(steps)), b2 = static_cast<T>(steps_.beta2_pow()(steps));
         Moments q = load(shared);
         q.w += replica.w - base.w;
-        q.m += replica.m - base.m;
-        q.v += replica.v - base.v;
-        q.vhat = std::max(q.vhat, replica.vhat);
+        q.m = b1 * q.m + (replica.m - b1 * base.m);
+        q.v = b2 * q.v + (replica.v - b2 * base.v);
+        q.vhat = q.vhat > replica.vhat ? q.vhat : replica.vhat;
+        q.vhat = q.vhat > q.v ? q.vhat : q.v;
         q.d = q.m / (std::sqrt(q.vhat) + eps_t_);
         store(shared, q);
     }
@@ -147,11 +155,11 @@ private:
         T w, m, v, vhat, d;
     };
 
-    static Moments load(const State* p) noexcept {
+    ASYNCOPT_HD static Moments load(const State* p) noexcept {
         return Moments{shared_load(&p->w), shared_load(&p->m), shared_load(&p->v), shared_load(&p->vhat),
                        shared_load(&p->d)};
     }
-    static void store(State* p, const Moments& q) noexcept {
+    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
         shared_store(&p->w, q.w);
         shared_store(&p->m, q.m);
         shared_store(&p->v, q.v);
@@ -159,27 +167,26 @@ private:
         shared_store(&p->d, q.d);
     }
 
-    void step(Moments& q, double g_in, double a, double rho) const noexcept {
+    ASYNCOPT_HD void step(Moments& q, double g_in, double a, double rho) const noexcept {
         const T g = static_cast<T>(g_in);
         q.m = b1_ * q.m + (T(1) - b1_) * g;
         q.v = b2_ * q.v + (T(1) - b2_) * g * g;
-        q.vhat = std::max(q.vhat, q.v);
+        q.vhat = q.vhat > q.v ? q.vhat : q.v;
         q.d = q.m / (std::sqrt(q.vhat) + eps_t_);
         q.w = static_cast<T>(rho) * q.w - static_cast<T>(a) * q.d;
     }
 
     // Steps s+1..t with zero gradient, in closed form (steps.hpp).
-    void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
-        const double b1 = beta1_pow_(t - s);
+    ASYNCOPT_HD void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
+        const double b1 = steps_.beta1_pow()(t - s);
         q.w = static_cast<T>(steps_.P(s, t) * q.w - q.d * steps_.E(s, t, b1));
         q.m = static_cast<T>(q.m * b1);
         q.d = static_cast<T>(q.d * b1);
-        q.v = static_cast<T>(q.v * beta2_pow_(t - s));
+        q.v = static_cast<T>(q.v * steps_.beta2_pow()(t - s));
     }
 
-    const Steps& steps_;
-    T b1_, b2_, eps_t_;
-    PowerTable beta1_pow_, beta2_pow_;
+    Steps steps_;
+    T b1_{}, b2_{}, eps_t_{};
 };
 
 }  // namespace asyncopt

@@ -11,6 +11,9 @@
 // far from underflow (max_segment_updates) and folds S into u at every segment end (finish).
 // Without L2, or with the frequency-scaled sparse regulariser (which touches only a row's own
 // features), S = 1 and Scaled=false drops the multiplications.
+//
+// The rule holds its Steps view by value and every per-coordinate method is host-and-device, so the
+// GPU kernels (csrc/cuda) run this same rule; apply_atomic / merge_atomic are its atomic-add form.
 #pragma once
 
 #include <cmath>
@@ -42,6 +45,7 @@ public:
     };
 
     SgdRule(const Steps& steps, const StepConfig&) : steps_(steps) {}
+    SgdRule() = default;
 
     // Longest segment over which S = prod rho_i stays >= 2^-40 (float) / 2^-600 (double): u = w / S
     // then stays representable with room to spare for any weight the loss can produce.
@@ -53,56 +57,70 @@ public:
         return n < 1 ? 1 : (n > 4e9 ? std::numeric_limits<uint32_t>::max() : static_cast<uint64_t>(n));
     }
 
-    Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
+    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
         if (!Scaled) return Context{1.0, c.eta, c.eta};
         return Context{steps_.scale(u_read), c.eta / steps_.scale(u_write), c.eta};
     }
 
     // n/d_j of the frequency-scaled sparse regulariser: a separate array (4 more bytes per
     // feature in the state would double SGD's memory traffic when the regulariser is off).
-    static double reg_scale(const State*, const T* scale, int32_t j) noexcept { return scale[j]; }
+    ASYNCOPT_HD static double reg_scale(const State*, const T* scale, int32_t j) noexcept { return scale[j]; }
 
-    double read(const State* p, const Context& ctx) const noexcept {
+    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
         const double u = shared_load(&p->w);
         return Scaled ? ctx.scale_read * u : u;
     }
 
-    // w.x of a row: S_r (u.x), one multiply by the scale per row rather than per nonzero.
-    double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx) const noexcept {
+    // w.x of a row: S_r (u.x), one multiply by the scale per row rather than per nonzero. With
+    // first/stride, the share of one lane of a GPU team (nonzeros first, first + stride, ...).
+    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
+                           int64_t first = 0, int64_t stride = 1) const noexcept {
         double z = 0;
-        for (int64_t a = 0; a < nnz; ++a) z += static_cast<double>(val[a]) * shared_load(&state[idx[a]].w);
+        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * shared_load(&state[idx[a]].w);
         return Scaled ? ctx.scale_read * z : z;
     }
 
     // g: the data gradient at j; regc * w_j: the sparse regulariser's share (0 when off).
-    void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
+    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
         const double u = shared_load(&p->w);
         if (regc != 0) g += regc * (Scaled ? ctx.scale_read * u : u);
         shared_store(&p->w, static_cast<T>(u - ctx.step_write * g));
     }
+    // The same step as one atomic add: a concurrent update of the coordinate is never lost (only
+    // the regulariser's share reads a possibly older u).
+    ASYNCOPT_HD void apply_atomic(State* p, const Context& ctx, double g, double regc) const noexcept {
+        if (regc != 0) {
+            const double u = shared_load(&p->w);
+            g += regc * (Scaled ? ctx.scale_read * u : u);
+        }
+        shared_add(&p->w, static_cast<T>(-ctx.step_write * g));
+    }
 
     // The intercept: never regularised, so never scaled; its step is step_scale times eta_k.
-    void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
+    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
         shared_store(&p->w, static_cast<T>(shared_load(&p->w) - step_scale * ctx.eta * g));
     }
-    double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
+    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
 
     // Segment end (no thread running): fold S_n into u, so the state holds w again.
-    void finish(State* p, uint32_t n) const noexcept {
+    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
         if (Scaled) p->w = static_cast<T>(steps_.scale(n) * p->w);
     }
 
     // A copy of a coordinate's shared state, read through shared_load.
-    static State snapshot(const State* p) noexcept { return State{shared_load(&p->w)}; }
+    ASYNCOPT_HD static State snapshot(const State* p) noexcept { return State{shared_load(&p->w)}; }
 
-    // Merge a thread's private replica of a coordinate (InterceptReplica in hogwild.hpp): add the
-    // replica's change since it was taken to the shared value.
-    void merge(State* shared, const State& replica, const State& base) const noexcept {
+    // Merge a worker's private replica of a coordinate (intercept.hpp), `steps` steps after it was
+    // taken: add the replica's change since then to the shared value.
+    ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t /*steps*/) const noexcept {
         shared_store(&shared->w, static_cast<T>(shared_load(&shared->w) + (replica.w - base.w)));
+    }
+    ASYNCOPT_HD void merge_atomic(State* shared, const State& replica, const State& base, uint32_t) const noexcept {
+        shared_add(&shared->w, static_cast<T>(replica.w - base.w));
     }
 
 private:
-    const Steps& steps_;
+    Steps steps_;
 };
 
 }  // namespace asyncopt

@@ -31,11 +31,18 @@
 //
 // Stamps are relative to the first step of the current epoch (k0): at every epoch end the touched
 // coordinates are caught up to the last step and their stamps reset to 0, so 32 bits suffice.
+//
+// Memory: every table of a segment lives in one flat buffer of doubles that StepTables owns; the
+// Steps classes are small views over it (pointers and scalars, trivially copyable). The GPU path
+// copies the buffer to the device and builds the same view over the device copy (steps_at), so
+// one definition of P, E and the powers serves the CPU threads, the server and the kernels.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include "../shared.hpp"
 
 namespace asyncopt {
 
@@ -60,7 +67,7 @@ struct StepCoeffs {
 };
 
 // eta_k for k >= 1; every schedule starts at learning_rate and never grows.
-inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
+ASYNCOPT_HD inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
     switch (c.schedule) {
         case Schedule::invsqrt:
             return c.learning_rate / std::sqrt(static_cast<double>(k));
@@ -71,7 +78,7 @@ inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
     }
 }
 
-inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noexcept {
+ASYNCOPT_HD inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noexcept {
     const double eta = schedule_eta(c, k);
     double a = eta;
     if (amsgrad && c.bias_correction) {
@@ -83,72 +90,144 @@ inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noe
 
 // beta^D for an integer D >= 0 without pow() or exp() in the common case: beta^D = lo[D mod 1024] *
 // hi[D / 1024] from two 1024-entry tables (16 KiB, cache-resident), exp(D log beta) beyond 2^20.
-// The catch-up evaluates this once per stale nonzero, so it sits on the hot path.
+// The catch-up evaluates this once per stale nonzero, so it sits on the hot path. A view: the
+// 2048 doubles (lo, then hi) live in a StepTables buffer.
 class PowerTable {
 public:
-    explicit PowerTable(double base) : log_base_(base > 0 ? std::log(base) : 0.0), zero_(base <= 0) {
+    static constexpr uint32_t kSize = 1024;
+    static constexpr size_t kDoubles = 2 * kSize;
+
+    PowerTable() = default;
+    PowerTable(double base, const double* table) noexcept
+        : t_(table), log_base_(base > 0 ? std::log(base) : 0.0), zero_(base <= 0) {}
+
+    // Writes the 2048 entries of base's table to out (host side, once per segment).
+    static void fill(double base, double* out) {
         for (uint32_t i = 0; i < kSize; ++i) {
-            lo_[i] = std::pow(base, static_cast<double>(i));
-            hi_[i] = std::pow(base, static_cast<double>(i) * kSize);
+            out[i] = std::pow(base, static_cast<double>(i));
+            out[kSize + i] = std::pow(base, static_cast<double>(i) * kSize);
         }
     }
-    double operator()(uint32_t d) const noexcept {
-        if (d < kSize * kSize) return lo_[d % kSize] * hi_[d / kSize];
+
+    ASYNCOPT_HD double operator()(uint32_t d) const noexcept {
+        if (d < kSize * kSize) return t_[d % kSize] * t_[kSize + d / kSize];
         return zero_ ? 0.0 : std::exp(static_cast<double>(d) * log_base_);
     }
 
 private:
-    static constexpr uint32_t kSize = 1024;
-    double lo_[kSize], hi_[kSize];
-    double log_base_;
-    bool zero_;
+    const double* t_ = nullptr;
+    double log_base_ = 0.0;
+    bool zero_ = false;
 };
 
-// Constant a_k and rho_k: closed forms, no memory.
+// Constant a_k and rho_k: closed forms; its buffer holds only the power tables of rho, beta1, beta2.
 class ConstantSteps {
 public:
-    ConstantSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, bool amsgrad)
-        : rho_(step_coeffs(c, 1, amsgrad).rho), rho_pow_(rho_), beta1_pow_(c.beta1) {
+    static size_t table_doubles(uint32_t /*n_steps*/, bool /*amsgrad*/) { return 3 * PowerTable::kDoubles; }
+    static void fill(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, bool amsgrad, double* out) {
+        PowerTable::fill(step_coeffs(c, 1, amsgrad).rho, out);
+        PowerTable::fill(c.beta1, out + PowerTable::kDoubles);
+        PowerTable::fill(c.beta2, out + 2 * PowerTable::kDoubles);
+    }
+
+    ConstantSteps() = default;
+    ConstantSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, bool amsgrad, const double* tables)
+        : rho_(step_coeffs(c, 1, amsgrad).rho),
+          rho_pow_(rho_, tables),
+          beta1_pow_(c.beta1, tables + PowerTable::kDoubles),
+          beta2_pow_(c.beta2, tables + 2 * PowerTable::kDoubles) {
         const double a = step_coeffs(c, 1, amsgrad).a;
         F_ = (amsgrad && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
     }
-    double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
-    double scale(uint32_t u) const noexcept { return P(0, u); }  // S_u = P(0, u), SGD's scale
-    double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
+    ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
+    ASYNCOPT_HD double scale(uint32_t u) const noexcept { return P(0, u); }  // S_u = P(0, u), SGD's scale
+    ASYNCOPT_HD double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
     // E given beta1^(t-s), which the caller often has at hand already.
-    double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return F_ * (P(s, t) - beta1_pow); }
+    ASYNCOPT_HD double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return F_ * (P(s, t) - beta1_pow); }
+    ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
+    ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
 private:
-    double rho_, F_;
-    PowerTable rho_pow_, beta1_pow_;
+    double rho_ = 1.0, F_ = 0.0;
+    PowerTable rho_pow_, beta1_pow_, beta2_pow_;
 };
 
-// Varying a_k or rho_k: per-epoch tables over relative steps u = 0..N (absolute k = k0 + u).
+// Varying a_k or rho_k: per-segment tables over relative steps u = 0..N (absolute k = k0 + u), after
+// the power tables of beta1 and beta2: log P(0, u), S_u = P(0, u) and, for AMSGrad, F(u).
 class TabledSteps {
 public:
-    TabledSteps(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad)
-        : log_P_(n_steps + 1, 0.0), scale_(n_steps + 1, 1.0), beta1_pow_(c.beta1) {
-        std::vector<StepCoeffs> coeffs(n_steps + 1);
+    static size_t table_doubles(uint32_t n_steps, bool amsgrad) {
+        return 2 * PowerTable::kDoubles + (amsgrad ? 3 : 2) * (static_cast<size_t>(n_steps) + 1);
+    }
+    static void fill(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad, double* out) {
+        PowerTable::fill(c.beta1, out);
+        PowerTable::fill(c.beta2, out + PowerTable::kDoubles);
+        const size_t n1 = static_cast<size_t>(n_steps) + 1;
+        double* log_P = out + 2 * PowerTable::kDoubles;
+        double* scale = log_P + n1;
+        std::vector<StepCoeffs> coeffs(n1);
+        log_P[0] = 0.0;
+        scale[0] = 1.0;
         for (uint32_t u = 1; u <= n_steps; ++u) {
             coeffs[u] = step_coeffs(c, k0 + u, amsgrad);
-            log_P_[u] = log_P_[u - 1] + std::log(coeffs[u].rho);
-            scale_[u] = std::exp(log_P_[u]);
+            log_P[u] = log_P[u - 1] + std::log(coeffs[u].rho);
+            scale[u] = std::exp(log_P[u]);
         }
         if (amsgrad) {
-            F_.assign(n_steps + 1, 0.0);
-            for (uint32_t u = n_steps; u-- > 0;)
-                F_[u] = c.beta1 / coeffs[u + 1].rho * (coeffs[u + 1].a + F_[u + 1]);
+            double* F = scale + n1;
+            F[n_steps] = 0.0;
+            for (uint32_t u = n_steps; u-- > 0;) F[u] = c.beta1 / coeffs[u + 1].rho * (coeffs[u + 1].a + F[u + 1]);
         }
     }
-    double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
+
+    TabledSteps() = default;
+    TabledSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t n_steps, bool amsgrad, const double* tables)
+        : beta1_pow_(c.beta1, tables),
+          beta2_pow_(c.beta2, tables + PowerTable::kDoubles),
+          log_P_(tables + 2 * PowerTable::kDoubles),
+          scale_(log_P_ + (static_cast<size_t>(n_steps) + 1)),
+          F_(amsgrad ? scale_ + (static_cast<size_t>(n_steps) + 1) : nullptr) {}
+    ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
     // S_u = P(0, u) from a table: SGD reads it twice per update, an exp() each time otherwise.
-    double scale(uint32_t u) const noexcept { return scale_[u]; }
-    double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
-    double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return P(s, t) * F_[s] - beta1_pow * F_[t]; }
+    ASYNCOPT_HD double scale(uint32_t u) const noexcept { return scale_[u]; }
+    ASYNCOPT_HD double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
+    ASYNCOPT_HD double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept {
+        return P(s, t) * F_[s] - beta1_pow * F_[t];
+    }
+    ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
+    ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
 private:
-    std::vector<double> log_P_, scale_, F_;
-    PowerTable beta1_pow_;
+    PowerTable beta1_pow_, beta2_pow_;
+    const double* log_P_ = nullptr;
+    const double* scale_ = nullptr;
+    const double* F_ = nullptr;
+};
+
+// The buffer of one segment's tables and the Steps view over it. steps_at builds the same view
+// over a copy of buffer() elsewhere (the GPU path's device copy).
+template <class Steps>
+class StepTables {
+public:
+    StepTables(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad)
+        : c_(c), k0_(k0), n_steps_(n_steps), amsgrad_(amsgrad), buf_(Steps::table_doubles(n_steps, amsgrad)) {
+        Steps::fill(c, k0, n_steps, amsgrad, buf_.data());
+        steps_ = steps_at(buf_.data());
+    }
+    StepTables(const StepTables&) = delete;  // steps() points into buf_
+    StepTables& operator=(const StepTables&) = delete;
+
+    const Steps& steps() const noexcept { return steps_; }
+    Steps steps_at(const double* copy) const { return Steps(c_, k0_, n_steps_, amsgrad_, copy); }
+    const std::vector<double>& buffer() const noexcept { return buf_; }
+
+private:
+    StepConfig c_;
+    uint64_t k0_;
+    uint32_t n_steps_;
+    bool amsgrad_;
+    std::vector<double> buf_;
+    Steps steps_;
 };
 
 }  // namespace asyncopt

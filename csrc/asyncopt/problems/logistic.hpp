@@ -8,26 +8,28 @@
 
 #include <cmath>
 
+#include "../shared.hpp"
+
 namespace asyncopt {
 namespace logistic {
 
 // log(1 + exp(u)) without overflow for large u or loss of precision for very negative u.
-inline double softplus(double u) noexcept {
+ASYNCOPT_HD inline double softplus(double u) noexcept {
     return u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
 }
 
 // 1 / (1 + exp(-u)), stable in both tails.
-inline double sigmoid(double u) noexcept {
+ASYNCOPT_HD inline double sigmoid(double u) noexcept {
     if (u >= 0) return 1.0 / (1.0 + std::exp(-u));
     const double e = std::exp(u);
     return e / (1.0 + e);
 }
 
 // log(1 + exp(-y z)): the log-loss of margin z for label y in {-1, +1}.
-inline double loss(double z, double y) noexcept { return softplus(-y * z); }
+ASYNCOPT_HD inline double loss(double z, double y) noexcept { return softplus(-y * z); }
 
 // d loss / d z = -y * sigmoid(-y z).
-inline double dloss(double z, double y) noexcept { return -y * sigmoid(-y * z); }
+ASYNCOPT_HD inline double dloss(double z, double y) noexcept { return -y * sigmoid(-y * z); }
 
 }  // namespace logistic
 }  // namespace asyncopt

@@ -1,0 +1,186 @@
+// pybind11 glue of the GPU executor's logistic regression (asyncopt/gpu/engine.hpp), shared by the
+// two modules that hold one: asyncopt._cuda (the kernels, csrc/cuda) and asyncopt._core (the host
+// emulator, bind_gpu_emulator.cpp). Array checks, GIL release, no logic. The classes are
+// module-local: each module binds its own Dataset and LogisticEngine.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "arrays.hpp"
+#include "asyncopt/gpu/engine.hpp"
+#include "asyncopt/optim/amsgrad.hpp"
+#include "asyncopt/optim/sgd.hpp"
+
+namespace asyncopt_bindings {
+
+namespace py = pybind11;
+
+// What a module supplies: the data set from host arrays, the engine, and a hook run before every
+// call that touches the executor (the CUDA module selects the object's device there).
+struct GpuBackend {
+    std::function<std::unique_ptr<asyncopt::GpuDataset>(const int64_t*, const int32_t*, const float*, const double*,
+                                                        int64_t, int64_t, int)>
+        dataset_from_host;
+    std::function<std::unique_ptr<asyncopt::LogisticEngine>(const asyncopt::GpuDataset&, bool, const void*,
+                                                            const float*, const int32_t*, int64_t, const int64_t*,
+                                                            int64_t, const asyncopt::StepConfig&,
+                                                            const asyncopt::GpuLogisticConfig&)>
+        logistic_engine;
+    std::function<void(int)> use_device;
+};
+
+// A data set and the device it lives on (-1: host memory).
+struct PyGpuDataset {
+    std::unique_ptr<asyncopt::GpuDataset> data;
+    int device;
+};
+
+struct PyLogisticEngine {
+    std::unique_ptr<asyncopt::LogisticEngine> engine;
+    int device;
+    int64_t n_cols;
+    bool amsgrad;
+};
+
+inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
+    auto be = std::make_shared<GpuBackend>(std::move(backend));
+
+    py::class_<PyGpuDataset>(m, "Dataset", py::module_local(),
+                             "A CSR matrix (float32 values) and labels in {-1, +1} in the executor's memory")
+        .def(py::init([be](py::array indptr, py::array indices, py::array data, py::array y, int64_t n_features,
+                           int device) {
+                 const asyncopt::CsrView<float> X = csr_view<float>(indptr, indices, data, n_features, true);
+                 const double* yp = checked<double>(y, "y", {X.n_rows}, false);
+                 for (int64_t i = 0; i < X.n_rows; ++i)
+                     if (yp[i] != 1.0 && yp[i] != -1.0) throw py::value_error("y must hold -1 and +1 only");
+                 for (int64_t p = 0; p < X.nnz(); ++p)
+                     if (!std::isfinite(X.data[p])) throw py::value_error("data holds NaN or infinity");
+                 py::gil_scoped_release nogil;
+                 be->use_device(device);
+                 return PyGpuDataset{be->dataset_from_host(X.indptr, X.indices, X.data, yp, X.n_rows, X.n_cols, device),
+                                     device};
+             }),
+             py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("y"), py::arg("n_features"),
+             py::arg("device") = 0, "Copy a checked CSR matrix (float32 values) and its +-1 labels to the executor.")
+        .def_property_readonly("n_rows", [](const PyGpuDataset& d) { return d.data->n_rows(); })
+        .def_property_readonly("n_features", [](const PyGpuDataset& d) { return d.data->n_cols(); })
+        .def_property_readonly("nnz", [](const PyGpuDataset& d) { return d.data->nnz(); })
+        .def_readonly("device", &PyGpuDataset::device)
+        .def(
+            "column_counts",
+            [be](const PyGpuDataset& d) {
+                py::array_t<int32_t> out(d.data->n_cols());
+                int32_t* p = out.mutable_data();
+                py::gil_scoped_release nogil;
+                be->use_device(d.device);
+                d.data->column_counts(p);
+                return out;
+            },
+            "Rows holding each feature (canonical CSR: one entry per row and feature).")
+        .def(
+            "indptr",
+            [be](const PyGpuDataset& d) {
+                py::array_t<int64_t> out(d.data->n_rows() + 1);
+                int64_t* p = out.mutable_data();
+                py::gil_scoped_release nogil;
+                be->use_device(d.device);
+                d.data->download_indptr(p);
+                return out;
+            },
+            "The row offsets, copied to the host (8 bytes per row; the nonzeros stay on the executor).");
+
+    py::class_<PyLogisticEngine>(m, "LogisticEngine", py::module_local(),
+                                 "Hogwild! SGD / AMSGrad for logistic regression on one executor (gpu/engine.hpp)")
+        .def(py::init([be](const PyGpuDataset& data, const std::string& optimizer, py::array state,
+                           py::object reg_scale, py::array active, py::array perm, const asyncopt::StepConfig& sc,
+                           const asyncopt::GpuLogisticConfig& cfg) {
+                 if (optimizer != "sgd" && optimizer != "amsgrad")
+                     throw py::value_error("optimizer must be 'sgd' or 'amsgrad', got '" + optimizer + "'");
+                 const bool amsgrad = optimizer == "amsgrad";
+                 if (cfg.workers < 1) throw py::value_error("workers must be >= 1");
+                 if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
+                 if (cfg.batch_size > 1 && cfg.max_batch_nnz < 1)
+                     throw py::value_error("max_batch_nnz must bound a mini-batch's nonzeros when batch_size > 1");
+                 const int64_t d = data.data->n_cols();
+                 const void* st = amsgrad
+                                      ? static_cast<const void*>(checked<asyncopt::AmsgradState<float>>(
+                                            state, "state", {d + 1}, false, 'V'))
+                                      : static_cast<const void*>(
+                                            checked<asyncopt::SgdState<float>>(state, "state", {d + 1}, false, 'V'));
+                 const float* rs = nullptr;
+                 if (!reg_scale.is_none()) rs = checked<float>(py::array(reg_scale), "reg_scale", {d}, false);
+                 const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
+                 const int64_t n_active = active.shape(0);
+                 for (int64_t a = 0; a < n_active; ++a)
+                     if (act[a] < 0 || act[a] >= d) throw py::value_error("active holds an out-of-range feature");
+                 const int64_t* pm = checked<int64_t>(perm, "perm", {-1}, false);
+                 const int64_t n = perm.shape(0);
+                 if (n < 1) throw py::value_error("perm must not be empty");
+                 for (int64_t i = 0; i < n; ++i)
+                     if (pm[i] < 0 || pm[i] >= data.data->n_rows())
+                         throw py::value_error("perm holds an out-of-range row");
+                 py::gil_scoped_release nogil;
+                 be->use_device(data.device);
+                 return PyLogisticEngine{
+                     be->logistic_engine(*data.data, amsgrad, st, rs, act, n_active, pm, n, sc, cfg), data.device, d,
+                     amsgrad};
+             }),
+             py::arg("data"), py::arg("optimizer"), py::arg("state"), py::arg("reg_scale"), py::arg("active"),
+             py::arg("perm"), py::arg("steps"), py::arg("config"), py::keep_alive<1, 2>(),
+             "Upload the model (state, reg_scale, active features) and the visiting order; keeps `data` alive.")
+        .def(
+            "epoch",
+            [be](PyLogisticEngine& e, uint64_t seed, uint64_t k0) {
+                asyncopt::EpochResult r;
+                {
+                    py::gil_scoped_release nogil;
+                    be->use_device(e.device);
+                    r = e.engine->epoch(seed, k0);
+                }
+                return staleness_dict(r);
+            },
+            py::arg("seed"), py::arg("k0"), "One epoch; returns update and staleness counts like logistic_epoch.")
+        .def(
+            "evaluate",
+            [be](PyLogisticEngine& e, const PyGpuDataset& data) {
+                if (data.device != e.device) throw py::value_error("the data set is on another device");
+                if (data.data->n_cols() != e.n_cols) throw py::value_error("the data set has another feature count");
+                double loss = 0;
+                int64_t correct = 0;
+                {
+                    py::gil_scoped_release nogil;
+                    be->use_device(e.device);
+                    e.engine->evaluate(data.data->view(), data.data->labels(), &loss, &correct);
+                }
+                return py::make_tuple(loss, correct);
+            },
+            py::arg("data"), "Sum of log-losses and number of correct predictions on a data set.")
+        .def(
+            "squared_norm",
+            [be](PyLogisticEngine& e) {
+                py::gil_scoped_release nogil;
+                be->use_device(e.device);
+                return e.engine->squared_norm();
+            },
+            "sum of w_j^2 over the active features")
+        .def(
+            "download_state",
+            [be](PyLogisticEngine& e, py::array state) {
+                void* p = e.amsgrad ? static_cast<void*>(checked<asyncopt::AmsgradState<float>>(
+                                          state, "state", {e.n_cols + 1}, true, 'V'))
+                                    : static_cast<void*>(checked<asyncopt::SgdState<float>>(
+                                          state, "state", {e.n_cols + 1}, true, 'V'));
+                py::gil_scoped_release nogil;
+                be->use_device(e.device);
+                e.engine->download_state(p, e.engine->state_bytes());
+            },
+            py::arg("state"), "Copy the model (every coordinate settled) into a host state array.")
+        .def_property_readonly("scratch_bytes", [](const PyLogisticEngine& e) { return e.engine->scratch_bytes(); });
+}
+
+}  // namespace asyncopt_bindings
