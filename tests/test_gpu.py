@@ -138,8 +138,8 @@ def test_lockstep_staleness_is_counted(workers, B):
 @pytest.mark.parametrize("opt_name,lr", [("sgd", 0.02), ("amsgrad", 0.003)])
 def test_eight_lockstep_workers_reach_the_one_thread_loss_on_a9a(a9a, emulated, opt_name, lr):
     """Eight workers whose updates all read a model 0..7 steps old still end within 3% of the
-    one-thread test loss (broken merges of the intercept's replicas made AMSGrad diverge here). SGD
-    at a fifth of its default step: at 0.1 eight stale sums of gradients end 14% above."""
+    one-thread test loss. SGD at a fifth of its default step: at 0.1, 4 epochs of eight stale
+    gradients per round end 14% above (with intercept replicas, since removed from the GPU path)."""
     X, y, Xt, yt = a9a
     kw = dict(optimizer=opt_name, learning_rate=lr, epochs=4, random_state=0)
     cpu = asyncopt.LogisticRegression(n_threads=1, **kw).fit(X, y)

@@ -82,9 +82,10 @@ def default_workers(n_rows, batch_size, sm_count, warps_per_sm):
     """Workers (warps) a GPU fit runs when ``gpu_workers`` is None: enough to fill the device (16 per
     SM), but no more than one per 2048 mini-batches of the epoch. W concurrent workers read a model
     up to W - 1 updates old, and the host emulator's lockstep rounds on a9a (32561 rows, 123
-    features) put the limit of plain SGD at CPU step sizes between 8 workers (test log-loss 0.361 vs
-    0.352) and 64 (2.09); AMSGrad held to 256 (0.329 vs 0.327). A small data set therefore gets
-    few workers (a9a: 15); a GPU pays off on large ones, where the cap is the device."""
+    features, 5 epochs) put the limit of plain SGD at its default step between 8 workers (test
+    log-loss 0.363 vs 0.352 with one) and 64 (0.626); AMSGrad held to 256 (0.327 vs 0.327). A small
+    data set therefore gets few workers (a9a: 15); a GPU pays off on large ones, where the cap is
+    the device."""
     fill = max(1, sm_count * min(16, warps_per_sm))
     batches = -(-n_rows // batch_size)
     return int(max(1, min(fill, batches // 2048)))

@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <optional>
 #include <vector>
 
 #include "../epoch_plan.hpp"
@@ -41,12 +40,10 @@ struct HostExec {
     static void segment(const Work& work) {
         const HostTeam team;
         const int W = work.workers;
-        std::vector<std::optional<typename Work::Intercept>> ic(W);
         std::vector<typename Work::InFlight> flight(W);
         std::vector<StalenessStats> local(W);
         std::vector<int64_t> pos(W), last(W);
         for (int w = 0; w < W; ++w) {
-            ic[w].emplace(work.intercept());
             const SliceRange r = work.items(w);
             pos[w] = r.first;
             last[w] = r.last;
@@ -55,19 +52,16 @@ struct HostExec {
             any = false;
             for (int w = 0; w < W; ++w)
                 if (pos[w] < last[w]) {
-                    work.read(team, w, pos[w], std::min(work.batch, last[w] - pos[w]), flight[w], *ic[w]);
+                    work.read(team, w, pos[w], std::min(work.batch, last[w] - pos[w]), flight[w]);
                     any = true;
                 }
             for (int w = 0; w < W; ++w)
                 if (pos[w] < last[w]) {
-                    work.write(team, w, flight[w], *ic[w], local[w]);
+                    work.write(team, w, flight[w], local[w]);
                     pos[w] += work.batch;
                 }
         }
-        for (int w = 0; w < W; ++w) {
-            ic[w]->sync();
-            team.merge(work.stats, local[w]);
-        }
+        for (int w = 0; w < W; ++w) team.merge(work.stats, local[w]);
     }
 
     template <class Work>

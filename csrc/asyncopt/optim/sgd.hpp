@@ -13,7 +13,8 @@
 // features), S = 1 and Scaled=false drops the multiplications.
 //
 // The rule holds its Steps view by value and every per-coordinate method is host-and-device, so the
-// GPU kernels (csrc/cuda) run this same rule; apply_atomic / merge_atomic are its atomic-add form.
+// GPU kernels (csrc/cuda) run this same rule; apply_atomic / apply_intercept_atomic are its
+// atomic-add form.
 #pragma once
 
 #include <cmath>
@@ -100,6 +101,10 @@ public:
     ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
         shared_store(&p->w, static_cast<T>(shared_load(&p->w) - step_scale * ctx.eta * g));
     }
+    // The same as one atomic add (the GPU's atomic write mode).
+    ASYNCOPT_HD void apply_intercept_atomic(State* p, const Context& ctx, double g, double step_scale) const noexcept {
+        shared_add(&p->w, static_cast<T>(-step_scale * ctx.eta * g));
+    }
     ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
 
     // Segment end (no thread running): fold S_n into u, so the state holds w again.
@@ -114,9 +119,6 @@ public:
     // taken: add the replica's change since then to the shared value.
     ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t /*steps*/) const noexcept {
         shared_store(&shared->w, static_cast<T>(shared_load(&shared->w) + (replica.w - base.w)));
-    }
-    ASYNCOPT_HD void merge_atomic(State* shared, const State& replica, const State& base, uint32_t) const noexcept {
-        shared_add(&shared->w, static_cast<T>(replica.w - base.w));
     }
 
 private:
