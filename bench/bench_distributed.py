@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 import asyncopt
-from benchenv import cpu_model, git_commit
+from benchenv import cpu_model, git_commit, jsonable
 
 HERE = Path(__file__).resolve().parent
 JOB = HERE / "mpi_bench_job.py"
@@ -358,20 +358,6 @@ def environment():
             "mpi4py": mpi4py_version, "mpiexec": mpi, "git_commit": git_commit()}
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
 def _ratio_text(r, with_verdict=False):
     if r is None:
         return "n/a"
@@ -560,7 +546,7 @@ def finish(results, cfg):
         results["notes"].append(png_note)
     (cfg.out / "distributed.md").write_text(markdown(results, cfg) + "\n")
     with open(cfg.out / "distributed.json", "w") as f:
-        json.dump(_jsonable(results), f, indent=1)
+        json.dump(jsonable(results), f, indent=1)
     print(f"wrote {cfg.out / 'distributed.json'}, {cfg.out / 'distributed.md'}"
           + ("" if png_note else f", {cfg.out / 'distributed.png'}") + f" ({results['wall_time']:.0f} s run)",
           flush=True)

@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.linear_model import SGDClassifier
 
 import asyncopt
-from benchenv import cpu_model, git_commit
+from benchenv import cpu_model, git_commit, jsonable
 from asyncopt.datasets import load_libsvm, make_sparse_classification
 
 HERE = Path(__file__).resolve().parent
@@ -533,20 +533,6 @@ def environment():
             "git_commit": git_commit(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None  # JSON has no inf/nan
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
 def _ms(seconds):
     return "—" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1e3:.3g} ms"
 
@@ -741,7 +727,7 @@ def main(argv=None):
         results["notes"].append(png_note)
     (cfg.out / "logistic.md").write_text(markdown(results, cfg) + "\n")
     with open(cfg.out / "logistic.json", "w") as f:
-        json.dump(_jsonable(results), f, indent=1)
+        json.dump(jsonable(results), f, indent=1)
     print(f"wrote {cfg.out / 'logistic.json'}, {cfg.out / 'logistic.md'}"
           + ("" if png_note else f", {cfg.out / 'logistic.png'}") + f" in {results['wall_time']:.0f} s", flush=True)
     return 0

@@ -17,7 +17,6 @@ all its workers idle.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ from mpi4py import MPI
 import asyncopt
 from asyncopt.datasets import load_libsvm, make_sparse_classification
 from asyncopt.distributed import Delay
+from benchenv import jsonable
 
 
 def polled_barrier(comm, poll=1e-3, timeout=600.0):
@@ -74,23 +74,6 @@ def estimator(cfg, run, delays, epochs=None):
         n_threads=run.get("n_threads"), backend="mpi", mpi=mpi)
 
 
-def _plain(x):
-    """JSON-safe copy (numpy scalars and arrays, non-finite floats as None, int dict keys as str)."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
-
-
 def server_record(clf, wall):
     history = [{k: r.get(k) for k in ("epoch", "time", "epoch_time", "eval_time", "objective", "staleness_mean",
                                        "staleness_max", "updates", "dropped", "rows")} for r in clf.history_]
@@ -119,7 +102,7 @@ def main():
         if rank == 0:
             tmp = cfg["out"] + ".tmp"
             with open(tmp, "w") as f:
-                json.dump(_plain(out), f, indent=1)
+                json.dump(jsonable(out), f, indent=1)
             os.replace(tmp, cfg["out"])
 
     # A short first fit that is not measured: MPI connections, first-touch page faults of the

@@ -49,12 +49,11 @@ class EpochPlan {
 public:
     EpochPlan(int64_t n, int n_workers, int64_t B, uint64_t max_segment_updates)
         : n_(n), workers_(n_workers), B_(B) {
-        total_ = 0;
-        for (int w = 0; w < n_workers; ++w) total_ += static_cast<uint64_t>(worker_batches(n, n_workers, B, w));
+        uint64_t total = 0;
+        for (int w = 0; w < n_workers; ++w) total += static_cast<uint64_t>(worker_batches(n, n_workers, B, w));
         const uint64_t max_seg = std::max<uint64_t>(1, max_segment_updates);
-        n_seg_ = static_cast<int64_t>(std::max<uint64_t>(1, (total_ + max_seg - 1) / max_seg));
+        n_seg_ = static_cast<int64_t>(std::max<uint64_t>(1, (total + max_seg - 1) / max_seg));
     }
-    uint64_t total_updates() const noexcept { return total_; }
     int64_t segments() const noexcept { return n_seg_; }
     uint64_t segment_updates(int64_t g) const noexcept {
         uint64_t u = 0;
@@ -70,7 +69,6 @@ private:
     int64_t n_;
     int workers_;
     int64_t B_;
-    uint64_t total_;
     int64_t n_seg_;
 };
 

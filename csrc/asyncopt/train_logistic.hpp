@@ -279,15 +279,4 @@ void evaluate_logistic(const CsrView<T>& X, const double* y, const State* state,
     *correct = ok;
 }
 
-// sum_j w_j^2 over the listed features (all others are zero).
-template <class State>
-double squared_norm(const State* state, const int32_t* active, int64_t n_active) {
-    double s = 0;
-    for (int64_t a = 0; a < n_active; ++a) {
-        const double w = state[active[a]].w;
-        s += w * w;
-    }
-    return s;
-}
-
 }  // namespace asyncopt

@@ -179,8 +179,7 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
                 be->use_device(e.device);
                 e.engine->download_state(p, e.engine->state_bytes());
             },
-            py::arg("state"), "Copy the model (every coordinate settled) into a host state array.")
-        .def_property_readonly("scratch_bytes", [](const PyLogisticEngine& e) { return e.engine->scratch_bytes(); });
+            py::arg("state"), "Copy the model (every coordinate settled) into a host state array.");
 }
 
 }  // namespace asyncopt_bindings

@@ -94,9 +94,6 @@ struct CudaExec {
     static void download(void* dst, const void* src, size_t bytes) {
         check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy from the device");
     }
-    static void copy(void* dst, const void* src, size_t bytes) {
-        check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
-    }
     static void synchronize() { check(cudaDeviceSynchronize(), "a kernel"); }
 
     template <class Work>

@@ -230,7 +230,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             check_int("n_threads", self.n_threads, low=1, allow_none=True)
             return opt, reg, None, None  # threads per worker are resolved on each worker
         if on_gpu:
-            check_int("n_threads", self.n_threads, low=1, allow_none=True)  # evaluates host eval sets only
+            check_int("n_threads", self.n_threads, low=1, allow_none=True)  # unused on the GPU, still checked
             return opt, reg, None, 0 if device is None else device
         return opt, reg, resolve_n_threads(self.n_threads), None
 

@@ -7,7 +7,6 @@
 // Exec interface (all static):
 //   void* alloc(size_t bytes) / void release(void*) / void zero(void*, size_t)
 //   void upload(void* dst, const void* host, size_t) / void download(void* host, const void* src, size_t)
-//   void copy(void* dst, const void* src, size_t)            within the executor's memory
 //   void shuffle(const Work&, uint64_t seed)                 every worker reshuffles its slice
 //   void segment(const Work&)                                every worker runs its share of a segment
 //   void finish(const Work&, uint32_t n_updates)             bring the active coordinates up to date
@@ -158,7 +157,6 @@ public:
     virtual double squared_norm() = 0;  // sum of w_j^2 over the active features
     virtual void download_state(void* host, size_t bytes) = 0;
     virtual size_t state_bytes() const = 0;
-    virtual size_t scratch_bytes() const = 0;
 };
 
 template <class Exec, class Rule, class Steps, bool Atomic>
@@ -258,7 +256,6 @@ public:
         state_.download(static_cast<State*>(host), state_.size());
     }
     size_t state_bytes() const override { return state_.size() * sizeof(State); }
-    size_t scratch_bytes() const override { return scratch_bytes_; }
 
 private:
     void alloc_scratch() {
@@ -281,8 +278,6 @@ private:
         grads_.zero();
         counts_.zero();
         n_used_.zero();
-        scratch_bytes_ = W * (cfg_.batch_size * sizeof(double) + cap * (sizeof(int32_t) + sizeof(double) + 2 * sizeof(uint32_t)) +
-                              sizeof(uint32_t));
         work_.scratch.coef = coef_.get();
         work_.scratch.keys = keys_.get();
         work_.scratch.grads = grads_.get();
@@ -305,7 +300,6 @@ private:
     ExecBuffer<Exec, double> coef_, grads_;
     ExecBuffer<Exec, int32_t> keys_;
     ExecBuffer<Exec, uint32_t> counts_, used_, n_used_;
-    size_t scratch_bytes_ = 0;
     Work work_;
 };
 

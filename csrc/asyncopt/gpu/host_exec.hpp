@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../epoch_plan.hpp"
+#include "../problems/logistic.hpp"
 #include "team.hpp"
 
 namespace asyncopt {
@@ -28,7 +29,6 @@ struct HostExec {
     static void zero(void* p, size_t bytes) { std::memset(p, 0, bytes); }
     static void upload(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
     static void download(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-    static void copy(void* dst, const void* src, size_t bytes) { std::memmove(dst, src, bytes); }
     static void synchronize() noexcept {}
 
     template <class Work>
@@ -80,12 +80,7 @@ struct HostExec {
 
     template <class State>
     static double squared_norm(const State* state, const int32_t* active, int64_t n_active) {
-        double s = 0;
-        for (int64_t a = 0; a < n_active; ++a) {
-            const double w = state[active[a]].w;
-            s += w * w;
-        }
-        return s;
+        return ::asyncopt::squared_norm(state, active, n_active);
     }
 };
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "../shared.hpp"
 
@@ -32,4 +33,16 @@ ASYNCOPT_HD inline double loss(double z, double y) noexcept { return softplus(-y
 ASYNCOPT_HD inline double dloss(double z, double y) noexcept { return -y * sigmoid(-y * z); }
 
 }  // namespace logistic
+
+// sum_j w_j^2 over the listed features (all others are zero): the L2 term of F is alpha/2 times it.
+template <class State>
+double squared_norm(const State* state, const int32_t* active, int64_t n_active) {
+    double s = 0;
+    for (int64_t a = 0; a < n_active; ++a) {
+        const double w = state[active[a]].w;
+        s += w * w;
+    }
+    return s;
+}
+
 }  // namespace asyncopt
