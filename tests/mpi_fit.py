@@ -5,15 +5,22 @@
 CONFIG: {"estimator": "logistic" (default) | "lda",
          "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs},
          "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
-         "out": path of the JSON list rank 0 writes, "fault": {"rank": r, "after": s, "signal": "EXIT"|"KILL"|"STOP"}}
+         "out": path of the JSON list rank 0 writes,
+         "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true}}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
 model reached).
+
+A fault is placed in the run's progress, never on a wall-clock timer (which, on a machine fast
+enough to finish the fit first, fires at an arbitrary point of the shutdown instead): with
+"exchanges": n, worker rank r fails in place of its (n+1)-th message exchange with the server
+(its first exchange is the first read, each later one pushes a mini-batch: it has pushed n - 1);
+with "at_exit", rank r fails after its last fit returned, before the script ends. EXIT ends the
+process without finalizing MPI (a crash); KILL and STOP send it that signal.
 """
 import json
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +74,12 @@ def main():
 
     rank = MPI.COMM_WORLD.Get_rank()
     fault = cfg.get("fault")
+    fail_at_exit = None
     if fault and fault["rank"] == rank:
-        how = fault.get("signal", "KILL")
-        # EXIT: the process ends at once without finalizing MPI (a crash); KILL/STOP: that signal
-        die = (lambda: os._exit(1)) if how == "EXIT" else (lambda: os.kill(os.getpid(), getattr(signal, "SIG" + how)))
-        threading.Timer(fault["after"], die).start()
+        if fault.get("at_exit"):
+            fail_at_exit = fail_now(fault["signal"])
+        else:
+            fail_at_exchange(fault["exchanges"], fail_now(fault["signal"]))
     X, y, val = load(cfg)
     results = []
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
@@ -96,6 +104,37 @@ def main():
                        test_loss=est.log_loss(*val) if val is not None else None)
         results.append(out)
         Path(cfg["out"]).write_text(json.dumps(results, default=float))  # what was reached, even if a later fit fails
+    if fail_at_exit is not None:
+        fail_at_exit()
+
+
+def fail_now(how):
+    """What a fault does to this process: EXIT ends it at once without finalizing MPI (a crash);
+    KILL and STOP send it that signal (STOP: alive and silent, for good)."""
+    def fail():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if how == "EXIT":
+            os._exit(1)
+        os.kill(os.getpid(), getattr(signal, "SIG" + how))
+    return fail
+
+
+def fail_at_exchange(n, fail):
+    """Run fail() in place of this worker's (n+1)-th message exchange with the server (counted over
+    all its fits), by wrapping the one method every worker loop sends through."""
+    from asyncopt.distributed.worker import Worker
+
+    exchange = Worker._exchange
+    done = [0]
+
+    def counted(self, nbytes, keys):
+        if done[0] == n:
+            fail()
+        done[0] += 1
+        return exchange(self, nbytes, keys)
+
+    Worker._exchange = counted
 
 
 if __name__ == "__main__":

@@ -280,6 +280,7 @@ class TestMpiSettings:
         (dict(backend="mpi", mpi={"methd": "sync"}), "unknown MPI option"),
         (dict(backend="mpi", mpi="sync"), "mpi must be None, a dict"),
         (dict(backend="mpi", mpi={"timeout": 0}), "timeout must be >"),
+        (dict(backend="mpi", mpi={"exit_timeout": 0}), "exit_timeout must be >"),
         (dict(backend="mpi", mpi={"on_failure": "ignore"}), "on_failure must be"),
         (dict(backend="mpi", mpi={"picky_threshold": -1.0}), "picky_threshold must be >="),
         (dict(backend="mpi", mpi={"local_updates": 0}), "local_updates must be >="),

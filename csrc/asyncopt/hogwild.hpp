@@ -23,6 +23,23 @@
 // thread is running; each segment is one parallel region framed by the problem's begin_segment /
 // end_segment.
 //
+// Lockstep (EpochConfig::lockstep; for tests and controlled studies of staleness, never on in the
+// estimators): the free-running loop's staleness is whatever the OS's scheduling made it (two
+// threads time-sliced on one busy core may not overlap at all). In lockstep the threads run a
+// segment in rounds; round r holds the r-th mini-batch of every thread that has one (A_r threads):
+//   claim    each of them advances the clock by one; its step number is fixed by thread order,
+//            k = (updates of the earlier rounds) + 1 + (threads before it in this round)
+//   barrier  every claim of the round is made before any read
+//   update   all A_r updates run at once, racing on the model as in the free loop
+//   clock    each reads the clock after its write, as the free loop does: tau = A_r - 1 - (threads
+//            before it in this round), the round's later claims
+//   barrier  every write and clock read of the round is done before the next round's claims
+// so a round's taus are exactly {0, 1, ..., A_r - 1}, whatever the scheduling (2 threads with
+// equal slices: max 1, mean 1/2), and one thread runs the free loop's updates in the same order.
+// A thread whose mini-batches are all done still takes part in every barrier. The barriers are
+// spin/yield on atomics and give up once a thread has failed (ParallelExceptions), so an
+// exception in one update cannot leave the others waiting.
+//
 // A problem ("Work") supplies:
 //   uint64_t max_segment_updates() const
 //   void begin_segment(uint64_t k_base, uint32_t n_updates)   serial, before the threads start
@@ -39,6 +56,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "epoch_plan.hpp"
@@ -53,11 +73,40 @@ struct EpochConfig {
     bool shuffle = true;
     uint64_t seed = 0;  // this epoch's seed; thread t draws stream t from it
     uint64_t k0 = 0;    // updates applied before this epoch (the global step clock)
+    bool lockstep = false;  // rounds with exactly determined staleness (see above); for tests and studies
 };
 
 // The step clock on a cache line of its own: it is the one word every update writes.
 struct alignas(64) StepClock {
     std::atomic<uint64_t> value;
+};
+
+// The barrier of lockstep rounds: the last of n arrivals opens the next generation; the others
+// yield until it does, or give up (false) once a thread has failed. Not #pragma omp barrier: a
+// thread whose update threw has left its capture() body and would never arrive. acq_rel on the
+// arrival count and release/acquire on the generation order every thread's writes before the
+// barrier ahead of every thread's reads after it.
+class RoundBarrier {
+public:
+    explicit RoundBarrier(int n) : n_(n) {}
+    bool arrive_and_wait(const ParallelExceptions& errors) noexcept {
+        const uint64_t gen = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+            return true;
+        }
+        while (generation_.load(std::memory_order_acquire) == gen) {
+            if (errors.failed()) return false;
+            std::this_thread::yield();  // lockstep is for measurements, not speed: leave the core
+        }
+        return true;
+    }
+
+private:
+    alignas(64) std::atomic<int> arrived_{0};
+    alignas(64) std::atomic<uint64_t> generation_{0};
+    const int n_;
 };
 
 template <class Work>
@@ -85,6 +134,14 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
         work.begin_segment(k_base, static_cast<uint32_t>(seg_updates));
         StepClock clock;
         clock.value.store(k_base);
+        // lockstep: each thread's mini-batches in this segment, and the rounds they take
+        std::vector<int64_t> batches(cfg.lockstep ? static_cast<size_t>(nt) : 0);
+        for (size_t t = 0; t < batches.size(); ++t) {
+            const SliceRange r = plan.items(static_cast<int>(t), g);
+            batches[t] = (r.last - r.first + B - 1) / B;
+        }
+        const int64_t rounds = batches.empty() ? 0 : *std::max_element(batches.begin(), batches.end());
+        RoundBarrier barrier(nt);
 
 #pragma omp parallel num_threads(nt)
         {
@@ -94,14 +151,46 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                 const SliceRange r = plan.items(t, g);
                 const int64_t first = r.first, last = r.last;
                 auto worker = work.worker(t);
-                for (int64_t p = first; p < last; p += B) {
-                    if (errors.failed()) break;
-                    // claim: the step number (the model it reads is the one as of step k - 1)
-                    const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
-                    worker.update(perm + p, std::min(B, last - p), perm + last, k, static_cast<uint32_t>(k - k_base),
-                                  clock);
-                    // the clock after the write: claims by other threads in between are the delay
-                    st.add(clock.value.load(std::memory_order_relaxed) - k);
+                if (cfg.lockstep) {
+#ifdef _OPENMP
+                    // every barrier waits for nt threads: a smaller team would wait forever
+                    if (omp_get_num_threads() != nt)
+                        throw std::runtime_error("lockstep epoch: OpenMP started " +
+                                                 std::to_string(omp_get_num_threads()) + " of the " +
+                                                 std::to_string(nt) + " threads asked for (OMP_DYNAMIC or a "
+                                                 "thread limit?); lockstep needs all of them");
+#endif
+                    uint64_t k_round = k_base;  // updates of the segment's earlier rounds
+                    for (int64_t round = 0; round < rounds; ++round) {
+                        int before = 0, active = 0;
+                        for (int u = 0; u < nt; ++u) {
+                            if (batches[static_cast<size_t>(u)] <= round) continue;
+                            ++active;
+                            before += u < t;
+                        }
+                        const bool mine = batches[static_cast<size_t>(t)] > round;
+                        const uint64_t k = k_round + 1 + static_cast<uint64_t>(before);
+                        if (mine) clock.value.fetch_add(1, std::memory_order_relaxed);  // claim
+                        if (!barrier.arrive_and_wait(errors)) break;
+                        if (mine) {
+                            const int64_t p = first + round * B;
+                            worker.update(perm + p, std::min(B, last - p), perm + last, k,
+                                          static_cast<uint32_t>(k - k_base), clock);
+                            st.add(clock.value.load(std::memory_order_relaxed) - k);
+                        }
+                        if (!barrier.arrive_and_wait(errors)) break;
+                        k_round += static_cast<uint64_t>(active);
+                    }
+                } else {
+                    for (int64_t p = first; p < last; p += B) {
+                        if (errors.failed()) break;
+                        // claim: the step number (the model it reads is the one as of step k - 1)
+                        const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
+                        worker.update(perm + p, std::min(B, last - p), perm + last, k,
+                                      static_cast<uint32_t>(k - k_base), clock);
+                        // the clock after the write: claims by other threads in between are the delay
+                        st.add(clock.value.load(std::memory_order_relaxed) - k);
+                    }
                 }
                 worker.done();
             });

@@ -197,7 +197,11 @@ void bind_logistic(py::module_& m) {
         .def_readwrite("batch_size", &EpochConfig::batch_size)
         .def_readwrite("shuffle", &EpochConfig::shuffle)
         .def_readwrite("seed", &EpochConfig::seed)
-        .def_readwrite("k0", &EpochConfig::k0);
+        .def_readwrite("k0", &EpochConfig::k0)
+        .def_readwrite("lockstep", &EpochConfig::lockstep,
+                       "Run the epoch in rounds (default False): every thread claims its step, then all update, "
+                       "then the next round, so a round's staleness is exactly 0, 1, ..., threads - 1 whatever the "
+                       "scheduling. For tests and controlled studies of staleness (hogwild.hpp).");
     py::class_<LogisticConfig, EpochConfig>(m, "LogisticConfig",
                                             "Driver settings plus logistic-regression options (train_logistic.hpp)")
         .def(py::init<>())

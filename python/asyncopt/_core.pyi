@@ -27,6 +27,7 @@ class EpochConfig:
     shuffle: bool
     seed: int
     k0: int
+    lockstep: bool  # rounds with exactly determined staleness; for tests and controlled studies (hogwild.hpp)
     def __init__(self) -> None: ...
 
 class LogisticConfig(EpochConfig):

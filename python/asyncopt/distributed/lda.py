@@ -17,7 +17,7 @@ from .. import _core
 from .._checks import fit_rng, resolve_n_threads
 from .models import LdaModel
 from .server import ParameterServer
-from .session import join_run, local_threads, open_run, world
+from .session import end_job_together, join_run, local_threads, open_run, world
 from .worker import LdaWorker
 
 
@@ -35,6 +35,7 @@ def fit(est, X, eval_set, alpha, eta, opts, epochs):
     if opts.method not in ("async", "sync"):
         raise ValueError(f"LDA over MPI runs method 'async' (DPSVI) or 'sync', not {opts.method!r}")
     comm = world()
+    end_job_together(comm, opts)  # registered before anything can fail: the job must end, whatever happens
     rank = comm.Get_rank()
     common = settings(est, alpha, eta, opts)
     if rank == 0:

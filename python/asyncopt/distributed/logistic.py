@@ -17,7 +17,7 @@ from .. import _core
 from .._checks import fit_rng, native_csr, resolve_n_threads
 from .models import LogisticModel
 from .server import ParameterServer
-from .session import join_run, local_threads, open_run, world
+from .session import end_job_together, join_run, local_threads, open_run, world
 from .worker import LogisticWorker
 
 
@@ -49,6 +49,7 @@ def _counts(Xn, rows, d):
 def fit(est, X, y, eval_set, opt, reg, opts, epochs, intercept_scale):
     """Run one MPI fit of est on this rank; returns est."""
     comm = world()
+    end_job_together(comm, opts)  # registered before anything can fail: the job must end, whatever happens
     rank = comm.Get_rank()
     common = settings(est, opt, reg, opts, intercept_scale)
     if rank == 0:

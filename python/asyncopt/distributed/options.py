@@ -97,6 +97,13 @@ class MPIOptions:
     poll_interval : float
         Seconds a waiting rank sleeps between checks for a message (MPI's blocking waits spin,
         which on an oversubscribed machine takes cores from the ranks doing the work).
+    exit_timeout : float or None
+        Seconds a rank waits, when its process exits, for every other rank to reach its own exit
+        (MPI_Finalize would wait forever for a rank that stopped or hung after ``fit`` returned);
+        past that the job ends with MPI_Abort, a nonzero status and a message on stderr. None takes
+        ``2 x timeout + 1``. The wait starts when a rank's script ends, so a rank that works long
+        after ``fit`` (rank 0 evaluating or saving the model) needs an ``exit_timeout`` above that
+        work's duration, or the others end the job under it. With several fits the largest applies.
     """
 
     method: str = "async"
@@ -108,6 +115,7 @@ class MPIOptions:
     sharding: str = "split"
     eval_every: float = 1.0
     poll_interval: float = 5e-5
+    exit_timeout: float | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -129,6 +137,7 @@ class MPIOptions:
             raise ValueError(f"sharding must be one of {SHARDING}, got {self.sharding!r}")
         check_real("eval_every", self.eval_every, low=0, low_open=True)
         check_real("poll_interval", self.poll_interval, low=0)
+        check_real("exit_timeout", self.exit_timeout, low=0, low_open=True, allow_none=True)
 
     def delay_for(self, rank):
         d = self.delays.get(rank)
@@ -141,7 +150,7 @@ class MPIOptions:
         return {"method": self.method, "timeout": self.timeout, "on_failure": self.on_failure,
                 "picky_threshold": self.picky_threshold, "local_updates": self.local_updates,
                 "delays": {int(r): (d if isinstance(d, Delay) else float(d)) for r, d in self.delays.items()},
-                "sharding": self.sharding, "eval_every": self.eval_every}
+                "sharding": self.sharding, "eval_every": self.eval_every, "exit_timeout": self.exit_timeout}
 
 
 def resolve_options(mpi):

@@ -105,8 +105,8 @@ class ParameterServer:
             wall, failure = self.run(), None
         except WorkerFailure as e:
             wall, failure = self.train_time, e
-        except BaseException:
-            exit_by_abort_at_exit(self.comm)
+        except BaseException as e:
+            exit_by_abort_at_exit(self.comm, f"the server stopped with {type(e).__name__} during fit")
             raise
         if self.rows_done > self._recorded[3]:
             self.model.settle()
@@ -303,7 +303,8 @@ class ParameterServer:
             if lk.alive and not lk.stopped and now - lk.last_heard > self.opts.timeout:
                 lk.alive = False
                 self.failed.append(lk.rank)
-                exit_by_abort_at_exit(self.comm)
+                exit_by_abort_at_exit(self.comm, f"worker rank {lk.rank} failed during fit (silent for "
+                                                 f"{self.opts.timeout:g} s)")
                 if self.opts.on_failure == "raise":
                     self._stop_all()
                 elif self.method == "sync":

@@ -1,5 +1,6 @@
 """Starting and ending an MPI run: the communicator, the handshake that checks every rank was given
-the same settings and compatible data, and the exit after a failure.
+the same settings and compatible data, and the end of the job (every rank together, or MPI_Abort
+after a failure or when a rank does not get there).
 
 The handshake uses point-to-point messages polled with a timeout rather than collectives: a
 collective waits forever for a rank that failed before reaching it; this waits ``timeout`` seconds
@@ -81,7 +82,7 @@ def server_handshake(comm, spec, check_reply, timeout, poll_interval):
                                      deadline)
         except TimeoutError as e:
             wait_sends(sends, 0.0, poll_interval)
-            exit_by_abort_at_exit(comm)
+            exit_by_abort_at_exit(comm, f"worker rank {r} did not join the run")
             raise WorkerFailure(f"worker rank {r} did not join the run: {e} (did every rank call fit with "
                                 f"backend='mpi'?)", [r]) from None
         err = replies[r].get("error") or check_reply(r, replies[r])
@@ -164,6 +165,7 @@ def worker_handshake(comm, make_reply, timeout, poll_interval):
     try:
         spec = recv_object(comm, 0, TAG_SETUP, timeout, poll_interval, "settings from the server (rank 0)")
     except TimeoutError as e:
+        exit_by_abort_at_exit(comm, "the server (rank 0) did not start the run")
         raise ServerFailure(f"{e}: did rank 0 call fit with backend='mpi'?") from None
     try:
         reply = make_reply(spec)
@@ -173,6 +175,7 @@ def worker_handshake(comm, make_reply, timeout, poll_interval):
     try:
         go = recv_object(comm, 0, TAG_SETUP, 2 * timeout + 1, poll_interval, "the server's go (rank 0)")
     except TimeoutError as e:
+        exit_by_abort_at_exit(comm, "the server (rank 0) stopped answering")
         raise ServerFailure(str(e)) from None
     wait_sends([req], timeout, poll_interval)
     if not go.get("go"):
@@ -180,24 +183,86 @@ def worker_handshake(comm, make_reply, timeout, poll_interval):
     return spec, go
 
 
-_abort_installed = False
+class _JobExit:
+    """The MPI backend's one at-exit hook, registered by the first fit on a rank (any later fit only
+    widens the deadline), for the one moment none of the fit's timeouts covers: from the end of
+    the script to MPI_Finalize, whose barrier waits forever for a rank that never gets there.
+
+    Python runs atexit hooks last-in first-out and mpi4py registers its finalizer when it is
+    imported, before any fit, so this hook runs first, after the user's code (saving the model)
+    and after any traceback was printed. It ends the job with MPI_Abort, so with a nonzero status:
+
+    - at once, when a failure during a fit armed it (``abort``): a lost rank never reaches
+      MPI_Finalize;
+    - otherwise after a non-blocking barrier of every rank, polled for ``deadline`` seconds (the
+      largest exit timeout of this rank's fits): a rank that stopped or hung after its fit
+      returned would hold the others in MPI_Finalize forever. When every rank arrives in time, the
+      hook returns and MPI finalizes as usual.
+    """
+
+    # the at-exit wait is for other ranks' shutdown, not a hot loop: test the barrier every
+    # millisecond, which leaves the cores to ranks still working
+    POLL = 1e-3
+
+    def __init__(self):
+        self.comm = None
+        self.deadline = 0.0
+        self.abort_reason = None
+
+    def register(self, comm):
+        if self.comm is None:
+            self.comm = comm
+            atexit.register(self.run)
+
+    def run(self):
+        sys.stdout.flush()  # MPI_Abort, here or on another rank, kills this process unflushed
+        sys.stderr.flush()
+        MPI = mpi()
+        if MPI.Is_finalized():  # the script finalized MPI itself
+            return
+        rank = self.comm.Get_rank()
+        if self.abort_reason is not None:
+            self._abort(f"asyncopt: rank {rank}: {self.abort_reason}; ending the job with MPI_Abort "
+                        f"(MPI_Finalize would wait for the lost rank)")
+        request = self.comm.Ibarrier()
+        limit = time.perf_counter() + self.deadline
+        while not request.Test():
+            if time.perf_counter() > limit:
+                self._abort(f"asyncopt: rank {rank}: not every rank reached the end of the job within "
+                            f"{self.deadline:g} s (a rank stopped or hung after fit); ending the job with MPI_Abort")
+            time.sleep(self.POLL)
+
+    def _abort(self, message):
+        print(message, file=sys.stderr, flush=True)
+        self.comm.Abort(1)
 
 
-def exit_by_abort_at_exit(comm):
+_job_exit = _JobExit()
+
+
+def exit_timeout(opts):
+    """Seconds a rank waits at its exit for the other ranks: MPIOptions.exit_timeout, or by default
+    a worker's own patience for the server (2 timeout + 1), which covers rank 0's end of a fit
+    (collecting the workers' counters, the last history point)."""
+    return opts.exit_timeout if opts.exit_timeout is not None else 2 * opts.timeout + 1
+
+
+def end_job_together(comm, opts):
+    """Every rank at the start of every MPI fit: at this process's exit, wait for every other rank
+    to reach its own exit within exit_timeout(opts) (the largest over this rank's fits), and end
+    the job with MPI_Abort and a message on stderr if one does not (see _JobExit)."""
+    _job_exit.register(comm)
+    _job_exit.deadline = max(_job_exit.deadline, exit_timeout(opts))
+
+
+def exit_by_abort_at_exit(comm, reason):
     """After a rank failed, MPI_Finalize would wait for it forever; end the job with MPI_Abort when
     this process exits instead (after Python has printed any traceback and run the user's code,
-    e.g. saving the model). The job's exit status is then nonzero."""
-    global _abort_installed
-    if _abort_installed:
-        return
-    _abort_installed = True
-
-    def _abort():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        comm.Abort(1)
-
-    atexit.register(_abort)
+    e.g. saving the model), saying why on stderr. The job's exit status is then nonzero. The first
+    reason given is the one reported."""
+    _job_exit.register(comm)
+    if _job_exit.abort_reason is None:
+        _job_exit.abort_reason = reason
 
 
 def local_threads(n_threads, ranks_here):

@@ -24,6 +24,7 @@ from .. import _core
 from .options import ServerFailure, delay_rng
 from .protocol import (DELTA, GRAD, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer, pack_push,
                        reply_size, wait)
+from .session import exit_by_abort_at_exit
 
 
 class ShardOrder:
@@ -102,6 +103,7 @@ class Worker:
             wait(sreq, self.timeout, self.poll, "completion of a send to the server (rank 0)")
         except TimeoutError as e:
             rreq.Cancel()
+            exit_by_abort_at_exit(self.comm, "the server (rank 0) stopped answering")
             raise ServerFailure(f"worker rank {self.rank}: {e}") from None
         self.stats["messages"] += 1
         self.stats["bytes_sent"] += nbytes
