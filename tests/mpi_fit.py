@@ -5,7 +5,7 @@
 CONFIG: {"estimator": "logistic" (default) | "lda",
          "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs},
          "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
-         "out": path of the JSON list rank 0 writes,
+         "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true}}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
 model reached).
@@ -73,6 +73,11 @@ def main():
     from mpi4py import MPI
 
     rank = MPI.COMM_WORLD.Get_rank()
+    # stderr into a file of this rank's: what a rank writes just before MPI_Abort reaches the file,
+    # while mpiexec's forwarding of it races the abort's kill (the message was lost in one CI run)
+    err = os.open(Path(cfg["out"]).with_suffix(f".rank{rank}.err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(err, 2)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
     fault = cfg.get("fault")
     fail_at_exit = None
     if fault and fault["rank"] == rank:

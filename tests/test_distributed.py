@@ -56,6 +56,10 @@ def run_mpi(tmp_path, n_ranks, cfg, timeout=240, mpiexec_args=()):
         pytest.fail(f"mpiexec did not finish in {timeout} s (a hang):\n{output[-4000:]}")
     seconds = time.perf_counter() - t0
     results = json.loads(out.read_text()) if out.exists() else None
+    for rank in range(n_ranks):  # the ranks' stderr, each in a file (mpi_fit.py)
+        err = out.with_suffix(f".rank{rank}.err")
+        if err.exists():
+            output += f"\n[rank {rank} stderr]\n" + err.read_text(errors="replace")
     return proc.returncode, results, output, seconds
 
 
