@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import asyncopt  # noqa: E402
-from asyncopt import _core, gpu, gpu_fit  # noqa: E402
+from asyncopt import _core, gpu  # noqa: E402
+from asyncopt.backends import cuda as cuda_backend  # noqa: E402
 from asyncopt.datasets import load_libsvm, make_sparse_classification  # noqa: E402
 from benchenv import cpu_model, git_commit, jsonable  # noqa: E402
 
@@ -128,8 +129,8 @@ def main():
     epochs = args.epochs or (2 if args.quick else 10)
 
     if args.emulate:
-        gpu_fit.engine_module = lambda device: _core.gpu_emulator
-        gpu_fit.device_limits = lambda module, device: (132, 64)
+        cuda_backend.engine_module = lambda device: _core.gpu_emulator
+        cuda_backend.device_limits = lambda module, device: (132, 64)
         info = {"name": "host emulator (not a GPU)", "peak_bandwidth_gbs": None}
     elif not gpu.is_available():
         sys.exit("bench_gpu.py needs a CUDA GPU and a CUDA build (asyncopt.gpu.is_available() is False); "
@@ -153,9 +154,9 @@ def main():
         for opt in ("sgd", "amsgrad"):
             okw = dict(kw, optimizer=opt, learning_rate=kw["learning_rate"] if opt == "sgd" else 0.003)
             runs[f"{opt} cpu threads"] = run_asyncopt(X, y, Xt, yt, okw, epochs)
-            runs[f"{opt} gpu"] = run_asyncopt(X, y, Xt, yt, okw, epochs, device="cuda")
+            runs[f"{opt} gpu"] = run_asyncopt(X, y, Xt, yt, okw, epochs, backend="cuda")
             if opt == "sgd":
-                runs["sgd gpu racy"] = run_asyncopt(X, y, Xt, yt, okw, epochs, device="cuda", gpu_update="racy")
+                runs["sgd gpu racy"] = run_asyncopt(X, y, Xt, yt, okw, epochs, backend="cuda", gpu_update="racy")
         if have_torch:
             runs["sgd torch gpu"] = run_torch(X, y, Xt, yt, kw, epochs, args.torch_batch)
         lines += [f"## {name}: {X.shape[0]} rows, {X.shape[1]} features, {X.nnz} nonzeros", "",

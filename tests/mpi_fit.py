@@ -128,7 +128,7 @@ def fail_now(how):
 def fail_at_exchange(n, fail):
     """Run fail() in place of this worker's (n+1)-th message exchange with the server (counted over
     all its fits), by wrapping the one method every worker loop sends through."""
-    from asyncopt.distributed.worker import Worker
+    from asyncopt.backends.mpi.worker import Worker
 
     exchange = Worker._exchange
     done = [0]

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import asyncopt
 from asyncopt.cli import main
 from conftest import shared_data
 
@@ -37,7 +38,14 @@ def test_info_and_errors(capsys, tmp_path):
     assert main(["train", str(bad)]) == 2
     assert "line 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: not a backend
-        main(["train", str(bad), "--backend", "cuda"])
+        main(["train", str(bad), "--backend", "gpu"])
+    good = tmp_path / "good.libsvm"
+    good.write_text("1 3:1\n-1 2:1\n1 1:1 3:1\n-1 2:2\n")
+    if not asyncopt.build_info()["cuda"]:
+        assert main(["train", str(good), "--backend", "cuda"]) == 2
+        assert "backend 'cuda' is not available in this build" in capsys.readouterr().err
+    assert main(["train", str(good), "--device", "cuda"]) == 2  # the GPU's number, for backend cuda only
+    assert "pass backend='cuda'" in capsys.readouterr().err
 
 
 def test_train_mpi_options_are_checked_before_mpi_starts(capsys):

@@ -16,10 +16,10 @@ import pytest
 import scipy.sparse as sp
 
 import asyncopt
-from asyncopt import _core, gpu, gpu_fit
+from asyncopt import _core, gpu, optim
+from asyncopt.backends import cuda as cuda_backend
 from asyncopt.datasets import load_libsvm
-from asyncopt.linear import _aligned_zeros, _state_dtype
-from asyncopt.optim import make_optimizer, step_config
+from asyncopt.state import aligned_zeros, state_dtype
 from conftest import shared_data, sparse_problem
 
 GPU = gpu.is_available()
@@ -29,9 +29,10 @@ needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device here" + (
 
 @pytest.fixture
 def emulated(monkeypatch):
-    """device='cuda' fits run on the host emulator (a pretend device of 4 SMs x 8 warps)."""
-    monkeypatch.setattr(gpu_fit, "engine_module", lambda device: _core.gpu_emulator)
-    monkeypatch.setattr(gpu_fit, "device_limits", lambda module, device: (4, 8))
+    """backend='cuda' fits run on the host emulator (a pretend device of 4 SMs x 8 warps)."""
+    monkeypatch.setattr(cuda_backend, "built", lambda: True)  # a build without CUDA has the emulator too
+    monkeypatch.setattr(cuda_backend, "engine_module", lambda device: _core.gpu_emulator)
+    monkeypatch.setattr(cuda_backend, "device_limits", lambda module, device: (4, 8))
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,10 @@ def _both_engines(opt_name, B, reg, schedule, atomic, workers=1, max_segment=Non
     two states, the epochs' results and the evaluations."""
     X, y = sparse_problem(n=300, d=120, nnz_per_row=6, seed=3, dtype=np.float32)
     n, d = X.shape
-    opt = make_optimizer(opt_name, None, schedule)
+    opt = optim.get(opt_name, schedule=schedule).resolved(0.0)
     alpha = 0.0 if reg == "none" else 1e-3
-    sc = step_config(opt, alpha, reg)
-    states = [_aligned_zeros(d + 1, _state_dtype(opt_name, np.float32)) for _ in range(2)]
+    sc = opt.step_config(alpha, reg)
+    states = [aligned_zeros(d + 1, state_dtype(opt_name, np.float32)) for _ in range(2)]
     counts = np.bincount(X.indices, minlength=d)
     present = np.flatnonzero(counts)
     reg_scale = None
@@ -143,7 +144,7 @@ def test_eight_lockstep_workers_reach_the_one_thread_loss_on_a9a(a9a, emulated, 
     X, y, Xt, yt = a9a
     kw = dict(optimizer=opt_name, learning_rate=lr, epochs=4, random_state=0)
     cpu = asyncopt.LogisticRegression(n_threads=1, **kw).fit(X, y)
-    emu = asyncopt.LogisticRegression(device="cuda", gpu_workers=8, **kw).fit(X, y)
+    emu = asyncopt.LogisticRegression(backend="cuda", gpu_workers=8, **kw).fit(X, y)
     assert emu.staleness_.max == 7
     assert emu.log_loss(Xt, yt) < 1.03 * cpu.log_loss(Xt, yt)
 
@@ -154,7 +155,7 @@ def test_estimator_on_the_emulator_equals_the_cpu_fit(emulated):
     Xv, yv = sparse_problem(n=50, d=60, seed=6, dtype=np.float32)
     kw = dict(optimizer="amsgrad", epochs=3, random_state=4, alpha=1e-3)
     cpu = asyncopt.LogisticRegression(n_threads=1, **kw).fit(X, y, eval_set=(Xv, yv))
-    emu = asyncopt.LogisticRegression(device="cuda", gpu_workers=1, **kw).fit(X, y, eval_set=(Xv, yv))
+    emu = asyncopt.LogisticRegression(backend="cuda", gpu_workers=1, **kw).fit(X, y, eval_set=(Xv, yv))
     np.testing.assert_array_equal(emu.coef_, cpu.coef_)
     assert emu.intercept_ == cpu.intercept_
     assert emu.coef_.dtype == np.float32 and emu.device_ == "cuda:0" and emu.gpu_workers_ == 1
@@ -167,8 +168,8 @@ def test_estimator_on_the_emulator_equals_the_cpu_fit(emulated):
 
 def test_float64_input_trains_a_float32_model(emulated):
     X, y = sparse_problem(n=120, d=40, seed=1)
-    m = asyncopt.LogisticRegression(device="cuda", epochs=2, random_state=0).fit(X, y)
-    ref = asyncopt.LogisticRegression(device="cuda", epochs=2, random_state=0).fit(X.astype(np.float32), y)
+    m = asyncopt.LogisticRegression(backend="cuda", epochs=2, random_state=0).fit(X, y)
+    ref = asyncopt.LogisticRegression(backend="cuda", epochs=2, random_state=0).fit(X.astype(np.float32), y)
     assert m.coef_.dtype == np.float32
     np.testing.assert_array_equal(m.coef_, ref.coef_)
     assert m.score(X, y) > 0.8
@@ -177,7 +178,7 @@ def test_float64_input_trains_a_float32_model(emulated):
 def test_partial_fit_warm_start_and_callback(emulated):
     X, y = sparse_problem(n=150, d=50, seed=2, dtype=np.float32)
     labels = np.where(y > 0, "spam", "ham")
-    m = asyncopt.LogisticRegression(device="cuda", random_state=0)
+    m = asyncopt.LogisticRegression(backend="cuda", random_state=0)
     with pytest.raises(ValueError, match="classes must be passed"):
         m.partial_fit(X, labels)
     m.partial_fit(X[:80], labels[:80], classes=["ham", "spam"])
@@ -189,13 +190,13 @@ def test_partial_fit_warm_start_and_callback(emulated):
         seen.append(w.coef_.copy())  # the model of that epoch, copied back from the device
         return rec["epoch"] == 4
 
-    w = asyncopt.LogisticRegression(device="cuda", epochs=2, warm_start=True, random_state=0, callback=callback)
+    w = asyncopt.LogisticRegression(backend="cuda", epochs=2, warm_start=True, random_state=0, callback=callback)
     w.fit(X, labels).fit(X, labels)
     assert w.n_iter_ == 2 and len(w.history_) == 4
     assert not np.array_equal(seen[0], seen[1])
     np.testing.assert_array_equal(seen[-1], w.coef_)
     cpu64 = asyncopt.LogisticRegression(epochs=1, warm_start=True).fit(X.astype(np.float64), labels)
-    cpu64.set_params(device="cuda")
+    cpu64.set_params(backend="cuda")
     with pytest.raises(ValueError, match="float32"):
         cpu64.fit(X, labels)
 
@@ -203,29 +204,30 @@ def test_partial_fit_warm_start_and_callback(emulated):
 def test_gpu_parameter_errors(emulated):
     X, y = sparse_problem(n=40, d=20, seed=0)
     cases = [
-        (dict(device="cuda", optimizer="amsgrad", gpu_update="atomic"), "not an addition"),
-        (dict(device="cuda", gpu_update="fast"), "gpu_update must be"),
-        (dict(device="cuda", gpu_workers=0), "gpu_workers"),
+        (dict(backend="cuda", optimizer="amsgrad", gpu_update="atomic"), "not an addition"),
+        (dict(backend="cuda", gpu_update="fast"), "gpu_update must be"),
+        (dict(backend="cuda", gpu_workers=0), "gpu_workers"),
         (dict(device="gpu"), "device must be"),
         (dict(device="cuda:x"), "device must be"),
         (dict(backend="cuda", device="cpu"), "backend='threads'"),
         (dict(backend="mpi", device="cuda"), "one GPU"),
-        (dict(gpu_workers=4), "device='cuda' only"),
+        (dict(gpu_workers=4), "gpu_workers=4 is a setting of backend='cuda', but backend is 'threads'"),
+        (dict(device="cuda"), "pass backend='cuda'"),
         (dict(backend="gpu"), "backend must be"),
     ]
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):
             asyncopt.LogisticRegression(**kw).fit(X, y)
     with pytest.raises(ValueError, match="exactly two classes"):
-        asyncopt.LogisticRegression(device="cuda").fit(X, np.ones(40))
+        asyncopt.LogisticRegression(backend="cuda").fit(X, np.ones(40))
     bad = X.copy()
     bad.data[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        asyncopt.LogisticRegression(device="cuda").fit(bad, y)
+        asyncopt.LogisticRegression(backend="cuda").fit(bad, y)
     huge = X.copy()
     huge.data[0] = 1e300
     with pytest.raises(ValueError, match="float32"):
-        asyncopt.LogisticRegression(device="cuda").fit(huge, y)
+        asyncopt.LogisticRegression(backend="cuda").fit(huge, y)
 
 
 def test_native_engine_rejects_bad_arguments():
@@ -237,8 +239,8 @@ def test_native_engine_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dtype"):
         em.Dataset(indptr, indices, X.data.astype(np.float64), y, 10)
     data = em.Dataset(indptr, indices, X.data, y, 10)
-    state = _aligned_zeros(11, _state_dtype("sgd", np.float32))
-    sc = step_config(make_optimizer("sgd"), 0.0, "none")
+    state = aligned_zeros(11, state_dtype("sgd", np.float32))
+    sc = optim.SGD().resolved(0.0).step_config(0.0, "none")
     g = _core.GpuConfig()
     active = np.arange(10, dtype=np.int32)
     perm = np.arange(30, dtype=np.int64)
@@ -304,8 +306,8 @@ def test_without_cuda_build_the_gpu_asks_for_a_rebuild(monkeypatch):
     monkeypatch.setattr(gpu, "built", lambda: False)
     assert gpu.device_count() == 0 and not gpu.is_available()
     X, y = sparse_problem(n=30, d=10, seed=0)
-    with pytest.raises(RuntimeError, match="ASYNCOPT_CUDA=ON"):
-        asyncopt.LogisticRegression(device="cuda").fit(X, y)
+    with pytest.raises(ValueError, match="backend 'cuda' is not available in this build.*ASYNCOPT_CUDA=ON"):
+        asyncopt.LogisticRegression(backend="cuda").fit(X, y)
 
 
 @pytest.mark.skipif(not gpu.built(), reason="this build has no CUDA (ASYNCOPT_CUDA=OFF or no nvcc)")
@@ -337,7 +339,7 @@ def test_cuda_kernels_were_compiled():
 def test_cuda_build_without_device_says_why():
     X, y = sparse_problem(n=30, d=10, seed=0)
     with pytest.raises(RuntimeError, match="needs an NVIDIA GPU"):
-        asyncopt.LogisticRegression(device="cuda").fit(X, y)
+        asyncopt.LogisticRegression(backend="cuda").fit(X, y)
 
 
 # ------------------------------------------------------------------ on a GPU
@@ -347,8 +349,8 @@ def test_gpu_matches_cpu_on_a9a(a9a, opt_name, lr):
     X, y, Xt, yt = a9a
     kw = dict(optimizer=opt_name, learning_rate=lr, epochs=5, random_state=0)
     cpu = asyncopt.LogisticRegression(n_threads=1, **kw).fit(X, y)
-    one = asyncopt.LogisticRegression(device="cuda", gpu_workers=1, gpu_update="racy", **kw).fit(X, y)
-    many = asyncopt.LogisticRegression(device="cuda", **kw).fit(X, y)
+    one = asyncopt.LogisticRegression(backend="cuda", gpu_workers=1, gpu_update="racy", **kw).fit(X, y)
+    many = asyncopt.LogisticRegression(backend="cuda", **kw).fit(X, y)
     # one warp: the CPU's one-thread run up to the warp's summation order
     np.testing.assert_allclose(one.coef_, cpu.coef_, rtol=1e-3, atol=1e-4)
     assert many.log_loss(Xt, yt) < 1.03 * cpu.log_loss(Xt, yt)
@@ -360,7 +362,7 @@ def test_gpu_matches_cpu_on_news20():
     Xt, yt = load_libsvm(shared_data("libsvm", "news20bydate_tfidf.binary.test.xz"), n_features=X.shape[1])
     kw = dict(optimizer="sgd", learning_rate=1.0, alpha=1e-5, epochs=8, random_state=0)
     cpu = asyncopt.LogisticRegression(**kw).fit(X, y)
-    dev = asyncopt.LogisticRegression(device="cuda", **kw).fit(X, y)
+    dev = asyncopt.LogisticRegression(backend="cuda", **kw).fit(X, y)
     assert dev.log_loss(Xt, yt) < 1.03 * cpu.log_loss(Xt, yt)
 
 
@@ -369,11 +371,11 @@ def test_cupy_inputs_stay_on_the_device():
     cupy = pytest.importorskip("cupy")
     cusp = pytest.importorskip("cupyx.scipy.sparse")
     X, y = sparse_problem(n=300, d=50, seed=1, dtype=np.float32)
-    host = asyncopt.LogisticRegression(device="cuda", gpu_workers=1, epochs=3, random_state=0).fit(X, y)
-    dev = asyncopt.LogisticRegression(device="cuda", gpu_workers=1, epochs=3, random_state=0)
+    host = asyncopt.LogisticRegression(backend="cuda", gpu_workers=1, epochs=3, random_state=0).fit(X, y)
+    dev = asyncopt.LogisticRegression(backend="cuda", gpu_workers=1, epochs=3, random_state=0)
     dev.fit(cusp.csr_matrix(X), cupy.asarray(y))
     np.testing.assert_allclose(dev.coef_, host.coef_, rtol=1e-5, atol=1e-6)
     bad = cupy.asarray(y).copy()
     bad[0] = 7.0
     with pytest.raises(ValueError, match="third"):
-        asyncopt.LogisticRegression(device="cuda").fit(cusp.csr_matrix(X), bad)
+        asyncopt.LogisticRegression(backend="cuda").fit(cusp.csr_matrix(X), bad)

@@ -180,8 +180,8 @@ def test_doc_loglik_at_given_gamma_matches_infer():
     from asyncopt._checks import native_csr
     X = tiny_corpus(50, 30, seed=5)
     lda = asyncopt.LDA(n_components=3, epochs=2, n_threads=1, random_state=0, train_perplexity_docs=0).fit(X)
-    cfg = lda._config()
-    args = (*native_csr(X), X.shape[1], lda._mu, lda._topic_mass)
+    cfg = lda._model.settings.native_config()
+    args = (*native_csr(X), X.shape[1], lda._model.mu, lda._model.topic_mass)
     gamma, loglik = _core.lda_infer(*args, cfg, 1, True)
     gamma2, loglik2 = _core.lda_infer(*args, cfg, 2, True)
     assert np.array_equal(gamma, gamma2) and np.array_equal(loglik, loglik2)

@@ -175,16 +175,16 @@ def test_native_refuses_converting_copies():
     lda = asyncopt.LDA(n_components=2, epochs=1, n_threads=1, random_state=0).fit(small())
     X = small()
     args = (X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data, 4)
-    cfg = lda._config(1, 3.0)
+    cfg = lda._model.settings.native_config(1, 3.0)
     perm = np.arange(3, dtype=np.int64)
     with pytest.raises(ValueError, match="mu: wrong dtype"):
-        _core.lda_epoch(*args, perm, lda._mu.astype(np.float32), lda._topic_mass, cfg)
+        _core.lda_epoch(*args, perm, lda._model.mu.astype(np.float32), lda._model.topic_mass, cfg)
     with pytest.raises((ValueError, TypeError)):
-        _core.lda_epoch(*args, perm.astype(np.int32), lda._mu, lda._topic_mass, cfg)
+        _core.lda_epoch(*args, perm.astype(np.int32), lda._model.mu, lda._model.topic_mass, cfg)
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core.lda_epoch(*args, perm, np.asfortranarray(lda._mu), lda._topic_mass, cfg)
+        _core.lda_epoch(*args, perm, np.asfortranarray(lda._model.mu), lda._model.topic_mass, cfg)
     with pytest.raises(ValueError, match="word counts must be finite and >= 0"):
-        _core.lda_epoch(args[0], args[1], -args[2], 4, perm, lda._mu, lda._topic_mass, cfg)
+        _core.lda_epoch(args[0], args[1], -args[2], 4, perm, lda._model.mu, lda._model.topic_mass, cfg)
 
 
 def test_estimator_api():

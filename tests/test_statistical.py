@@ -213,7 +213,10 @@ def test_mini_batches_with_threads_learn(optimizer):
     X, y = sparse_problem(n=4000, d=2000, nnz_per_row=20)
     clf = asyncopt.LogisticRegression(optimizer=optimizer, batch_size=16, learning_rate=1.0 if optimizer == "sgd" else 0.03,
                                       n_threads=2, epochs=10, random_state=0, alpha=1e-5).fit(X, y)
-    assert clf.score(X, y) > 0.9
+    # Constant-step SGD at lr 1 ends wherever its last steps threw it: 40 free-running 2-thread fits
+    # scored 0.900-0.949 (one thread 0.952, AMSGrad 0.996), so 0.9 failed by scheduling now and
+    # then. A zero or broken model scores about 0.5-0.6 on this balanced problem.
+    assert clf.score(X, y) > (0.85 if optimizer == "sgd" else 0.98)
     assert clf.t_ == 10 * (2 * np.ceil(2000 / 16))
 
 

@@ -322,7 +322,7 @@ private:
     std::vector<double> buf_;
 };
 
-// A DPSVI worker's share of one global step (distributed/worker.py; the server is server_lda.hpp):
+// A DPSVI worker's share of one global step (backends/mpi/worker.py; the server is server_lda.hpp):
 // the E-steps of the mini-batch `docs` against lambda - eta as the server sent it, mu (K values per
 // word of `words`, the batch's distinct words in first-occurrence order) and the topic sums mass (K),
 // spread over n_threads threads (the documents are independent). Writes sstats_kw exp(E[log beta_kw])

@@ -207,7 +207,7 @@ private:
     std::optional<Rule> rule_;
 };
 
-// A distributed worker's share of one update (distributed/worker.py): the mean gradient of the
+// A distributed worker's share of one update (backends/mpi/worker.py): the mean gradient of the
 // mini-batch `rows` at a model copy w (dense float64, n_cols + 1 entries, the intercept last), with
 // the arithmetic of LogisticWork::update's read and of the gradient it hands the rule, the sparse
 // regulariser's (n/d_j) alpha w_j share included (evaluated at the copy: the read point x_{t-d}).

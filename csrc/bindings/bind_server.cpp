@@ -1,4 +1,4 @@
-// pybind11 glue for the MPI backend (python/asyncopt/distributed): the parameter server's model
+// pybind11 glue for the MPI backend (python/asyncopt/backends/mpi): the parameter server's model
 // and a worker's mini-batch gradient. Array checks, dtype and rule dispatch, GIL release. No logic.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -1,12 +1,18 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
-the optimizer configs :class:`SGD` and :class:`AMSGrad`, and :func:`build_info`.
+the update rules :class:`SGD` and :class:`AMSGrad` (``optimizer=`` takes their names or objects; the
+registry is :mod:`asyncopt.optim`), and :func:`build_info`.
+
+The layers, each importing only the ones below it: validation (``_checks``) and the compiled core;
+update rules (``optim``); frozen per-workload settings (``settings``); model states (``state``); the
+one epoch loop (``training``); the backends (``backends``: threads, cuda, mpi); the estimators on top
+(``logistic``, ``lda``).
 """
-from . import _core, datasets, gpu
+from . import _core, backends, datasets, gpu
 from .history import History, Staleness
 from .lda import LDA
-from .linear import LogisticRegression
+from .logistic import LogisticRegression
 from .optim import SGD, AMSGrad
 
 __version__ = _core.build_info()["version"]
@@ -16,13 +22,8 @@ def build_info():
     """What this build contains: version, compiler, OpenMP (and its thread count), CUDA (and its
     architectures), backends. Never initialises CUDA."""
     info = dict(_core.build_info())
-    info["backends"] = ["threads"]
-    from .distributed import available
-
-    if available():
-        info["backends"].append("mpi")
-    if info["cuda"]:
-        info["backends"].append("cuda")  # built; whether a GPU is present: asyncopt.gpu.is_available()
+    # built (whether a GPU is present: asyncopt.gpu.is_available()), never asking CUDA or MPI
+    info["backends"] = [name for name in backends.names() if backends.module(name).built()]
     return info
 
 

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from . import build_info
+from . import backends, build_info, optim
 from .datasets import load_libsvm, make_sparse_classification
-from .distributed.options import ServerFailure, WorkerFailure
-from .linear import LogisticRegression
+from .distributed import ServerFailure, WorkerFailure
+from .logistic import LogisticRegression
 
 
 def _thread_counts(spec):
@@ -136,12 +136,15 @@ def cmd_train(args):
     clf = LogisticRegression(optimizer=optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
                              alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
                              n_threads=args.n_threads, random_state=args.seed, verbose=1, backend=args.backend,
-                             mpi=mpi)
+                             mpi=mpi, device=args.device)
     t = time.perf_counter()
     clf.fit(X, y, eval_set=eval_set)
     seconds = time.perf_counter() - t
-    if args.backend == "threads":
+    if clf.backend_ == "threads":
         print(f"trained in {seconds:.3f}s ({clf.n_threads_} threads, regularization "
+              f"{clf.regularization_!r}); staleness {clf.staleness_}")
+    elif clf.backend_ == "cuda":
+        print(f"trained in {seconds:.3f}s on {clf.device_} ({clf.gpu_workers_} workers, regularization "
               f"{clf.regularization_!r}); staleness {clf.staleness_}")
     elif clf.mpi_rank_ == 0:
         _print_mpi_summary(clf, args.method, seconds)
@@ -190,9 +193,11 @@ def build_parser():
     t = sub.add_parser("train", help="train one model on a LIBSVM file, printing every epoch")
     t.add_argument("data")
     t.add_argument("--test")
-    t.add_argument("--backend", default="threads", choices=["threads", "mpi"],
-                   help="mpi: run as  mpiexec -n K python -m asyncopt train ... --backend mpi  (rank 0 serves)")
-    t.add_argument("--optimizer", choices=["sgd", "amsgrad"], help="default sgd (apam: amsgrad)")
+    t.add_argument("--backend", default="threads", choices=["auto", *backends.names()],
+                   help="cuda: one GPU (--device); mpi: run as  mpiexec -n K python -m asyncopt train ... --backend "
+                        "mpi  (rank 0 serves); auto: cuda when built and a GPU is present, else threads")
+    t.add_argument("--device", help="backend cuda: which GPU ('cuda:N' or N; default the first)")
+    t.add_argument("--optimizer", choices=optim.names(), help="default sgd (apam: amsgrad)")
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--schedule", default="constant", choices=["constant", "invsqrt", "optimal"])
     t.add_argument("--alpha", type=float, default=1e-4)

@@ -67,7 +67,7 @@ def require(index):
     cuda = load()
     count = cuda.device_count()
     if count == 0:
-        raise RuntimeError(f"device='cuda' needs an NVIDIA GPU, but {cuda.no_device_reason()}")
+        raise RuntimeError(f"backend='cuda' needs an NVIDIA GPU, but {cuda.no_device_reason()}")
     if index >= count:
         raise ValueError(f"device cuda:{index} does not exist: {count} CUDA device(s) visible")
     return cuda

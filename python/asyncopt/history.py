@@ -56,6 +56,11 @@ HISTORY_FIELDS = ("epoch", "time", "epoch_time", "eval_time", "objective", "trai
                   "updates", "staleness_mean", "staleness_max", "val_loss", "val_accuracy")
 
 
+def format_epoch(epoch) -> str:
+    """A record's pass count: an int, or fractional where an MPI run records between passes."""
+    return f"{epoch:3d}" if isinstance(epoch, int) else f"{epoch:7.3f}"
+
+
 class History(list):
     """One dict per epoch (see HISTORY_FIELDS); ``column(name)`` gives one field as an array.
 
@@ -66,10 +71,10 @@ class History(list):
     def column(self, name):
         return np.array([rec.get(name, np.nan) for rec in self], dtype=np.float64)
 
-    def format_row(self, rec) -> str:
-        epoch = rec["epoch"]  # a pass count: fractional where an MPI run records between passes
-        epoch = f"{epoch:3d}" if isinstance(epoch, int) else f"{epoch:7.3f}"
-        s = (f"epoch {epoch}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}  "
+    @staticmethod
+    def format_row(rec) -> str:
+        """A logistic record as one line of text (verbose output)."""
+        s = (f"epoch {format_epoch(rec['epoch'])}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}  "
              f"train acc {rec['train_accuracy']:.4f}  staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
         if rec.get("val_loss") is not None:
             s += f"  val loss {rec['val_loss']:.6f}  val acc {rec['val_accuracy']:.4f}"

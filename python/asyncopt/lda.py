@@ -1,38 +1,38 @@
-"""Latent Dirichlet allocation trained by lock-free parallel stochastic variational inference."""
+"""Latent Dirichlet allocation trained by lock-free parallel stochastic variational inference: the
+estimator. It validates its parameters, resolves them to frozen settings, and hands those, a model
+state and the epoch loop to the backend it names (:mod:`asyncopt.backends`)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from scipy.special import gammaln, psi
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _core
-from ._checks import check_int, check_matrix, check_real, fit_rng, native_csr, resolve_n_threads
-from .history import History, Staleness
+from . import backends
+from ._checks import check_int, check_real, resolve_n_threads
+from .history import format_epoch
+from .settings import LdaSettings
+from .state import LdaState, check_counts
+from .training import EpochLoop
 
 LDA_HISTORY_FIELDS = ("epoch", "time", "epoch_time", "eval_time", "updates", "staleness_mean", "staleness_max",
                       "e_step_iterations", "topic_mass_drift", "perplexity", "train_perplexity")
 
 
-def check_counts(X, name="X", n_features=None, need_words=True):
-    """A document-word count matrix as canonical CSR with float64 counts (exact for any integer count
-    below 2^53), after checking that every count is a finite non-negative integer."""
-    X = check_matrix(X, name=name, n_features=n_features)
-    if X.dtype != np.float64:
-        X = X.astype(np.float64)
-    data = X.data
-    if data.size and data.min() < 0:
-        raise ValueError(f"{name} has negative counts (min {data.min():g}); LDA needs word counts >= 0")
-    if data.size and not np.array_equal(data, np.floor(data)):
-        bad = data[data != np.floor(data)][0]
-        raise ValueError(f"{name} has non-integer counts (e.g. {bad:g}); LDA models word counts: pass raw counts, "
-                         "not tf-idf or normalised frequencies")
-    if need_words and not data.any():
-        raise ValueError(f"{name} is an empty corpus: its {X.shape[0]} documents hold 0 words in total")
-    return X
+def _format_record(rec):
+    s = (f"epoch {format_epoch(rec['epoch'])}  time {rec['time']:8.3f}s  updates {rec['updates']}  "
+         f"staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
+    if rec.get("train_perplexity") is not None:
+        s += f"  train perplexity {rec['train_perplexity']:.2f}"
+    if rec.get("perplexity") is not None:
+        s += f"  eval perplexity {rec['perplexity']:.2f}"
+    return s
+
+
+def _divergence(model, rec):
+    if model.finite():
+        return None
+    return (f"lambda is no longer finite after epoch {rec['epoch']} ({rec['updates']} global steps): check the "
+            "counts and priors, or raise learning_offset")
 
 
 class LDA(TransformerMixin, BaseEstimator):
@@ -91,8 +91,8 @@ class LDA(TransformerMixin, BaseEstimator):
         Print one line per epoch when > 0.
     callback : callable or None
         ``callback(record)`` after every epoch; returning True stops training.
-    backend : {'threads', 'mpi'}, default 'threads'
-        'mpi': DPSVI over MPI, for a script run as ``mpiexec -n K python script.py`` in which every
+    backend : {'threads', 'mpi', 'auto'}, default 'threads'
+        Who runs the updates (:mod:`asyncopt.backends`; 'auto' is 'threads'). 'mpi': DPSVI over MPI, for a script run as ``mpiexec -n K python script.py`` in which every
         rank calls ``fit``: rank 0 applies the global steps and ends up holding the model, ranks
         1..K-1 run the E-steps of their share of the documents over their ``n_threads`` threads (see
         :mod:`asyncopt.distributed`). Needs mpi4py.
@@ -109,6 +109,7 @@ class LDA(TransformerMixin, BaseEstimator):
     history_ : History, one record per epoch (see ``LDA_HISTORY_FIELDS``)
     staleness_ : Staleness, delay of every global step since initialisation
     n_threads_ : int, threads used by the last fit (None with backend='mpi')
+    backend_ : str, the backend of the last fit
     mpi_rank_, mpi_stats_ : with backend='mpi', as for LogisticRegression
     """
 
@@ -136,13 +137,14 @@ class LDA(TransformerMixin, BaseEstimator):
         self.mpi = mpi
 
     # ------------------------------------------------------------------ parameters
-    def _validate_params(self):
+    def _resolve(self):
+        """(backend name, backend module, its options, settings) after checking every parameter."""
         K = check_int("n_components", self.n_components, low=1)
         alpha = check_real("doc_topic_prior", self.doc_topic_prior, low=0, low_open=True, allow_none=True)
         eta = check_real("topic_word_prior", self.topic_word_prior, low=0, low_open=True, allow_none=True)
         # tau0 = 0 would make rho_1 = 1, i.e. S_1 = prod(1 - rho) = 0 for the lazy decay (and
         # scikit-learn's documentation asks for a positive offset, ideally > 1).
-        check_real("learning_offset", self.learning_offset, low=0, low_open=True)
+        offset = check_real("learning_offset", self.learning_offset, low=0, low_open=True)
         decay = check_real("learning_decay", self.learning_decay)
         if not 0.5 < decay <= 1.0:
             raise ValueError(f"learning_decay must be in (0.5, 1], got {self.learning_decay!r}")
@@ -150,7 +152,7 @@ class LDA(TransformerMixin, BaseEstimator):
         check_int("max_doc_update_iter", self.max_doc_update_iter, low=1)
         if self.max_doc_update_iter > np.iinfo(np.int32).max:
             raise ValueError("max_doc_update_iter must be < 2^31")
-        check_real("mean_change_tol", self.mean_change_tol, low=0)
+        tol = check_real("mean_change_tol", self.mean_change_tol, low=0)
         check_int("epochs", self.epochs, low=1)
         check_real("total_samples", self.total_samples, low=0, low_open=True)
         check_int("train_perplexity_docs", self.train_perplexity_docs, low=0)
@@ -162,60 +164,17 @@ class LDA(TransformerMixin, BaseEstimator):
         rs = self.random_state
         if not (rs is None or isinstance(rs, np.random.RandomState)):
             check_int("random_state", rs, low=0)
-        if self.backend not in ("threads", "mpi"):
-            raise ValueError(f"backend must be 'threads' or 'mpi', got {self.backend!r}")
-        if self.backend == "mpi":
-            from .distributed import resolve_options
-
-            check_int("n_threads", self.n_threads, low=1, allow_none=True)  # resolved on each worker
-            if resolve_options(self.mpi).method not in ("async", "sync"):
-                raise ValueError(f"LDA over MPI runs method 'async' (DPSVI) or 'sync', not "
-                                 f"{resolve_options(self.mpi).method!r}")
-        elif self.mpi is not None:
-            raise ValueError("mpi options are given but backend is 'threads': pass backend='mpi'")
-        return (K, 1.0 / K if alpha is None else alpha, 1.0 / K if eta is None else eta,
-                resolve_n_threads(self.n_threads) if self.backend == "threads" else None)
-
-    def _config(self, n_threads=1, total_samples=1.0):
-        c = _core.LdaConfig()
-        c.n_components = int(self.n_components)
-        c.doc_topic_prior = float(self.doc_topic_prior_)
-        c.topic_word_prior = float(self.topic_word_prior_)
-        c.learning_offset = float(self.learning_offset)
-        c.learning_decay = float(self.learning_decay)
-        c.total_samples = float(total_samples)
-        c.max_doc_update_iter = int(self.max_doc_update_iter)
-        c.mean_change_tol = float(self.mean_change_tol)
-        c.n_threads = n_threads
-        c.batch_size = int(self.batch_size)
-        c.shuffle = bool(self.shuffle)
-        return c
-
-    # ------------------------------------------------------------------ model state
-    def _init_model(self, n_features, alpha, eta):
-        """lambda_0 ~ Gamma(100, 1/100) per entry (Hoffman et al. 2010; scikit-learn draws the same
-        numbers from the same seed), stored word-major as mu = lambda - eta with its topic sums."""
-        K = int(self.n_components)
-        self.doc_topic_prior_ = alpha
-        self.topic_word_prior_ = eta
-        self.n_features_in_ = n_features
-        rs = check_random_state(self.random_state)
-        lam = rs.gamma(100.0, 0.01, (K, n_features))
-        self._mu = np.ascontiguousarray(lam.T - eta)  # V x K
-        self._topic_mass = self._mu.sum(axis=0)
-        self.t_ = 0
-        self.n_iter_ = 0
-        self.history_ = History()
-        self.staleness_ = Staleness()
-        self._epochs_done = 0
-        self._train_time = 0.0
-
-    @property
-    def components_(self):
-        """lambda, shape (n_components, n_features): the topic-word variational Dirichlet parameters
-        (rows are unnormalised topics, as scikit-learn's ``components_``)."""
-        check_is_fitted(self, "_mu")
-        return (self._mu + self.topic_word_prior_).T
+        check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        name, backend = backends.resolve(self.backend, "lda")
+        options = backends.options(name, "lda", {p: getattr(self, p) for p in backends.parameter_names("lda")})
+        if hasattr(backend, "check_lda"):
+            backend.check_lda(options)
+        settings = LdaSettings(n_components=K, doc_topic_prior=1.0 / K if alpha is None else alpha,
+                               topic_word_prior=1.0 / K if eta is None else eta, learning_offset=offset,
+                               learning_decay=decay, batch_size=int(self.batch_size),
+                               max_doc_update_iter=int(self.max_doc_update_iter), mean_change_tol=tol,
+                               shuffle=bool(self.shuffle))
+        return name, backend, options, settings
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, eval_set=None):
@@ -225,161 +184,125 @@ class LDA(TransformerMixin, BaseEstimator):
         eval_set : count matrix of held-out documents, optional; its perplexity goes into every
             history record (``perplexity``).
         """
-        K, alpha, eta, n_threads = self._validate_params()
-        X = check_counts(X)
-        if self.backend == "mpi":
-            from .distributed import lda, resolve_options
-
-            return lda.fit(self, X, eval_set, alpha, eta, resolve_options(self.mpi), int(self.epochs))
-        self._init_model(X.shape[1], alpha, eta)
-        return self._train(X, eval_set, n_threads, int(self.epochs), X.shape[0])
+        return self._fit(X, eval_set, self.epochs, continuing=False)
 
     def partial_fit(self, X, y=None, eval_set=None):
         """One pass of parallel SVI over the documents of X, continuing from the current lambda, with
         D = ``total_samples`` in the D/|B| rescaling (as scikit-learn's partial_fit)."""
-        K, alpha, eta, n_threads = self._validate_params()
-        if self.backend == "mpi":
-            raise ValueError("partial_fit is not available with backend='mpi' (every rank would have to call it "
+        name, backend, _, settings = self._resolve()
+        if not backend.PARTIAL_FIT:
+            raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
                              "in step); fit runs DPSVI over the whole corpus")
-        if not hasattr(self, "_mu"):
-            X = check_counts(X)
-            self._init_model(X.shape[1], alpha, eta)
-        else:
-            X = check_counts(X, n_features=self.n_features_in_)
-            self._check_priors(alpha, eta)
-        return self._train(X, eval_set, n_threads, 1, float(self.total_samples))
+        model = self.__dict__.get("_model")
+        if model is not None and model.settings != settings:
+            changed = [f for f in ("n_components", "doc_topic_prior", "topic_word_prior")
+                       if getattr(model.settings, f) != getattr(settings, f)]
+            if changed:
+                raise ValueError(f"{' and '.join(changed)} changed since the model was initialised; call fit to "
+                                 "start over")
+        return self._fit(X, eval_set, 1, continuing=True, total_samples=float(self.total_samples))
 
-    def _check_priors(self, alpha, eta):
-        if (alpha, eta) != (self.doc_topic_prior_, self.topic_word_prior_) or self._mu.shape[1] != self.n_components:
-            raise ValueError("n_components or the priors changed since the model was initialised; call fit to "
-                             "start over")
+    def _fit(self, X, eval_set, epochs, continuing, total_samples=None):
+        name, backend, options, settings = self._resolve()
 
-    def _train(self, X, eval_set, n_threads, epochs, total_samples):
-        Xv = None
-        if eval_set is not None:
-            Xv = check_counts(eval_set, name="eval_set", n_features=self.n_features_in_)
-        n = X.shape[0]
-        Xn = native_csr(X)
-        rng = fit_rng(self.random_state, self.t_)
-        perm = rng.permutation(n).astype(np.int64) if self.shuffle else np.arange(n, dtype=np.int64)
-        sub = None
-        if self.train_perplexity_docs > 0:
-            rows = np.sort(rng.choice(n, size=min(n, int(self.train_perplexity_docs)), replace=False))
-            sub = X[rows]
-            if not sub.data.any():
-                sub = None
-        cfg = self._config(n_threads, total_samples)
-        self.n_threads_ = n_threads
-        self.n_iter_ = 0
-        for _ in range(epochs):
-            cfg.seed = int(rng.integers(2 ** 63))
-            cfg.k0 = self.t_
-            t0 = time.perf_counter()
-            res = _core.lda_epoch(*Xn, X.shape[1], perm, self._mu, self._topic_mass, cfg)
-            epoch_time = time.perf_counter() - t0
-            self._train_time += epoch_time
-            self.t_ += int(res["updates"])
-            self.staleness_.add(res)
-            self.n_iter_ += 1
-            self._epochs_done += 1
-            if not np.isfinite(self._topic_mass).all():
-                raise FloatingPointError(f"lambda is no longer finite after epoch {self._epochs_done}: check the "
-                                         "counts and priors, or raise learning_offset")
-            t1 = time.perf_counter()
-            rec = {"epoch": self._epochs_done, "time": self._train_time, "epoch_time": epoch_time,
-                   "updates": self.t_, "staleness_mean": float(res["sum"]) / max(int(res["count"]), 1),
-                   "staleness_max": int(res["max"]), "e_step_iterations": int(res["e_step_iterations"]),
-                   "topic_mass_drift": float(res["topic_mass_drift"]),
-                   "perplexity": self._perplexity(Xv, n_threads) if Xv is not None else None,
-                   "train_perplexity": self._perplexity(sub, n_threads) if sub is not None else None}
-            rec["eval_time"] = time.perf_counter() - t1
-            self.history_.append(rec)
-            if self.verbose:
-                print(self._format_record(rec), flush=True)
-            if self.callback is not None and self.callback(rec) is True:
-                break
+        def new_model(n_features):
+            self._model = LdaState(n_features, settings, self.random_state)
+            return self._model
+
+        model = self.__dict__.get("_model")
+        if model is not None and continuing:
+            # a model continues under its own priors; the step-size and E-step settings may change
+            model.settings = settings
+        loop = EpochLoop(int(epochs), _format_record, _divergence, verbose=int(self.verbose), callback=self.callback)
+        run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
+                           continuing=continuing and model is not None, total_samples=total_samples, options=options,
+                           train_perplexity_docs=int(self.train_perplexity_docs))
+        try:
+            out = backend.fit_lda(model, X, eval_set, settings, loop, run)
+        finally:
+            self.backend_ = name
+            for attr in ("n_threads", "mpi_rank", "mpi_stats"):
+                if attr in run.report:
+                    setattr(self, attr + "_", run.report[attr])
+        if out is None:  # an MPI worker: rank 0 holds the model
+            self.__dict__.pop("_model", None)
+            self._mpi_worker = {"n_features": run.report["n_features"]}
         return self
 
-    @staticmethod
-    def _format_record(rec):
-        epoch = rec["epoch"]  # fractional where an MPI run records between passes
-        epoch = f"{epoch:3d}" if isinstance(epoch, int) else f"{epoch:7.3f}"
-        s = (f"epoch {epoch}  time {rec['time']:8.3f}s  updates {rec['updates']}  "
-             f"staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
-        if rec.get("train_perplexity") is not None:
-            s += f"  train perplexity {rec['train_perplexity']:.2f}"
-        if rec.get("perplexity") is not None:
-            s += f"  eval perplexity {rec['perplexity']:.2f}"
-        return s
+    # ------------------------------------------------------------------ the model
+    def __sklearn_is_fitted__(self):
+        return "_model" in self.__dict__
+
+    def _model_attr(self, attr, public):
+        model = self.__dict__.get("_model")
+        if model is None:
+            rank = self.__dict__.get("mpi_rank_")
+            reason = (f"this process is MPI worker rank {rank}; rank 0 holds the model" if rank else
+                      "this LDA is not fitted yet")
+            raise AttributeError(f"{public}: {reason}")
+        return getattr(model, attr)
+
+    @property
+    def components_(self):
+        """lambda, shape (n_components, n_features): the topic-word variational Dirichlet parameters
+        (rows are unnormalised topics, as scikit-learn's ``components_``)."""
+        return self._model_attr("components", "components_")
+
+    @property
+    def n_features_in_(self):
+        worker = self.__dict__.get("_mpi_worker")
+        return worker["n_features"] if worker is not None else self._model_attr("n_features", "n_features_in_")
+
+    doc_topic_prior_ = property(lambda self: self._model_attr("settings", "doc_topic_prior_").doc_topic_prior,
+                                doc="alpha in use")
+    topic_word_prior_ = property(lambda self: self._model_attr("settings", "topic_word_prior_").topic_word_prior,
+                                 doc="eta in use")
+    t_ = property(lambda self: self._model_attr("t", "t_"), doc="global steps applied since initialisation")
+    n_iter_ = property(lambda self: self._model_attr("n_iter", "n_iter_"), doc="epochs of the last fit")
+    history_ = property(lambda self: self._model_attr("history", "history_"), doc="one record per epoch")
+    staleness_ = property(lambda self: self._model_attr("staleness", "staleness_"), doc="delay statistics")
 
     # ------------------------------------------------------------------ inference
-    def _infer(self, X, n_threads, with_loglik):
-        cfg = self._config()
-        return _core.lda_infer(*native_csr(X), X.shape[1], self._mu, self._topic_mass, cfg, n_threads, with_loglik)
-
     def _n_threads_now(self):
         return resolve_n_threads(self.n_threads)
 
     def _unnormalized_transform(self, X):
         """gamma of every document of X (validated), lambda fixed: the E-step from gamma = 1."""
-        gamma, _ = self._infer(X, self._n_threads_now(), False)
+        gamma, _ = self._model.infer(X, self._n_threads_now(), False)
         return gamma
 
     def transform(self, X, *, normalize=True):
         """Document-topic distributions: each document's E-step gamma with lambda fixed (from
         gamma = 1, Alg. 1 lines 6-9), normalised to sum to 1 per row unless ``normalize=False``."""
-        check_is_fitted(self, "_mu")
+        check_is_fitted(self)
         X = check_counts(X, n_features=self.n_features_in_, need_words=False)
         gamma = self._unnormalized_transform(X)
         if normalize:
             gamma /= gamma.sum(axis=1, keepdims=True)
         return gamma
 
-    def _bound(self, X, n_threads):
-        """The variational bound of scikit-learn's ``_approx_bound(X, gamma, sub_sampling=False)``:
-        E_q[log p(docs | theta, beta)] + E_q[log p(theta | alpha) - log q(theta | gamma)]
-        + E_q[log p(beta | eta) - log q(beta | lambda)] (Hoffman et al. 2010, eq. 3), with gamma from
-        the E-step with lambda fixed."""
-        gamma, loglik = self._infer(X, n_threads, True)
-        K = int(self.n_components)
-        alpha, eta = self.doc_topic_prior_, self.topic_word_prior_
-        score = float(np.sum(loglik))
-        elog_theta = psi(gamma) - psi(gamma.sum(axis=1))[:, None]
-        score += float(np.sum((alpha - gamma) * elog_theta))
-        score += float(np.sum(gammaln(gamma) - gammaln(alpha)))
-        score += float(np.sum(gammaln(alpha * K) - gammaln(gamma.sum(axis=1))))
-        lam = self._mu + eta  # V x K
-        lam_sum = lam.sum(axis=0)
-        elog_beta = psi(lam) - psi(lam_sum)[None, :]
-        score += float(np.sum((eta - lam) * elog_beta))
-        score += float(np.sum(gammaln(lam) - gammaln(eta)))
-        score += float(np.sum(gammaln(eta * self.n_features_in_) - gammaln(lam_sum)))
-        return score
-
-    def _perplexity(self, X, n_threads):
-        return float(np.exp(-self._bound(X, n_threads) / X.data.sum()))
-
     def score(self, X, y=None):
         """The variational bound on log p(X) (scikit-learn's ``score``: ``_approx_bound`` without
         subsampling correction)."""
-        check_is_fitted(self, "_mu")
+        check_is_fitted(self)
         X = check_counts(X, n_features=self.n_features_in_, need_words=False)
-        return self._bound(X, self._n_threads_now())
+        return self._model.bound(X, self._n_threads_now())
 
     def perplexity(self, X):
         """exp(-bound / total word count of X), the bound of :meth:`score` (scikit-learn's
         ``perplexity(X)``); lower is better."""
-        check_is_fitted(self, "_mu")
+        check_is_fitted(self)
         X = check_counts(X, n_features=self.n_features_in_)
-        return self._perplexity(X, self._n_threads_now())
+        return self._model.perplexity(X, self._n_threads_now())
 
     def top_words(self, vocab, n=10):
         """The ``n`` words of highest lambda in each topic: a list of n_components lists of words."""
-        check_is_fitted(self, "_mu")
+        check_is_fitted(self)
         n = check_int("n", n, low=1)
         vocab = list(vocab)
         if len(vocab) != self.n_features_in_:
             raise ValueError(f"vocab has {len(vocab)} words, but the model was fit with {self.n_features_in_}")
         n = min(n, self.n_features_in_)
-        order = np.argsort(-self._mu, axis=0, kind="stable")[:n]  # V x K: best words per topic column
-        return [[vocab[i] for i in order[:, k]] for k in range(self._mu.shape[1])]
+        mu = self._model.mu
+        order = np.argsort(-mu, axis=0, kind="stable")[:n]  # V x K: best words per topic column
+        return [[vocab[i] for i in order[:, k]] for k in range(mu.shape[1])]

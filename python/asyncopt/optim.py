@@ -1,8 +1,10 @@
-"""Optimizer configurations shared by every backend.
+"""Update rules: one class per rule, and the registry every estimator and backend reads.
 
-An optimizer config says *which* update rule runs and with which constants; a backend (threads
-today) decides who applies it when. The update rules themselves live in C++
-(``csrc/asyncopt/optim/``) and are documented there with the papers' equations.
+An optimizer object says *which* update rule runs and with which constants; a backend decides who
+applies it when. The arithmetic lives in C++ (``csrc/asyncopt/optim/``), documented there with the
+papers' equations; each class here names its native rule, its defaults, the regularisation modes it
+supports and what it can do. Adding a rule is one class here (decorated with :func:`register`) and
+its header in C++.
 
 - :class:`SGD`: ``w <- w - eta_k g`` (Hogwild!, Niu et al. 2011).
 - :class:`AMSGrad`: APAM's asynchronous AMSGrad (Xu et al. 2020, Alg. 1)::
@@ -29,119 +31,186 @@ forms, chosen by ``regularization``:
   lazily in closed form so a step stays O(nnz).
 - ``"sparse"``: the Hogwild! paper's frequency-scaled regulariser. Row i adds ``(n / d_j) alpha w_j``
   to the gradient of each of its own features j (d_j = rows containing j), an unbiased estimate of
-  ``alpha w`` that touches only the row's features. The default for AMSGrad, where a dense L2
-  gradient would enter m and v and has no closed-form catch-up.
-- ``"decoupled"`` (AMSGrad only): AdamW-style weight decay ``x <- (1 - eta_k alpha) x - ...``,
+  ``alpha w`` that touches only the row's features. The default of the adaptive rules, where a
+  dense L2 gradient would enter their per-coordinate statistics and has no closed-form catch-up.
+- ``"decoupled"`` (adaptive rules): AdamW-style weight decay ``x <- (1 - eta_k alpha) x - ...``,
   applied lazily in closed form. It is not the gradient of the L2 objective (its fixed point
   differs), but is the usual choice with adaptive methods (Loshchilov & Hutter 2019).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 from . import _core
 from ._checks import check_real
 
 SCHEDULES = ("constant", "invsqrt", "optimal")
-REGULARIZATIONS = {"sgd": ("exact", "sparse"), "amsgrad": ("sparse", "decoupled")}
-DEFAULT_REGULARIZATION = {"sgd": "exact", "amsgrad": "sparse"}
+REGISTRY: dict = {}  # name -> optimizer class, in registration order
+
+
+def register(cls):
+    """Add an optimizer class to the registry under ``cls.name``."""
+    REGISTRY[cls.name] = cls
+    return cls
 
 
 @dataclass(frozen=True)
-class SGD:
-    """Plain stochastic gradient descent (Hogwild! when run by several threads)."""
+class Optimizer:
+    """What every rule has: a base step size and its schedule.
 
-    learning_rate: float = 0.1
+    Class attributes a rule sets: ``name`` (its native rule kind and its ``optimizer=`` name),
+    ``default_learning_rate``, ``regularizations`` (the modes it supports, the first being its
+    default), ``decay_shrink_bound`` (what ``learning_rate * alpha`` must stay below under
+    'exact'/'decoupled' regularisation, see :meth:`check_decay`), ``atomic_writes`` (a step is one
+    addition, so the GPU can write it with an atomic add).
+    """
+
+    learning_rate: Optional[float] = None
     schedule: str = "constant"
 
-    name = "sgd"
+    name: ClassVar[str] = ""
+    default_learning_rate: ClassVar[float] = 0.1
+    regularizations: ClassVar[tuple] = ("sparse",)
+    atomic_writes: ClassVar[bool] = False
 
     def __post_init__(self):
-        check_real("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_real("learning_rate", self.learning_rate, low=0, low_open=True, allow_none=True)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
+    # ------------------------------------------------------------------ resolution
+    def resolved(self, alpha):
+        """This rule with ``learning_rate`` filled in: the rule's default or, for the 'optimal'
+        schedule, Bottou's heuristic alpha^(-1/4) (as scikit-learn)."""
+        if self.schedule == "optimal" and alpha == 0:
+            raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
+        if self.learning_rate is not None:
+            return self
+        lr = float(alpha) ** -0.25 if self.schedule == "optimal" else self.default_learning_rate
+        return dataclasses.replace(self, learning_rate=lr)
 
+    def decay_shrink_bound(self):
+        """learning_rate * alpha must stay below this under a multiplicative shrink (1 for the shrink
+        to stay positive; a momentum rule's closed-form catch-up needs more, see AMSGrad)."""
+        return 1.0
+
+    def resolve_regularization(self, regularization, alpha):
+        """The regularisation mode used: 'none' when alpha == 0, else 'auto' -> the rule's default, or
+        the given one after checking the rule supports it."""
+        alpha = check_real("alpha", alpha, low=0)
+        if regularization == "auto":
+            regularization = self.regularizations[0]
+        elif regularization not in self.regularizations:
+            raise ValueError(f"regularization for {self.name!r} must be 'auto' or one of {self.regularizations}, "
+                             f"got {regularization!r}{self._unsupported_reason(regularization)}")
+        if alpha == 0:
+            return "none"
+        if regularization in ("exact", "decoupled"):
+            step = self.resolved(alpha).learning_rate * alpha
+            bound = self.decay_shrink_bound()
+            if step >= bound:
+                raise ValueError(
+                    f"learning_rate * alpha = {step:g} must be < {bound:g} for {regularization!r} regularization: "
+                    "each step shrinks w by (1 - learning_rate * alpha)"
+                    + ("" if bound == 1.0 else ", and the lazy catch-up needs that shrink to stay above beta1")
+                    + "; lower learning_rate or alpha")
+        return regularization
+
+    def _unsupported_reason(self, regularization):
+        if regularization == "exact":
+            return (f" (a dense L2 gradient enters {self.name}'s per-coordinate statistics on every coordinate at "
+                    "every step and has no closed-form catch-up; 'sparse' is its unbiased sparse estimate)")
+        return ""
+
+    # ------------------------------------------------------------------ native side
+    @property
+    def native(self):
+        """The rule kind the compiled core takes."""
+        return self.name
+
+    def step_config(self, alpha, regularization):
+        """The native ``StepConfig`` (steps and rule constants) for a resolved regularisation mode."""
+        sc = _core.StepConfig()
+        sc.learning_rate = self.learning_rate
+        sc.schedule = getattr(_core.Schedule, self.schedule)
+        sc.schedule_alpha = alpha
+        sc.decay = alpha if regularization in ("exact", "decoupled") else 0.0
+        for field in ("beta1", "beta2", "eps", "bias_correction"):
+            if hasattr(self, field):
+                setattr(sc, field, getattr(self, field))
+        return sc
+
+    def describe(self):
+        """Plain values (name and fields), e.g. for a report."""
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+def _check_moments(opt):
+    check_real("beta1", opt.beta1, low=0, high=1, high_open=True)
+    check_real("beta2", opt.beta2, low=0, high=1, high_open=True)
+    check_real("eps", opt.eps, low=0, low_open=True)
+    if not isinstance(opt.bias_correction, bool):
+        raise ValueError(f"bias_correction must be True or False, got {opt.bias_correction!r}")
+
+
+@register
 @dataclass(frozen=True)
-class AMSGrad:
+class SGD(Optimizer):
+    """Plain stochastic gradient descent (Hogwild! when run by several threads)."""
+
+    name: ClassVar[str] = "sgd"
+    default_learning_rate: ClassVar[float] = 0.1
+    regularizations: ClassVar[tuple] = ("exact", "sparse")
+    atomic_writes: ClassVar[bool] = True
+
+    def _unsupported_reason(self, regularization):
+        if regularization == "decoupled":
+            return " (for SGD, decoupled weight decay is the same as exact L2: use 'exact')"
+        return ""
+
+
+@register
+@dataclass(frozen=True)
+class AMSGrad(Optimizer):
     """AMSGrad as run asynchronously by APAM (Xu et al. 2020)."""
 
-    learning_rate: float = 0.003
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
     bias_correction: bool = False
-    schedule: str = "constant"
 
-    name = "amsgrad"
+    name: ClassVar[str] = "amsgrad"
+    default_learning_rate: ClassVar[float] = 0.003
+    regularizations: ClassVar[tuple] = ("sparse", "decoupled")
 
     def __post_init__(self):
-        check_real("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_real("beta1", self.beta1, low=0, high=1, high_open=True)
-        check_real("beta2", self.beta2, low=0, high=1, high_open=True)
-        check_real("eps", self.eps, low=0, low_open=True)
-        if not isinstance(self.bias_correction, bool):
-            raise ValueError(f"bias_correction must be True or False, got {self.bias_correction!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        super().__post_init__()
+        _check_moments(self)
+
+    def decay_shrink_bound(self):
+        # The catch-up's suffix sum F (steps.hpp) stays bounded only while beta1 < rho = 1 - eta alpha.
+        return 1.0 - self.beta1
 
 
-def make_optimizer(name, learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999, eps=1e-8,
-                   bias_correction=False, alpha=0.0):
-    """Build the config for ``name`` ('sgd' or 'amsgrad'); ``learning_rate=None`` takes its default
-    (for the 'optimal' schedule, Bottou's heuristic alpha^(-1/4), as scikit-learn)."""
-    if schedule == "optimal":
-        check_real("alpha", alpha, low=0)
-        if alpha == 0:
-            raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
-        if learning_rate is None:
-            learning_rate = float(alpha) ** -0.25
-    if name == "sgd":
-        kw = {} if learning_rate is None else {"learning_rate": learning_rate}
-        return SGD(schedule=schedule, **kw)
-    if name == "amsgrad":
-        kw = {} if learning_rate is None else {"learning_rate": learning_rate}
-        return AMSGrad(beta1=beta1, beta2=beta2, eps=eps, bias_correction=bias_correction, schedule=schedule, **kw)
-    raise ValueError(f"optimizer must be 'sgd' or 'amsgrad', got {name!r}")
+def names():
+    """The registered rule names."""
+    return tuple(REGISTRY)
 
 
-def resolve_regularization(optimizer, regularization, alpha):
-    """The regularisation mode actually used ('none' when alpha == 0)."""
-    alpha = check_real("alpha", alpha, low=0)
-    allowed = REGULARIZATIONS[optimizer.name]
-    if regularization == "auto":
-        regularization = DEFAULT_REGULARIZATION[optimizer.name]
-    elif regularization not in allowed:
-        extra = ""
-        if optimizer.name == "amsgrad" and regularization == "exact":
-            extra = (" (a dense L2 gradient enters AMSGrad's moments on every coordinate at every step and has "
-                     "no closed-form catch-up; 'sparse' is its unbiased sparse estimate)")
-        if optimizer.name == "sgd" and regularization == "decoupled":
-            extra = " (for SGD, decoupled weight decay is the same as exact L2: use 'exact')"
-        raise ValueError(f"regularization for {optimizer.name!r} must be 'auto' or one of {allowed}, "
-                         f"got {regularization!r}{extra}")
-    if alpha == 0:
-        return "none"
-    if regularization in ("exact", "decoupled"):
-        step = optimizer.learning_rate * alpha
-        bound = 1.0 if optimizer.name == "sgd" else 1.0 - optimizer.beta1
-        if step >= bound:
-            raise ValueError(
-                f"learning_rate * alpha = {step:g} must be < {bound:g} for {regularization!r} regularization: "
-                "each step shrinks w by (1 - learning_rate * alpha)"
-                + ("" if optimizer.name == "sgd" else ", and the lazy catch-up needs that shrink to stay above beta1")
-                + "; lower learning_rate or alpha")
-    return regularization
-
-
-def step_config(optimizer, alpha, regularization):
-    """The native ``StepConfig`` for a config and a resolved regularisation mode."""
-    sc = _core.StepConfig()
-    sc.learning_rate = optimizer.learning_rate
-    sc.schedule = getattr(_core.Schedule, optimizer.schedule)
-    sc.schedule_alpha = alpha
-    if optimizer.name == "amsgrad":
-        sc.beta1, sc.beta2, sc.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
-        sc.bias_correction = optimizer.bias_correction
-    sc.decay = alpha if regularization in ("exact", "decoupled") else 0.0
-    return sc
+def get(optimizer, **flat):
+    """The optimizer object for ``optimizer``: a registered name, built from the flat estimator
+    parameters that the rule has (the others are ignored), or an optimizer object, returned as it is.
+    ``flat`` must then be left at the defaults (an estimator passes the ones its user changed)."""
+    if isinstance(optimizer, Optimizer):
+        if flat:
+            raise ValueError(f"optimizer is an object ({optimizer!r}); set {sorted(flat)} on it instead of as "
+                             "estimator parameters")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in REGISTRY:
+        cls = REGISTRY[optimizer]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in flat.items() if k in fields})
+    raise ValueError(f"optimizer must be one of {names()} or an optimizer object (e.g. asyncopt.AMSGrad(beta1=0.95)), "
+                     f"got {optimizer!r}")

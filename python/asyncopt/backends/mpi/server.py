@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .._core import STALENESS_BINS
+from ..._core import STALENESS_BINS
 from .options import WorkerFailure
 from .protocol import (DELTA, GRAD, HEADER, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES, Buffer,
                        Push, reply_size)
@@ -127,12 +127,29 @@ class ParameterServer:
         self._recorded = (st.count, st.sum, self.train_time, self.rows_done)
         return rec
 
-    def report_to(self, est, wall):
-        """The estimator's run attributes on rank 0 after a fit."""
-        est.n_iter_ = int(np.ceil(self.rows_done / self.n_rows))
-        est._epochs_done += est.n_iter_
-        est.mpi_rank_ = 0
-        est.mpi_stats_ = self.summary(wall)
+    def train(self, model, run, loop, catch_up):
+        """fit(); then, whatever happened, the model brought up to date (catch_up()) with its
+        staleness, pass and time counters, and the run's report. Raises the WorkerFailure or the
+        divergence (recorded by the epoch loop) that ended the run; returns the model."""
+        try:
+            wall, failure = self.fit()  # a divergence stops the run at its record: no rows are left unrecorded
+        finally:
+            catch_up()
+            model.staleness.add(self.staleness.as_native())
+        self.report_to(model, run, wall)
+        if failure is not None:
+            raise failure
+        if loop.divergence is not None:
+            raise FloatingPointError(loop.divergence)
+        return model
+
+    def report_to(self, model, run, wall):
+        """After a fit on rank 0: the model's pass and time counters, and the run's MPI attributes."""
+        model.n_iter = int(np.ceil(self.rows_done / self.n_rows))
+        model.epochs_done += model.n_iter
+        model.train_time += self.train_time
+        model.changed()
+        run.report.update(n_threads=None, mpi_rank=0, mpi_stats=self.summary(wall))
 
     # ------------------------------------------------------------------ loop
     def run(self):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import check_int, check_real
+from ..._checks import check_int, check_real
 
 # method -> what the server does with a message (see asyncopt.distributed)
 METHODS = ("async", "sync", "picky", "dpsgd")

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from .. import _core
+from ... import _core
+from ...state import aligned_zeros, state_dtype
 from .options import ServerFailure, delay_rng
 from .protocol import (DELTA, GRAD, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer, pack_push,
                        reply_size, wait)
@@ -166,8 +167,9 @@ class LogisticWorker(Worker):
 
     def __init__(self, comm, spec, rank, Xn, ypm, shard_rows, reg_scale, n_threads):
         self.dpsgd = spec["method"] == "dpsgd"
+        self.settings = spec["settings"]  # the frozen LogisticSettings every rank agreed on
         super().__init__(comm, spec, rank, Xn, shard_rows,
-                         spec["batch_size"] * (spec["local_updates"] if self.dpsgd else 1))
+                         self.settings.batch_size * (spec["local_updates"] if self.dpsgd else 1))
         self.ypm = ypm
         self.d = self.n_keys = spec["n_features"]
         self.reg_scale = reg_scale
@@ -197,9 +199,8 @@ class LogisticWorker(Worker):
 
     # ------------------------------------------------------------------ loops
     def _run_gradients(self):
-        spec = self.spec
-        sparse_alpha = spec["sparse_alpha"]
-        fit_intercept = spec["fit_intercept"]
+        sparse_alpha = self.settings.sparse_alpha
+        fit_intercept = self.settings.fit_intercept
         rows, _ = self._first_read()  # self.w holds what was read for the batch's features
         while rows is not None:
             t0 = time.perf_counter()
@@ -225,23 +226,13 @@ class LogisticWorker(Worker):
             rows = next_rows
 
     def _run_dpsgd(self):
-        spec = self.spec
-        dtype = np.dtype(spec["dtype"])
-        from ..linear import _aligned_zeros, _state_dtype
-
-        local = _aligned_zeros(self.d + 1, _state_dtype("sgd", dtype))
-        sc = _core.StepConfig()
-        sc.learning_rate = spec["learning_rate"]
-        sc.schedule = getattr(_core.Schedule, spec["schedule"])
-        sc.schedule_alpha = spec["alpha"]
-        cfg = _core.LogisticConfig()
-        cfg.n_threads = self.n_threads
-        cfg.batch_size = spec["batch_size"]
+        dtype = np.dtype(self.spec["dtype"])
+        settings = self.settings  # SGD (checked before the run), without exact L2
+        local = aligned_zeros(self.d + 1, state_dtype(settings.optimizer.native, dtype))
+        sc = settings.step_config()
+        cfg = settings.native_config(self.n_threads)
         cfg.shuffle = False  # the chunk is already in this pass's shuffled order
-        cfg.sparse_alpha = spec["sparse_alpha"]
-        cfg.fit_intercept = spec["fit_intercept"]
-        cfg.intercept_scale = spec["intercept_scale"]
-        reg_scale = self.reg_scale if spec["sparse_alpha"] > 0 else None
+        reg_scale = self.reg_scale if settings.sparse_alpha > 0 else None
         all_keys = np.arange(self.d, dtype=np.int32)
 
         rows, keys = self._first_read()
@@ -254,7 +245,8 @@ class LogisticWorker(Worker):
             read0 = float(local["w"][self.d])
             cfg.k0 = self.steps
             cfg.seed = int(self.order.rng.integers(2 ** 63))
-            res = _core.logistic_epoch(*self.Xn, self.d, self.ypm, rows.copy(), local, reg_scale, k, "sgd", sc, cfg,
+            res = _core.logistic_epoch(*self.Xn, self.d, self.ypm, rows.copy(), local, reg_scale, k,
+                                       settings.optimizer.native, sc, cfg,
                                        check_input=False)
             delta = local["w"][k].astype(np.float64) - read
             delta0 = float(local["w"][self.d]) - read0

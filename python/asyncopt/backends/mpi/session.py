@@ -9,17 +9,18 @@ and names the rank.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import sys
 import time
 
 import numpy as np
 
-from .. import _core
-from .._checks import native_csr, resolve_n_threads
+from ... import _core
+from ..._checks import native_csr, resolve_n_threads
 from .options import ServerFailure, WorkerFailure
 from .protocol import TAG_SETUP
 
-_INSTALL = "pip install 'asyncopt[mpi]'  (or, on a cluster, mpi4py built against the site's MPI)"
+INSTALL = "pip install 'asyncopt[mpi]'  (or, on a cluster, mpi4py built against the site's MPI)"
 
 
 def mpi():
@@ -27,7 +28,7 @@ def mpi():
     try:
         from mpi4py import MPI
     except ImportError as e:  # pragma: no cover - exercised where mpi4py is absent
-        raise ImportError(f"backend='mpi' needs mpi4py: {_INSTALL}") from e
+        raise ImportError(f"backend='mpi' needs mpi4py: {INSTALL}") from e
     return MPI
 
 
@@ -141,8 +142,8 @@ def join_run(comm, rank, X, common, opts, noun, check=None):
 
     def make_reply(spec):
         if spec["settings"] != common:
-            diff = sorted(k for k in common if spec["settings"].get(k) != common[k])
-            raise ValueError(f"this rank's estimator settings differ from rank 0's in {diff}")
+            raise ValueError(f"this rank's estimator settings differ from rank 0's in "
+                             f"{settings_diff(spec['settings'], common)}")
         if X.shape[1] != spec["n_features"]:
             raise ValueError(f"X has {X.shape[1]} {noun}, rank 0's {spec['n_features']}")
         Xn = native_csr(X)
@@ -157,6 +158,24 @@ def join_run(comm, rank, X, common, opts, noun, check=None):
 
     spec, go = worker_handshake(comm, make_reply, opts.timeout, opts.poll_interval)
     return spec, go, state["Xn"], state["rows"]
+
+
+def settings_diff(theirs, ours, prefix=""):
+    """The dotted names where two settings differ, descending into dicts and dataclasses (e.g.
+    'settings.optimizer.learning_rate'); a different type is a difference of the name itself."""
+    if type(theirs) is not type(ours):
+        return [prefix.rstrip(".") or "(type)"]
+    if dataclasses.is_dataclass(ours):
+        theirs, ours = ({f.name: getattr(o, f.name) for f in dataclasses.fields(o)} for o in (theirs, ours))
+    if isinstance(ours, dict):
+        out = []
+        for k in sorted(set(theirs) | set(ours), key=str):
+            if k not in theirs or k not in ours:
+                out.append(f"{prefix}{k}")
+            else:
+                out += settings_diff(theirs[k], ours[k], f"{prefix}{k}.")
+        return out
+    return [] if theirs == ours else [prefix.rstrip(".")]
 
 
 def worker_handshake(comm, make_reply, timeout, poll_interval):
@@ -278,7 +297,7 @@ def shard_rows(spec, rank, n_rows, sharding):
     if sharding == "local":
         return np.arange(n_rows, dtype=np.int64)
     n_workers = spec["n_workers"]
-    order = (np.random.default_rng([spec["seed"], 0x5A]).permutation(n_rows) if spec["settings"]["shuffle"]
+    order = (np.random.default_rng([spec["seed"], 0x5A]).permutation(n_rows) if spec["settings"]["settings"].shuffle
              else np.arange(n_rows))
     w = rank - 1
     lo, hi = n_rows * w // n_workers, n_rows * (w + 1) // n_workers

@@ -1,0 +1,175 @@
+"""LogisticRegression(backend="mpi"): what each rank does in fit.
+
+Every rank calls ``fit`` with its data. Rank 0 checks that all ranks were given the same settings
+and compatible data, runs the parameter server on the estimator's own optimizer state (so its
+coef_, history_ and staleness_ are those of any other fit) and evaluates the objective at the
+history points; the workers train on their shards and return with only their counters
+(``mpi_stats_``).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ... import _core
+from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
+from ...training import CONTINUE
+from ..common import logistic_model
+from .models import LogisticModel
+from .server import ParameterServer
+from .session import end_job_together, join_run, local_threads, open_run, world
+from .worker import LogisticWorker
+
+
+def check(optimizer, regularization, alpha, n_threads, opts):
+    """What the MPI methods allow (before any rank talks to another); returns the regularisation
+    to resolve, 'auto' replaced where a method needs another default."""
+    if opts.method in ("picky", "dpsgd"):
+        if optimizer.name != "sgd":
+            raise ValueError(f"method {opts.method!r} runs SGD: set optimizer='sgd' (asynchronous AMSGrad "
+                             "over MPI is method='async' with optimizer='amsgrad', distributed APAM)")
+        if regularization == "exact" and alpha > 0:
+            raise ValueError(
+                f"method {opts.method!r} cannot use regularization='exact': exact L2 moves every "
+                "coordinate at every step, which " + (
+                    "Picky SGD's O(nnz) distance tracking cannot follow" if opts.method == "picky" else
+                    "a worker's change of its own features cannot carry") + "; use 'sparse' (the default)")
+        if regularization == "auto":
+            regularization = "sparse"
+    if opts.method != "dpsgd" and n_threads not in (None, 1):
+        raise ValueError(f"method {opts.method!r} computes each gradient on one thread per worker; "
+                         "n_threads > 1 (lock-free Hogwild! inside each worker) is method='dpsgd'")
+    return regularization
+
+
+def common(settings, opts):
+    """What every rank must agree on (compared in the handshake): the frozen settings and the options."""
+    return {"settings": settings, "options": opts.describe()}
+
+
+def _counts(Xn, rows, d):
+    """(features, rows holding each) over the shard rows, for the sparse regulariser's n/d_j."""
+    indptr, indices = Xn[0], Xn[1]
+    if rows.shape[0] == indptr.shape[0] - 1:
+        cols = indices
+    else:
+        starts, ends = indptr[rows], indptr[rows + 1]
+        lens = ends - starts
+        pos = np.repeat(ends - np.cumsum(lens), lens) + np.arange(int(lens.sum()))
+        cols = indices[pos]
+    counts = np.bincount(cols, minlength=d)
+    present = np.flatnonzero(counts)
+    return present.astype(np.int32), counts[present]
+
+
+def fit(model, X, y, eval_set, settings, loop, run):
+    """Run one MPI fit on this rank: rank 0 returns the trained model, a worker None (its counters
+    and the data's classes are in run.report)."""
+    X = check_matrix(X)
+    y = check_labels(y, X.shape[0])
+    opts = run.options
+    comm = world()
+    end_job_together(comm, opts)  # registered before anything can fail: the job must end, whatever happens
+    rank = comm.Get_rank()
+    agreed = common(settings, opts)
+    if rank == 0:
+        return _serve(model, comm, X, y, eval_set, settings, loop, run, agreed)
+    return _work(comm, rank, X, y, settings, run, agreed)
+
+
+# ---------------------------------------------------------------------- rank 0
+def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
+    opts = run.options
+    n, d = X.shape
+    model = logistic_model(model, d, X.dtype, y, run, settings.optimizer.name)
+    seed = int(fit_rng(run.random_state, model.t).integers(2 ** 62))  # shards and shuffles of every rank
+    spec = {"settings": agreed, "n_features": d, "dtype": X.dtype.name, "classes": model.classes.tolist(),
+            "n_rows": n, "nnz": int(X.nnz), "seed": seed, "n_workers": comm.Get_size() - 1,
+            "timeout": opts.timeout, "poll_interval": opts.poll_interval}
+
+    own = {}
+
+    def own_checks():  # rank 0's own data, checked before the go
+        own.update(ypm=model.signed(y), val=model.eval_data(eval_set, X.dtype), Xn=native_csr(X))
+        _core.validate_csr(*own["Xn"], d)
+
+    def reg_scale(replies, n_total):
+        """n / d_j of the frequency-scaled regulariser over all shards (None when it is off)."""
+        if settings.regularization != "sparse":
+            return {"reg_scale": None}
+        total = np.zeros(d, dtype=np.int64)
+        for rep in replies.values():
+            total[rep["features"]] += rep["counts"]
+        present = np.flatnonzero(total)
+        scale = np.zeros(d, dtype=X.dtype)
+        scale[present] = n_total / total[present]
+        return {"reg_scale": scale}
+
+    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale)
+    ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
+
+    core = _core.ServerModel(model.array, d, settings.optimizer.native, X.dtype.name, settings.step_config(),
+                             model.t, settings.fit_intercept, settings.intercept_scale, model.active,
+                             n_slots=comm.Get_size() - 1 if opts.method == "picky" else 0)
+    opts = _resolved(opts, settings.optimizer)
+    server_model = LogisticModel(core, d, opts.method, opts.picky_threshold)
+    eval_threads = resolve_n_threads(run.n_threads) if run.n_threads is not None else 1
+    base_time = model.train_time
+
+    def catch_up():
+        model.active = core.touched
+        model.t = int(core.steps)
+        model.changed()
+
+    def evaluate():
+        t1 = time.perf_counter()
+        catch_up()
+        rec = model.evaluate(Xn, X.shape, ypm, val, settings, eval_threads)
+        rec.update(server.record(), time=base_time + server.train_time, eval_time=time.perf_counter() - t1)
+        return loop.record(model, rec) != CONTINUE
+
+    server = ParameterServer(comm, server_model, opts, n_total, loop.epochs, evaluate, epoch0=model.epochs_done)
+    return server.train(model, run, loop, catch_up)
+
+
+def _resolved(opts, optimizer):
+    """Options with picky_threshold defaulted (one unit-gradient step: learning_rate)."""
+    if opts.method == "picky" and opts.picky_threshold is None:
+        from dataclasses import replace
+
+        return replace(opts, picky_threshold=float(optimizer.learning_rate))
+    return opts
+
+
+# ---------------------------------------------------------------------- workers
+def _work(comm, rank, X, y, settings, run, agreed):
+    opts = run.options
+    state = {}
+
+    def check(spec, Xn, rows):
+        if X.dtype.name != spec["dtype"]:
+            raise ValueError(f"X has dtype {X.dtype}, rank 0's {spec['dtype']}")
+        classes = np.asarray(spec["classes"], dtype=np.asarray(y).dtype)
+        unknown = ~np.isin(y, classes)
+        if unknown.any():
+            raise ValueError(f"y has labels {np.unique(y[unknown])[:10]} outside rank 0's classes {spec['classes']}")
+        state.update(ypm=np.where(y == classes[1], 1.0, -1.0), classes=classes)
+        if settings.regularization != "sparse":
+            return {}
+        features, counts = _counts(Xn, rows, X.shape[1])
+        return {"features": features, "counts": counts}
+
+    spec, go, Xn, rows = join_run(comm, rank, X, agreed, opts, "features", check)
+    method = opts.method
+    n_threads = local_threads(run.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
+    wspec = {"n_features": spec["n_features"], "dtype": spec["dtype"], "seed": spec["seed"],
+             "timeout": opts.timeout, "poll_interval": opts.poll_interval, "delay": opts.delay_for(rank),
+             "method": method, "local_updates": opts.local_updates or 8 * n_threads, "settings": settings,
+             "shuffle": settings.shuffle}
+    worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
+    stats = worker.run()
+    run.report.update(n_threads=None, mpi_rank=rank, mpi_stats=dict(stats, n_threads=n_threads, pid=os.getpid()),
+                      classes=state["classes"], n_features=X.shape[1])
+    return None

@@ -1,0 +1,88 @@
+"""The threads backend: lock-free Hogwild! epochs over this process's cores (csrc/asyncopt/hogwild.hpp),
+one native call per epoch with the GIL released."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
+from ..state import check_counts, feature_counts
+from .common import lda_train_subsample, logistic_model, visiting_order
+
+WORKLOADS = ("logistic", "lda")
+PARAMETERS = {}
+PARTIAL_FIT = True
+
+
+def options():
+    return None
+
+
+def built():
+    return True
+
+
+def usable():
+    return True
+
+
+def unavailable():  # pragma: no cover - always built
+    return ""
+
+
+# ---------------------------------------------------------------------- logistic regression
+def fit_logistic(model, X, y, eval_set, settings, loop, run):
+    X = check_matrix(X, n_features=model.n_features if run.continuing and model is not None else None)
+    y = check_labels(y, X.shape[0])
+    n_threads = resolve_n_threads(run.n_threads)
+    model = logistic_model(model, X.shape[1], X.dtype, y, run, settings.optimizer.name)
+    ypm = model.signed(y)
+    val = model.eval_data(eval_set, X.dtype)
+    n, d = X.shape
+    Xn = native_csr(X)
+    _core.validate_csr(*Xn, d)  # once per fit; the epochs skip the O(nnz) check
+    present, counts = feature_counts(Xn[1], d)
+    reg_scale = model.add_features(present, counts, n, settings)
+    sc = settings.step_config()
+    cfg = settings.native_config(n_threads)
+    rng = fit_rng(run.random_state, model.t)
+    perm = visiting_order(rng, n, settings.shuffle)
+    rule = settings.optimizer.native
+    run.report.update(n_threads=n_threads, device="cpu")
+
+    def epoch(seed, k0):
+        cfg.seed, cfg.k0 = seed, k0
+        return _core.logistic_epoch(*Xn, d, ypm, perm, model.array, reg_scale, model.active, rule, sc, cfg,
+                                    check_input=False)
+
+    def evaluate(_):
+        return model.evaluate(Xn, X.shape, ypm, val, settings, n_threads)
+
+    return loop.run(model, epoch, evaluate, rng)
+
+
+# ---------------------------------------------------------------------- LDA
+def fit_lda(model, X, eval_set, settings, loop, run):
+    X = check_counts(X, n_features=model.n_features if run.continuing and model is not None else None)
+    if not (run.continuing and model is not None):
+        model = run.new_model(X.shape[1])
+    n_threads = resolve_n_threads(run.n_threads)
+    Xv = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=model.n_features)
+    n = X.shape[0]
+    Xn = native_csr(X)
+    rng = fit_rng(run.random_state, model.t)
+    perm = visiting_order(rng, n, settings.shuffle)
+    sub = lda_train_subsample(X, rng, run.train_perplexity_docs)
+    cfg = settings.native_config(n_threads, run.total_samples if run.total_samples is not None else n)
+    run.report.update(n_threads=n_threads)
+
+    def epoch(seed, k0):
+        cfg.seed, cfg.k0 = seed, k0
+        return _core.lda_epoch(*Xn, X.shape[1], perm, model.mu, model.topic_mass, cfg)
+
+    def evaluate(res):
+        return {"e_step_iterations": int(res["e_step_iterations"]), "topic_mass_drift": float(res["topic_mass_drift"]),
+                "perplexity": model.perplexity(Xv, n_threads) if Xv is not None else None,
+                "train_perplexity": model.perplexity(sub, n_threads) if sub is not None else None}
+
+    return loop.run(model, epoch, evaluate, rng)

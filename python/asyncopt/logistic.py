@@ -1,0 +1,340 @@
+"""Sparse logistic regression trained by lock-free asynchronous SGD or AMSGrad: the estimator.
+
+It validates its parameters, resolves them to an optimizer and frozen settings, and hands those, a
+model state and the epoch loop to the backend it names (:mod:`asyncopt.backends`). It holds no
+training code of its own.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import backends, optim
+from ._checks import check_int, check_labels, check_matrix, check_real
+from .history import History
+from .settings import LogisticSettings
+from .state import LogisticState
+from .training import EpochLoop
+
+# The rule constants an estimator also takes flat (for clone and grid search), with their defaults;
+# each rule reads the ones it has.
+_FLAT_RULE_PARAMETERS = {"learning_rate": None, "schedule": "constant", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                         "bias_correction": False}
+
+
+def rule_from_parameters(est):
+    """The optimizer object an estimator's ``optimizer`` and flat rule parameters describe."""
+    flat = {k: getattr(est, k) for k in _FLAT_RULE_PARAMETERS}
+    if isinstance(est.optimizer, optim.Optimizer):
+        changed = {k: v for k, v in flat.items() if v != _FLAT_RULE_PARAMETERS[k]}
+        return optim.get(est.optimizer, **changed)
+    return optim.get(est.optimizer, **flat)
+
+
+def _divergence(optimizer):
+    def check(model, rec):
+        if np.isfinite(rec["objective"]):
+            return None
+        return (f"training diverged at epoch {rec['epoch']} (objective {rec['objective']} after {rec['updates']} "
+                f"updates): lower learning_rate (now {optimizer.learning_rate:g}), use a decaying schedule "
+                "('optimal', 'invsqrt'), or scale the features")
+    return check
+
+
+class LogisticRegression(ClassifierMixin, BaseEstimator):
+    """Binary logistic regression on sparse data, trained by lock-free (Hogwild!) SGD or AMSGrad.
+
+    Minimises ``mean_i log(1 + exp(-y_i (w.x_i + b))) + alpha/2 ||w||^2`` with ``n_threads`` threads
+    that update one shared model without locks (Niu et al. 2011; with AMSGrad, APAM of Xu et al.
+    2020). Every update costs O(nonzeros of its mini-batch) whatever the number of features: the
+    L2 shrink and AMSGrad's moment decay on untouched coordinates are applied lazily in closed form.
+    With ``n_threads=1`` a fit is reproducible to the bit.
+
+    Parameters
+    ----------
+    optimizer : str or optimizer object
+        A registered rule name (``asyncopt.optim.names()``: 'sgd', 'amsgrad') or an object such as
+        ``asyncopt.AMSGrad(beta1=0.95)``; with an object, leave the flat rule parameters below at
+        their defaults.
+    learning_rate : float or None
+        Base (first) step size; None takes the rule's default (0.1 for SGD, 0.003 for AMSGrad), and
+        alpha^(-1/4) with the 'optimal' schedule.
+    schedule : {'constant', 'invsqrt', 'optimal'}
+        ``eta_k = learning_rate``, ``learning_rate / sqrt(k)``, or
+        ``learning_rate / (1 + alpha learning_rate (k - 1))`` (Bottou's 1/t schedule, scikit-learn's
+        SGDClassifier default), k the global update count.
+    beta1, beta2, eps, bias_correction
+        AMSGrad constants (ignored by SGD). ``bias_correction`` multiplies the step by
+        ``sqrt(1 - beta2^k) / (1 - beta1^k)`` as Adam does (the APAM reference code uses it).
+    alpha : float
+        L2 strength of the objective.
+    regularization : {'auto', 'exact', 'sparse', 'decoupled'}
+        How alpha enters the updates (see :mod:`asyncopt.optim`): 'auto' is the rule's default,
+        'exact' for SGD and 'sparse' (the Hogwild! paper's frequency-scaled regulariser) for AMSGrad.
+        The mode used is stored in ``regularization_``.
+    batch_size : int
+        Rows per update; the update uses their mean gradient.
+    epochs : int
+        Passes over the data in ``fit`` (at most, with ``tol``).
+    shuffle : bool
+        Reshuffle the visiting order every epoch. False visits rows in order (thread t takes the
+        t-th contiguous share), which with one thread makes a run reproducible by hand.
+    tol : float or None
+        Stop when the training objective has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs. None runs all epochs.
+    n_iter_no_change : int
+    n_threads : int or None
+        Threads that train concurrently; None uses every usable core (OMP_NUM_THREADS if set).
+    fit_intercept : bool
+        Learn an unregularised intercept, updated by the same rule as a weight.
+    intercept_scale : float or None
+        The intercept's step is this times the weights' step. None: 0.01 with the 'optimal'
+        schedule (whose first steps are large; scikit-learn's SGD damps the intercept of sparse
+        problems by the same 0.01, or the intercept, moved by every row, oscillates), else 1.
+    warm_start : bool
+        ``fit`` continues from the previous solution instead of starting at zero.
+    random_state : int, numpy Generator or None
+        Seeds the shuffles; every thread draws its own stream from it.
+    verbose : int
+        Print one line per epoch when > 0.
+    callback : callable or None
+        ``callback(record)`` after every epoch with that epoch's history record; returning True
+        stops training.
+    backend : {'threads', 'cuda', 'mpi', 'auto'}
+        Who runs the updates (:mod:`asyncopt.backends`). 'threads': lock-free threads of this
+        process. 'cuda': one NVIDIA GPU (the one ``device`` names): the CSR data is copied to the
+        device once per fit (or read in place when X and y are device arrays, e.g. CuPy), and every
+        epoch runs there as lock-free Hogwild! updates of ``gpu_workers`` concurrent warps, in float32
+        whatever X's dtype (coef_ is float32); needs a build with CUDA (``build_info()['cuda']``).
+        'mpi': a parameter server over MPI, for a script run as ``mpiexec -n K python script.py`` in
+        which every rank calls ``fit`` (rank 0 serves and ends up holding the model, ranks 1..K-1
+        are workers; see :mod:`asyncopt.distributed`); needs mpi4py. 'auto': 'cuda' when this build
+        has it and a GPU is present, else 'threads'.
+    mpi : asyncopt.distributed.MPIOptions, dict or None
+        Settings of the 'mpi' backend (method 'async', 'sync', 'picky' or 'dpsgd', timeouts, failure
+        handling, straggler delays, sharding); None takes the defaults.
+    device : None, 'cuda', 'cuda:N' or int
+        Which GPU backend='cuda' trains on (None: the first).
+    gpu_workers : int or None
+        backend='cuda': concurrent workers (one warp each) on the GPU, the GPU's n_threads and like
+        it the number of updates in flight (the staleness). None fills the device but keeps at least
+        64 mini-batches per worker (:func:`asyncopt.gpu.default_workers`). 1 runs the updates one
+        after another, the deterministic mode that matches a one-thread CPU fit up to float32 rounding.
+    gpu_update : {'auto', 'atomic', 'racy'}
+        backend='cuda': how an SGD step writes a weight: one atomic add ('atomic'; concurrent steps
+        of a coordinate are never lost) or load + store like the CPU threads ('racy'). 'auto' is
+        'atomic' for SGD; AMSGrad's step is not an addition and always races.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (1, n_features), the dtype of X (float32 or float64)
+    intercept_ : ndarray of shape (1,)
+    classes_ : ndarray of shape (2,)
+    n_iter_ : int, epochs run by the last fit
+    t_ : int, updates applied since the model was initialised (the schedule's k)
+    history_ : History, one record per epoch (objective, time, staleness, validation metrics)
+    staleness_ : Staleness, delay statistics of every update since the model was initialised
+    regularization_ : str, 'none', 'exact', 'sparse' or 'decoupled'
+    optimizer_ : the optimizer object the last fit ran (learning_rate filled in)
+    backend_ : str, the backend of the last fit
+    n_threads_ : int, threads actually used (None with backend='mpi' or 'cuda')
+    device_ : str, 'cpu' or 'cuda:N', where the last fit ran
+    gpu_workers_ : int, with backend='cuda': concurrent GPU workers of the last fit
+    mpi_rank_ : int, with backend='mpi': this process's rank (0 holds the model)
+    mpi_stats_ : dict, with backend='mpi': on rank 0 messages, bytes, applied and dropped updates
+        and throughput per worker; on a worker its own counters
+    """
+
+    def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999,
+                 eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
+                 shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
+                 intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None,
+                 backend="threads", mpi=None, device=None, gpu_workers=None, gpu_update="auto"):
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.bias_correction = bias_correction
+        self.alpha = alpha
+        self.regularization = regularization
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.n_threads = n_threads
+        self.fit_intercept = fit_intercept
+        self.intercept_scale = intercept_scale
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callback = callback
+        self.backend = backend
+        self.mpi = mpi
+        self.device = device
+        self.gpu_workers = gpu_workers
+        self.gpu_update = gpu_update
+
+    # ------------------------------------------------------------------ parameters
+    def _resolve(self):
+        """(backend name, backend module, its options, settings) after checking every parameter."""
+        alpha = check_real("alpha", self.alpha, low=0)
+        rule = rule_from_parameters(self).resolved(alpha)
+        name, backend = backends.resolve(self.backend, "logistic")
+        options = backends.options(name, "logistic",
+                                   {p: getattr(self, p) for p in backends.parameter_names("logistic")})
+        check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        regularization = self.regularization
+        if hasattr(backend, "check_logistic"):
+            regularization = backend.check_logistic(rule, regularization, alpha, self.n_threads, options)
+        regularization = rule.resolve_regularization(regularization, alpha)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("epochs", self.epochs, low=1)
+        check_int("n_iter_no_change", self.n_iter_no_change, low=1)
+        check_int("verbose", self.verbose, low=0)
+        check_real("tol", self.tol, low=0, allow_none=True)
+        for flag in ("shuffle", "fit_intercept", "warm_start"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        scale = check_real("intercept_scale", self.intercept_scale, low=0, low_open=True, allow_none=True)
+        if scale is None:
+            scale = 0.01 if rule.schedule == "optimal" else 1.0
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError("callback must be callable or None")
+        settings = LogisticSettings(optimizer=rule, alpha=alpha, regularization=regularization,
+                                    batch_size=int(self.batch_size), shuffle=bool(self.shuffle),
+                                    fit_intercept=bool(self.fit_intercept), intercept_scale=scale)
+        return name, backend, options, settings
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, eval_set=None):
+        """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
+
+        eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
+        """
+        return self._fit(X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
+
+    def partial_fit(self, X, y, classes=None, eval_set=None):
+        """One pass over (X, y), continuing from the current model. ``classes`` is required on the
+        first call (both labels), as in scikit-learn."""
+        name, backend, _, _ = self._resolve()
+        if not backend.PARTIAL_FIT:
+            raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
+                             "in step); call fit with warm_start=True to continue a distributed fit")
+        first = None
+        if "_model" not in self.__dict__:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            first = np.unique(np.asarray(classes))
+            if first.shape[0] != 2:
+                raise ValueError(f"classes must hold exactly two labels, got {classes}")
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
+        return self._fit(X, y, eval_set, 1, continuing=True, first_classes=first)
+
+    def _fit(self, X, y, eval_set, epochs, continuing, first_classes=None):
+        name, backend, options, settings = self._resolve()
+        rule = settings.optimizer
+
+        def new_model(n_features, dtype, classes):
+            # the estimator holds the model from the start, so a callback reads the current coef_
+            self._model = LogisticState(n_features, dtype, classes, rule.name)
+            self.__dict__.pop("_mpi_worker", None)
+            return self._model
+
+        loop = EpochLoop(int(epochs), History.format_row, _divergence(rule),
+                         tol=self.tol, n_iter_no_change=int(self.n_iter_no_change), verbose=int(self.verbose),
+                         callback=self.callback)
+        run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
+                           continuing=continuing and "_model" in self.__dict__, options=options,
+                           first_classes=first_classes)
+        try:
+            model = backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings, loop, run)
+        finally:
+            self._report(name, settings, run.report)
+        if model is None:  # an MPI worker: rank 0 holds the model
+            self.__dict__.pop("_model", None)
+            self._mpi_worker = {"classes": run.report["classes"], "n_features": run.report["n_features"]}
+        return self
+
+    def _report(self, name, settings, report):
+        self.regularization_ = settings.regularization
+        self.optimizer_ = settings.optimizer
+        self.backend_ = name
+        for attr in ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats"):
+            if attr in report:
+                setattr(self, attr + "_", report[attr])
+
+    # ------------------------------------------------------------------ the model
+    def __sklearn_is_fitted__(self):
+        return "_model" in self.__dict__
+
+    def _model_attr(self, attr, public):
+        model = self.__dict__.get("_model")
+        if model is None:
+            raise AttributeError(f"{public}: " + self._not_fitted_reason())
+        return getattr(model, attr)
+
+    def _not_fitted_reason(self):
+        rank = self.__dict__.get("mpi_rank_")
+        if rank:
+            return f"this process is MPI worker rank {rank}; rank 0 holds the model"
+        return "this LogisticRegression is not fitted yet"
+
+    @property
+    def coef_(self):
+        return self._model_attr("coef", "coef_")
+
+    @property
+    def intercept_(self):
+        return self._model_attr("intercept", "intercept_")
+
+    @property
+    def classes_(self):
+        worker = self.__dict__.get("_mpi_worker")
+        return worker["classes"] if worker is not None else self._model_attr("classes", "classes_")
+
+    @property
+    def n_features_in_(self):
+        worker = self.__dict__.get("_mpi_worker")
+        return worker["n_features"] if worker is not None else self._model_attr("n_features", "n_features_in_")
+
+    t_ = property(lambda self: self._model_attr("t", "t_"), doc="updates applied since initialisation")
+    n_iter_ = property(lambda self: self._model_attr("n_iter", "n_iter_"), doc="epochs of the last fit")
+    history_ = property(lambda self: self._model_attr("history", "history_"), doc="one record per epoch")
+    staleness_ = property(lambda self: self._model_attr("staleness", "staleness_"), doc="delay statistics")
+
+    # ------------------------------------------------------------------ prediction
+    def decision_function(self, X):
+        """Margin ``w.x + b`` of each row; positive means ``classes_[1]``."""
+        check_is_fitted(self)
+        X = check_matrix(X, n_features=self.n_features_in_)
+        return np.asarray(X @ self.coef_[0].astype(X.dtype, copy=False)).ravel() + self.intercept_[0]
+
+    def predict_proba(self, X):
+        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n_samples, 2)."""
+        z = self.decision_function(X).astype(np.float64)
+        p = np.empty_like(z)
+        pos = z >= 0
+        p[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+        ez = np.exp(z[~pos])
+        p[~pos] = ez / (1.0 + ez)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(np.intp)]
+
+    def log_loss(self, X, y):
+        """Mean log-loss of the model on (X, y) (no regularisation term)."""
+        check_is_fitted(self)
+        X = check_matrix(X, n_features=self.n_features_in_)
+        ypm = self._model.signed(check_labels(y, X.shape[0]))
+        z = self.decision_function(X).astype(np.float64)
+        return float(np.mean(np.logaddexp(0.0, -ypm * z)))

@@ -1,0 +1,257 @@
+"""Model state: what a fit trains and what persists between fits, for each workload.
+
+A state object holds the model's arrays (in the layout the native core works on in place), its
+labels or priors, the step count, the staleness and the history. Backends train a state; an
+estimator owns one and reads its public attributes from it. Nothing here knows which backend
+trained it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln, psi
+
+from . import _core
+from ._checks import check_matrix, check_labels, native_csr
+from .history import History, Staleness
+
+_ALIGN = 64  # bytes: one cache line, so a 32/64-byte per-coordinate state never straddles two
+
+
+def aligned_zeros(n, dtype):
+    """Zero-filled 1-d array of ``n`` items whose data starts on a cache-line boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + _ALIGN, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % _ALIGN
+    return raw[offset:offset + n * dtype.itemsize].view(dtype)
+
+
+def state_dtype(rule, dtype):
+    """The numpy structured dtype of one coordinate's optimizer state (the C++ struct's layout)."""
+    lay = _core.state_layout(rule, np.dtype(dtype).name)
+    return np.dtype({k: lay[k] for k in ("names", "formats", "offsets", "itemsize")})
+
+
+def feature_counts(indices, n_features):
+    """The features present in a CSR index array and how many rows hold each (canonical CSR: one
+    entry per row and feature). Sorting costs O(nnz log nnz) and no O(n_features) pass, which
+    keeps partial_fit on small chunks of a huge feature space cheap; bincount's O(nnz + d) wins
+    when the matrix is not much sparser than its width."""
+    if indices.size * 16 >= n_features:
+        counts = np.bincount(indices, minlength=n_features)
+        present = np.flatnonzero(counts)
+        return present, counts[present]
+    return np.unique(indices, return_counts=True)
+
+
+class TrainingProgress:
+    """What every model counts: steps (the schedule's k), passes, training time, staleness, history."""
+
+    def __init__(self):
+        self.t = 0
+        self.n_iter = 0  # passes of the last fit
+        self.epochs_done = 0
+        self.train_time = 0.0  # cumulative, evaluation excluded
+        self.history = History()
+        self.staleness = Staleness()
+
+    def advance(self, native, seconds):
+        """After one native epoch: its update and staleness counters, one more pass."""
+        self.t += int(native["updates"])
+        self.staleness.add(native)
+        self.n_iter += 1
+        self.epochs_done += 1
+        self.train_time += seconds
+        self.changed()
+
+    def changed(self):
+        """The arrays were written: drop what was derived from them."""
+
+
+class LogisticState(TrainingProgress):
+    """A binary logistic regression model: one optimizer-state record per feature (the weight and
+    the rule's per-coordinate statistics, interleaved) and the intercept's last, 64-byte aligned.
+
+    rule : the optimizer's name (the record layout depends on it)
+    active : every feature any fit touched (the native code brings them up to date at segment ends;
+        the others are still zero)
+    """
+
+    def __init__(self, n_features, dtype, classes, rule):
+        super().__init__()
+        self.n_features = int(n_features)
+        self.dtype = np.dtype(dtype)
+        self.classes = classes
+        self.rule = rule
+        self.array = aligned_zeros(self.n_features + 1, state_dtype(rule, self.dtype))
+        self.seen = np.zeros(self.n_features, dtype=bool)
+        self.active = np.zeros(0, dtype=np.int32)
+        self._coef = None
+
+    # ------------------------------------------------------------------ continuing
+    def check_continuation(self, n_features, dtype, classes, rule):
+        """Raise unless data of this shape, dtype and labels can continue this model."""
+        if n_features != self.n_features:
+            raise ValueError(f"X has {n_features} features, but the model was fit with {self.n_features}")
+        if dtype != self.dtype:
+            raise ValueError(f"X has dtype {dtype}, but the model is {self.dtype}: continue with the same dtype"
+                             " (a GPU fit trains a float32 model)")
+        if rule != self.rule:
+            raise ValueError(f"optimizer changed from {self.rule!r} to {rule!r}; refit from scratch")
+        if not np.isin(classes, self.classes).all():
+            raise ValueError(f"y has labels {classes} outside the model's classes {self.classes}")
+        if self.array.ctypes.data % _ALIGN:  # e.g. after unpickling
+            aligned = aligned_zeros(self.array.shape[0], self.array.dtype)
+            aligned[...] = self.array
+            self.array = aligned
+
+    # ------------------------------------------------------------------ data in the model's terms
+    def signed(self, y, name="y"):
+        """y as -1.0 / +1.0 (classes[1] is +1); labels outside the classes raise."""
+        unknown = ~np.isin(y, self.classes)
+        if unknown.any():
+            raise ValueError(f"{name} has labels {np.unique(y[unknown])[:10]} outside the classes {self.classes}")
+        return np.where(y == self.classes[1], 1.0, -1.0)
+
+    def eval_data(self, eval_set, dtype):
+        """The validation pair in native form (CSR parts, shape, signed labels; X in ``dtype``), or None."""
+        if eval_set is None:
+            return None
+        if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
+            raise ValueError("eval_set must be a pair (X_val, y_val)")
+        Xv = check_matrix(eval_set[0], name="eval_set X", n_features=self.n_features)
+        if Xv.dtype != dtype:
+            Xv = Xv.astype(dtype)
+        yv = self.signed(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
+        return (native_csr(Xv), Xv.shape, yv)
+
+    def add_features(self, present, counts, n_rows, settings):
+        """Record the features a fit touches (present, with their row counts over its n_rows) in the
+        active list; with the sparse regulariser, n / d_j goes into the state records of rules that
+        keep it there or, returned, into a reg_scale array (the fit touches no other feature)."""
+        new = present[~self.seen[present]]
+        self.seen[new] = True
+        self.active = np.concatenate([self.active, new.astype(np.int32)])
+        if settings.regularization != "sparse":
+            return None
+        scale = n_rows / counts
+        if "reg" in self.array.dtype.names:
+            self.array["reg"][present] = scale
+            return None
+        reg_scale = np.zeros(self.n_features, dtype=self.dtype)
+        reg_scale[present] = scale
+        return reg_scale
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, Xn, shape, ypm, val, settings, n_threads):
+        """The record's model fields: training loss, accuracy and objective, and the validation pair's."""
+        loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.rule,
+                                                    settings.fit_intercept, n_threads)
+        n = shape[0]
+        sq = _core.squared_norm(self.array, self.active, self.rule, self.dtype.name)
+        rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
+               "objective": loss_sum / n + 0.5 * settings.alpha * sq, "val_loss": None, "val_accuracy": None}
+        if val is not None:
+            Xv, vshape, yv = val
+            vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self.array, self.rule, settings.fit_intercept,
+                                             n_threads)
+            rec["val_loss"] = vl / vshape[0]
+            rec["val_accuracy"] = vc / vshape[0]
+        return rec
+
+    # ------------------------------------------------------------------ the model
+    def changed(self):
+        self._coef = None
+
+    # coef is copied out of the interleaved optimizer state on first use after a fit rather than at
+    # the end of every fit: for AMSGrad on 2^24 features that copy reads 512 MiB, which would
+    # dominate partial_fit on small chunks.
+    @property
+    def coef(self):
+        if self._coef is None:
+            self._coef = np.ascontiguousarray(self.array["w"][:-1]).reshape(1, -1)
+        return self._coef
+
+    @property
+    def intercept(self):
+        return np.array([self.array["w"][-1]], dtype=self.array.dtype["w"])
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_coef"}
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._coef = None
+
+
+def check_counts(X, name="X", n_features=None, need_words=True):
+    """A document-word count matrix as canonical CSR with float64 counts (exact for any integer count
+    below 2^53), after checking that every count is a finite non-negative integer."""
+    X = check_matrix(X, name=name, n_features=n_features)
+    if X.dtype != np.float64:
+        X = X.astype(np.float64)
+    data = X.data
+    if data.size and data.min() < 0:
+        raise ValueError(f"{name} has negative counts (min {data.min():g}); LDA needs word counts >= 0")
+    if data.size and not np.array_equal(data, np.floor(data)):
+        bad = data[data != np.floor(data)][0]
+        raise ValueError(f"{name} has non-integer counts (e.g. {bad:g}); LDA models word counts: pass raw counts, "
+                         "not tf-idf or normalised frequencies")
+    if need_words and not data.any():
+        raise ValueError(f"{name} is an empty corpus: its {X.shape[0]} documents hold 0 words in total")
+    return X
+
+
+class LdaState(TrainingProgress):
+    """An LDA model: lambda stored word-major as mu = lambda - eta (V x K), with its K topic sums kept
+    by the native global steps, and the settings it was initialised with (its priors)."""
+
+    def __init__(self, n_features, settings, random_state):
+        """lambda_0 ~ Gamma(100, 1/100) per entry (Hoffman et al. 2010; scikit-learn draws the same
+        numbers from the same seed)."""
+        from sklearn.utils import check_random_state
+
+        super().__init__()
+        self.settings = settings
+        self.n_features = int(n_features)
+        K = settings.n_components
+        lam = check_random_state(random_state).gamma(100.0, 0.01, (K, self.n_features))
+        self.mu = np.ascontiguousarray(lam.T - settings.topic_word_prior)  # V x K
+        self.topic_mass = self.mu.sum(axis=0)
+
+    @property
+    def components(self):
+        """lambda, K x V."""
+        return (self.mu + self.settings.topic_word_prior).T
+
+    def finite(self):
+        return bool(np.isfinite(self.topic_mass).all())
+
+    # ------------------------------------------------------------------ inference, lambda fixed
+    def infer(self, X, n_threads, with_loglik):
+        """(gamma, per-document log-likelihood term or None) of validated counts X."""
+        return _core.lda_infer(*native_csr(X), X.shape[1], self.mu, self.topic_mass, self.settings.native_config(),
+                               n_threads, with_loglik)
+
+    def bound(self, X, n_threads):
+        """The variational bound of scikit-learn's ``_approx_bound(X, gamma, sub_sampling=False)``:
+        E_q[log p(docs | theta, beta)] + E_q[log p(theta | alpha) - log q(theta | gamma)]
+        + E_q[log p(beta | eta) - log q(beta | lambda)] (Hoffman et al. 2010, eq. 3), with gamma from
+        the E-step with lambda fixed."""
+        gamma, loglik = self.infer(X, n_threads, True)
+        s = self.settings
+        K, alpha, eta = s.n_components, s.doc_topic_prior, s.topic_word_prior
+        score = float(np.sum(loglik))
+        elog_theta = psi(gamma) - psi(gamma.sum(axis=1))[:, None]
+        score += float(np.sum((alpha - gamma) * elog_theta))
+        score += float(np.sum(gammaln(gamma) - gammaln(alpha)))
+        score += float(np.sum(gammaln(alpha * K) - gammaln(gamma.sum(axis=1))))
+        lam = self.mu + eta  # V x K
+        lam_sum = lam.sum(axis=0)
+        elog_beta = psi(lam) - psi(lam_sum)[None, :]
+        score += float(np.sum((eta - lam) * elog_beta))
+        score += float(np.sum(gammaln(lam) - gammaln(eta)))
+        score += float(np.sum(gammaln(eta * self.n_features) - gammaln(lam_sum)))
+        return score
+
+    def perplexity(self, X, n_threads):
+        return float(np.exp(-self.bound(X, n_threads) / X.data.sum()))
