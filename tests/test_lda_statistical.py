@@ -88,8 +88,12 @@ def test_lockstep_rounds_give_exact_staleness_and_still_learn():
     global steps have tau 1 and 0: max 1, mean exactly 1/2, whatever the scheduling; three on 1,490
     documents (496 / 497 / 497: 31 / 32 / 32 mini-batches) take 31 rounds of taus 0, 1, 2 and one of
     0, 1 with thread 0 only in the barriers. The round's racing global steps still fit the corpus:
-    perplexity within 10% of the one-thread fit's (measured 2%) and topic sums off by lost
-    writes only (measured 1e-2 and below)."""
+    perplexity within 30% of the one-thread fit's and topic sums off by lost writes only
+    (measured 1e-2 and below). Which thread's write lands first within a round is up to the
+    scheduler, and SVI's early steps decide which local optimum a fit reaches: over 25 lockstep
+    fits the ratio was 0.96-1.06 or, in about one fit in five, 1.16-1.17 (two topics merged; 1.21
+    after 3 epochs too), so a 10% bar failed by scheduling. A model that learned nothing scores
+    about the vocabulary size, 300, against 46 here."""
     X, _ = lda_corpus(n_docs=1500, n_words=300, n_topics=5, doc_len=60, seed=1)
     kw = dict(n_components=5, batch_size=16, epochs=1, random_state=0, train_perplexity_docs=0)
     free = asyncopt.LDA(**kw, n_threads=1).fit(X)
@@ -113,7 +117,7 @@ def test_lockstep_rounds_give_exact_staleness_and_still_learn():
 
     best = free.perplexity(X)
     for lda in (two, three):
-        assert lda.perplexity(X) <= 1.1 * best, (lda.perplexity(X), best)
+        assert lda.perplexity(X) <= 1.3 * best, (lda.perplexity(X), best)
         assert lda.history_[-1]["topic_mass_drift"] < 0.05
 
 
