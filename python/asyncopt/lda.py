@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends
+from ._estimator import BackendEstimator
 from ._checks import check_int, check_real, resolve_n_threads
 from .history import format_epoch
 from .settings import LdaSettings
@@ -35,7 +36,7 @@ def _divergence(model, rec):
             "counts and priors, or raise learning_offset")
 
 
-class LDA(TransformerMixin, BaseEstimator):
+class LDA(BackendEstimator, TransformerMixin, BaseEstimator):
     """Latent Dirichlet allocation by lock-free parallel stochastic variational inference.
 
     Stochastic variational inference (Hoffman, Blei, Wang, Paisley 2013, Alg. 1; the online VB of
@@ -184,12 +185,13 @@ class LDA(TransformerMixin, BaseEstimator):
         eval_set : count matrix of held-out documents, optional; its perplexity goes into every
             history record (``perplexity``).
         """
-        return self._fit(X, eval_set, self.epochs, continuing=False)
+        return self._fit(self._resolve(), X, eval_set, self.epochs, continuing=False)
 
     def partial_fit(self, X, y=None, eval_set=None):
         """One pass of parallel SVI over the documents of X, continuing from the current lambda, with
         D = ``total_samples`` in the D/|B| rescaling (as scikit-learn's partial_fit)."""
-        name, backend, _, settings = self._resolve()
+        resolved = self._resolve()
+        name, backend, _, settings = resolved
         if not backend.PARTIAL_FIT:
             raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
                              "in step); fit runs DPSVI over the whole corpus")
@@ -200,14 +202,13 @@ class LDA(TransformerMixin, BaseEstimator):
             if changed:
                 raise ValueError(f"{' and '.join(changed)} changed since the model was initialised; call fit to "
                                  "start over")
-        return self._fit(X, eval_set, 1, continuing=True, total_samples=float(self.total_samples))
+        return self._fit(resolved, X, eval_set, 1, continuing=True, total_samples=float(self.total_samples))
 
-    def _fit(self, X, eval_set, epochs, continuing, total_samples=None):
-        name, backend, options, settings = self._resolve()
+    def _fit(self, resolved, X, eval_set, epochs, continuing, total_samples=None):
+        name, backend, options, settings = resolved
 
         def new_model(n_features):
-            self._model = LdaState(n_features, settings, self.random_state)
-            return self._model
+            return self._hold(LdaState(n_features, settings, self.random_state))
 
         model = self.__dict__.get("_model")
         if model is not None and continuing:
@@ -217,50 +218,19 @@ class LDA(TransformerMixin, BaseEstimator):
         run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
                            continuing=continuing and model is not None, total_samples=total_samples, options=options,
                            train_perplexity_docs=int(self.train_perplexity_docs))
-        try:
-            out = backend.fit_lda(model, X, eval_set, settings, loop, run)
-        finally:
-            self.backend_ = name
-            for attr in ("n_threads", "mpi_rank", "mpi_stats"):
-                if attr in run.report:
-                    setattr(self, attr + "_", run.report[attr])
-        if out is None:  # an MPI worker: rank 0 holds the model
-            self.__dict__.pop("_model", None)
-            self._mpi_worker = {"n_features": run.report["n_features"]}
-        return self
+        return self._train(name, lambda: backend.fit_lda(model, X, eval_set, settings, loop, run), run)
 
     # ------------------------------------------------------------------ the model
-    def __sklearn_is_fitted__(self):
-        return "_model" in self.__dict__
-
-    def _model_attr(self, attr, public):
-        model = self.__dict__.get("_model")
-        if model is None:
-            rank = self.__dict__.get("mpi_rank_")
-            reason = (f"this process is MPI worker rank {rank}; rank 0 holds the model" if rank else
-                      "this LDA is not fitted yet")
-            raise AttributeError(f"{public}: {reason}")
-        return getattr(model, attr)
-
     @property
     def components_(self):
         """lambda, shape (n_components, n_features): the topic-word variational Dirichlet parameters
         (rows are unnormalised topics, as scikit-learn's ``components_``)."""
         return self._model_attr("components", "components_")
 
-    @property
-    def n_features_in_(self):
-        worker = self.__dict__.get("_mpi_worker")
-        return worker["n_features"] if worker is not None else self._model_attr("n_features", "n_features_in_")
-
     doc_topic_prior_ = property(lambda self: self._model_attr("settings", "doc_topic_prior_").doc_topic_prior,
                                 doc="alpha in use")
     topic_word_prior_ = property(lambda self: self._model_attr("settings", "topic_word_prior_").topic_word_prior,
                                  doc="eta in use")
-    t_ = property(lambda self: self._model_attr("t", "t_"), doc="global steps applied since initialisation")
-    n_iter_ = property(lambda self: self._model_attr("n_iter", "n_iter_"), doc="epochs of the last fit")
-    history_ = property(lambda self: self._model_attr("history", "history_"), doc="one record per epoch")
-    staleness_ = property(lambda self: self._model_attr("staleness", "staleness_"), doc="delay statistics")
 
     # ------------------------------------------------------------------ inference
     def _n_threads_now(self):

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends, optim
+from ._estimator import BackendEstimator
 from ._checks import check_int, check_labels, check_matrix, check_real
 from .history import History
 from .settings import LogisticSettings
@@ -42,7 +43,7 @@ def _divergence(optimizer):
     return check
 
 
-class LogisticRegression(ClassifierMixin, BaseEstimator):
+class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     """Binary logistic regression on sparse data, trained by lock-free (Hogwild!) SGD or AMSGrad.
 
     Minimises ``mean_i log(1 + exp(-y_i (w.x_i + b))) + alpha/2 ||w||^2`` with ``n_threads`` threads
@@ -215,12 +216,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
         """
-        return self._fit(X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
+        return self._fit(self._resolve(), X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
 
     def partial_fit(self, X, y, classes=None, eval_set=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""
-        name, backend, _, _ = self._resolve()
+        resolved = self._resolve()
+        name, backend, _, _ = resolved
         if not backend.PARTIAL_FIT:
             raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
                              "in step); call fit with warm_start=True to continue a distributed fit")
@@ -233,17 +235,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"classes must hold exactly two labels, got {classes}")
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
-        return self._fit(X, y, eval_set, 1, continuing=True, first_classes=first)
+        return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first)
 
-    def _fit(self, X, y, eval_set, epochs, continuing, first_classes=None):
-        name, backend, options, settings = self._resolve()
+    def _fit(self, resolved, X, y, eval_set, epochs, continuing, first_classes=None):
+        name, backend, options, settings = resolved
         rule = settings.optimizer
 
         def new_model(n_features, dtype, classes):
-            # the estimator holds the model from the start, so a callback reads the current coef_
-            self._model = LogisticState(n_features, dtype, classes, rule.name)
-            self.__dict__.pop("_mpi_worker", None)
-            return self._model
+            return self._hold(LogisticState(n_features, dtype, classes, rule.name))
 
         loop = EpochLoop(int(epochs), History.format_row, _divergence(rule),
                          tol=self.tol, n_iter_no_change=int(self.n_iter_no_change), verbose=int(self.verbose),
@@ -251,39 +250,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
                            continuing=continuing and "_model" in self.__dict__, options=options,
                            first_classes=first_classes)
-        try:
-            model = backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings, loop, run)
-        finally:
-            self._report(name, settings, run.report)
-        if model is None:  # an MPI worker: rank 0 holds the model
-            self.__dict__.pop("_model", None)
-            self._mpi_worker = {"classes": run.report["classes"], "n_features": run.report["n_features"]}
-        return self
-
-    def _report(self, name, settings, report):
         self.regularization_ = settings.regularization
         self.optimizer_ = settings.optimizer
-        self.backend_ = name
-        for attr in ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats"):
-            if attr in report:
-                setattr(self, attr + "_", report[attr])
+        return self._train(name, lambda: backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings,
+                                                               loop, run), run)
 
     # ------------------------------------------------------------------ the model
-    def __sklearn_is_fitted__(self):
-        return "_model" in self.__dict__
-
-    def _model_attr(self, attr, public):
-        model = self.__dict__.get("_model")
-        if model is None:
-            raise AttributeError(f"{public}: " + self._not_fitted_reason())
-        return getattr(model, attr)
-
-    def _not_fitted_reason(self):
-        rank = self.__dict__.get("mpi_rank_")
-        if rank:
-            return f"this process is MPI worker rank {rank}; rank 0 holds the model"
-        return "this LogisticRegression is not fitted yet"
-
     @property
     def coef_(self):
         return self._model_attr("coef", "coef_")
@@ -294,18 +266,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     @property
     def classes_(self):
-        worker = self.__dict__.get("_mpi_worker")
-        return worker["classes"] if worker is not None else self._model_attr("classes", "classes_")
-
-    @property
-    def n_features_in_(self):
-        worker = self.__dict__.get("_mpi_worker")
-        return worker["n_features"] if worker is not None else self._model_attr("n_features", "n_features_in_")
-
-    t_ = property(lambda self: self._model_attr("t", "t_"), doc="updates applied since initialisation")
-    n_iter_ = property(lambda self: self._model_attr("n_iter", "n_iter_"), doc="epochs of the last fit")
-    history_ = property(lambda self: self._model_attr("history", "history_"), doc="one record per epoch")
-    staleness_ = property(lambda self: self._model_attr("staleness", "staleness_"), doc="delay statistics")
+        return self._known_to_workers("classes", "classes_")
 
     # ------------------------------------------------------------------ prediction
     def decision_function(self, X):
