@@ -13,7 +13,7 @@ def dloss(z, y):
 def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9, beta2=0.999,
                        eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1, epochs=1,
                        fit_intercept=True, intercept_scale=1.0, batches=None):
-    """Dense mini-batch SGD / AMSGrad on mean log-loss + alpha/2 ||w||^2; returns (w, b).
+    """Dense mini-batch SGD / AMSGrad / AdaGrad / Adam on mean log-loss + alpha/2 ||w||^2; returns (w, b).
 
     X: scipy CSR (its stored entries define which features a row 'contains' for the sparse
     regulariser), y in {-1, +1}. batches: the row arrays of the successive updates; by default
@@ -30,6 +30,7 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
     m = np.zeros(d + 1)
     v = np.zeros(d + 1)
     vhat = np.zeros(d + 1)
+    G = np.zeros(d + 1)  # AdaGrad's sum of squared gradients
     k = 0
     if batches is None:
         batches = [np.arange(start, min(start + batch_size, n)) for _ in range(epochs)
@@ -52,12 +53,15 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
             rho[:d] = 1.0 - eta * alpha
         if optimizer == "sgd":
             w = rho * w - step * eta * g
+        elif optimizer == "adagrad":
+            G = G + g * g
+            w = rho * w - step * eta * g / (np.sqrt(G) + eps)
         else:
             a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
             vhat = np.maximum(vhat, v)
-            w = rho * w - step * a * m / (np.sqrt(vhat) + eps)
+            w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
         if not fit_intercept:
             w[d] = 0.0
     return w[:d], w[d]

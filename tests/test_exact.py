@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import asyncopt
+from asyncopt import optim
 from conftest import sparse_problem
 from reference import logistic_reference
 
@@ -29,9 +30,10 @@ AMS_CASES = [
 
 
 def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, bias_correction=False,
-             fit_intercept=True, learning_rate=None):
-    X, y = sparse_problem(dtype=dtype)
+             fit_intercept=True, learning_rate=None, problem=None):
+    X, y = problem or sparse_problem(dtype=dtype)
     lr = learning_rate or (0.5 if optimizer == "sgd" else 0.05)
+    rule = optim.get(optimizer)  # its defaults (eps) for the reference
     clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=lr, schedule=schedule,
                                       bias_correction=bias_correction, batch_size=batch_size, epochs=epochs,
                                       shuffle=False, n_threads=1, fit_intercept=fit_intercept, **case)
@@ -41,7 +43,7 @@ def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, 
     w, b = logistic_reference(X, y, optimizer=optimizer, learning_rate=lr, schedule=schedule,
                               bias_correction=bias_correction, alpha=case["alpha"], regularization=reg,
                               batch_size=batch_size, epochs=epochs, fit_intercept=fit_intercept,
-                              intercept_scale=scale)
+                              intercept_scale=scale, eps=getattr(rule, "eps", 1e-8))
     return clf, w, b
 
 
@@ -67,7 +69,59 @@ def test_amsgrad_matches_dense_reference(case, batch_size, schedule, bias_correc
     np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+@pytest.mark.parametrize("case,batch_size,schedule", combos(AMS_CASES, [1, 8], SCHEDULES))
+def test_adagrad_matches_dense_reference(case, batch_size, schedule):
+    clf, w, b = fit_both("adagrad", case, batch_size, schedule)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("case,batch_size,schedule,bias_correction", combos(AMS_CASES, [1, 8], SCHEDULES, [False, True]))
+def test_adam_matches_dense_reference(case, batch_size, schedule, bias_correction):
+    clf, w, b = fit_both("adam", case, batch_size, schedule, bias_correction=bias_correction)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("case,schedule,bias_correction", [(AMS_CASES[0], "constant", False),
+                                                           (AMS_CASES[1], "invsqrt", True),
+                                                           (AMS_CASES[2], "constant", True)])
+def test_adam_catch_up_beyond_its_horizon_is_exact(case, schedule, bias_correction):
+    """Adam's lazy catch-up sums at most series_horizon terms (430 with the default betas and bias
+    correction): features idle for thousands of steps must still land on the dense result."""
+    X, y = sparse_problem(n=3000, d=3000, nnz_per_row=3, seed=5)
+    csc = X.tocsc()  # rows holding each feature, sorted: the longest idle stretch within an epoch
+    longest = max(np.diff(np.r_[-1, csc.indices[csc.indptr[j]:csc.indptr[j + 1]], X.shape[0]]).max()
+                  for j in range(X.shape[1]) if csc.indptr[j + 1] > csc.indptr[j])
+    sc = optim.Adam(learning_rate=0.05, bias_correction=bias_correction).step_config(0.0, "none")
+    assert longest > 2 * asyncopt._core.series_horizon(sc), "the problem must leave features idle past the horizon"
+    clf, w, b = fit_both("adam", case, 1, schedule, bias_correction=bias_correction, epochs=2, problem=(X, y))
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+def test_adam_series_horizon_bounds_the_truncated_tail():
+    """The horizon is the least n whose tail bound falls below 2^-54, and it grows with beta1/sqrt(beta2)."""
+    from asyncopt import _core
+
+    def horizon(**kw):
+        return _core.series_horizon(optim.Adam(learning_rate=0.01, **kw).step_config(0.0, "none"))
+
+    r = 0.9 / np.sqrt(0.999)
+    n = horizon(bias_correction=False)
+    assert r ** n / (1 - r) < 2.0 ** -54 <= r ** (n - 1) / (1 - r)
+    assert horizon(bias_correction=True) > n
+    assert horizon(beta1=0.5, bias_correction=False) < n / 3
+    sc = optim.Adam(learning_rate=0.01).step_config(0.0, "none")
+    sc.beta1 = 0.9999
+    with pytest.raises(ValueError, match="sqrt\\(beta2\\)"):
+        _core.series_horizon(sc)
+
+
+ALL_RULES = list(optim.names())
+
+
+@pytest.mark.parametrize("optimizer", ALL_RULES)
 def test_without_intercept_matches_reference(optimizer):
     case = dict(alpha=0.05, regularization="auto")
     clf, w, b = fit_both(optimizer, case, 4, "constant", fit_intercept=False)
@@ -75,7 +129,7 @@ def test_without_intercept_matches_reference(optimizer):
     np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+@pytest.mark.parametrize("optimizer", ALL_RULES)
 def test_float32_stays_float32_and_close_to_reference(optimizer):
     case = dict(alpha=0.05, regularization="auto")
     clf, w, b = fit_both(optimizer, case, 1, "constant", dtype=np.float32)
@@ -92,7 +146,7 @@ def test_beta1_zero_matches_reference():
     np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+@pytest.mark.parametrize("optimizer", ALL_RULES)
 def test_partial_fit_continues_exactly(optimizer):
     """Three partial_fit calls == one three-epoch fit: the step clock and the state carry over."""
     X, y = sparse_problem()
@@ -105,7 +159,7 @@ def test_partial_fit_continues_exactly(optimizer):
     np.testing.assert_allclose(inc.coef_, full.coef_, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+@pytest.mark.parametrize("optimizer", ALL_RULES)
 def test_one_thread_is_bit_reproducible_with_shuffling(optimizer):
     X, y = sparse_problem()
     kw = dict(optimizer=optimizer, epochs=3, n_threads=1, random_state=42, alpha=0.01)

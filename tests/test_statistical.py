@@ -4,7 +4,7 @@ data (test log-loss within 1% of the batch solver's), which a broken update cann
 Free-running threads overlap as the OS schedules them (two threads time-sliced on one busy core may
 not overlap at all), so those tests assert only what scheduling cannot change: every update
 counted once, the quality reached. The staleness the driver measures is checked exactly in
-lockstep rounds (EpochConfig.lockstep, csrc/asyncopt/hogwild.hpp), where it does not depend on
+lockstep rounds (EpochConfig.lockstep, csrc/asyncopt/threads/hogwild.hpp), where it does not depend on
 scheduling."""
 import contextlib
 import os
@@ -105,10 +105,11 @@ def check_staleness(st, expected):
     np.testing.assert_array_equal(st.histogram, expected["histogram"])
 
 
-@pytest.mark.parametrize("optimizer,learning_rate", [("sgd", 0.5), ("amsgrad", 0.03)])
-def test_two_threads_reach_optimum_on_a9a(a9a, optimizer, learning_rate):
+@pytest.mark.parametrize("optimizer,learning_rate,schedule", [
+    ("sgd", 0.5, "invsqrt"), ("amsgrad", 0.03, "invsqrt"), ("adagrad", None, "constant"), ("adam", 0.03, "invsqrt")])
+def test_two_threads_reach_optimum_on_a9a(a9a, optimizer, learning_rate, schedule):
     X, y, Xt, yt, _ = a9a
-    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=learning_rate, schedule="invsqrt",
+    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=learning_rate, schedule=schedule,
                                       alpha=ALPHA, epochs=10, n_threads=2, random_state=0)
     clf.fit(X, y, eval_set=(Xt, yt))
     check_near_optimum(clf, a9a)
@@ -123,9 +124,11 @@ def test_two_threads_sgd_reach_optimum_on_news20(news20):
     check_near_optimum(clf, news20)
 
 
-def test_two_threads_amsgrad_reach_optimum_on_news20(news20):
+@pytest.mark.parametrize("optimizer,learning_rate,epochs", [("amsgrad", 0.002, 10), ("adagrad", 0.3, 10),
+                                                            ("adam", 0.001, 15)])
+def test_two_threads_adaptive_rules_reach_optimum_on_news20(news20, optimizer, learning_rate, epochs):
     X, y, Xt, yt, _ = news20
-    clf = asyncopt.LogisticRegression(optimizer="amsgrad", learning_rate=0.002, alpha=ALPHA, epochs=10,
+    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=learning_rate, alpha=ALPHA, epochs=epochs,
                                       n_threads=2, random_state=0)
     clf.fit(X, y, eval_set=(Xt, yt))
     check_near_optimum(clf, news20)

@@ -150,6 +150,23 @@ def test_lower_layers_import_only_what_is_below(layer, allowed):
     assert import_graph()[layer] <= allowed
 
 
+def test_the_core_stub_declares_every_public_name_of_the_compiled_module():
+    """python/asyncopt/_core.pyi is the compiled module's documented face: nothing bound is missing."""
+    from asyncopt import _core
+
+    stub = ast.parse((PACKAGE / "_core.pyi").read_text())
+    declared = set()
+    for node in ast.walk(stub):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            declared.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared.add(node.target.id)
+    public = {n for n in dir(_core) if not n.startswith("_")}
+    assert public - declared == set()
+    emulator = {n for n in dir(_core.gpu_emulator) if not n.startswith("_")}
+    assert emulator - declared == set()
+
+
 if __name__ == "__main__":
     for mod, edges in sorted(import_graph().items()):
         print(mod, "->", ", ".join(sorted(edges)) or "-")

@@ -67,7 +67,7 @@ def test_malformed_X_rejected(X, match):
     (dict(batch_size=0), "batch_size"), (dict(batch_size=-3), "batch_size"), (dict(batch_size=2.5), "batch_size"),
     (dict(n_threads=0), "n_threads"), (dict(n_threads=-1), "n_threads"), (dict(epochs=0), "epochs"),
     (dict(learning_rate=0.0), "learning_rate"), (dict(learning_rate=-1.0), "learning_rate"),
-    (dict(learning_rate=np.nan), "learning_rate"), (dict(optimizer="adam"), "optimizer"),
+    (dict(learning_rate=np.nan), "learning_rate"), (dict(optimizer="rmsprop"), "optimizer"), (dict(optimizer="adam", beta1=0.9995), "sqrt\\(beta2\\)"),
     (dict(schedule="1/t"), "schedule"), (dict(schedule="optimal", alpha=0.0), "needs alpha > 0"),
     (dict(optimizer="amsgrad", beta1=1.0), "beta1"),
     (dict(optimizer="amsgrad", beta2=-0.1), "beta2"), (dict(optimizer="amsgrad", eps=0.0), "eps"),
@@ -209,7 +209,7 @@ def test_native_layer_refuses_converting_copies(data):
     clf = fit(X, y)
     Xn = (np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int32), X.data)
     common = dict(n_features=50, y=np.where(y > 0, 1.0, -1.0), reg_scale=None,
-                  active=np.arange(50, dtype=np.int32), optimizer="sgd", steps=_core.StepConfig(),
+                  active=np.arange(50, dtype=np.int32), rule=_core.Rule.sgd, steps=_core.StepConfig(),
                   config=_core.LogisticConfig())
     with pytest.raises((ValueError, TypeError)):
         _core.logistic_epoch(*Xn, perm=np.arange(200, dtype=np.int32), state=clf._model.array, **common)
@@ -222,11 +222,15 @@ def test_native_layer_refuses_converting_copies(data):
 
 
 def test_state_layout_matches_native_struct():
-    for opt, fields in [("sgd", ["w"]), ("amsgrad", ["w", "m", "v", "vhat", "d", "reg", "stamp"])]:
+    # itemsize in units of the precision: SGD one weight; the stamped rules a power of two of them so
+    # that a state never straddles two cache lines
+    for opt, fields, words in [("sgd", ["w"], 1), ("amsgrad", ["w", "m", "v", "vhat", "d", "reg", "stamp"], 8),
+                               ("adagrad", ["w", "G", "reg", "stamp"], 4), ("adam", ["w", "m", "v", "reg", "stamp"], 8)]:
         for dt, size in [("float32", 4), ("float64", 8)]:
-            lay = _core.state_layout(opt, dt)
+            lay = _core.state_layout(getattr(_core.Rule, opt), dt)
             assert lay["names"] == fields
-            assert lay["itemsize"] == (size if opt == "sgd" else 8 * size)
+            assert lay["itemsize"] == words * size
+            assert lay["formats"][-1] == ("<u4" if opt != "sgd" else f"<f{size}")
 
 
 def test_build_info():
@@ -317,16 +321,16 @@ class TestMpiSettings:
         clf = asyncopt.LogisticRegression(epochs=1, n_threads=1).fit(*sparse_problem(n=20, d=30))
         sc = _core.StepConfig()
         sc.learning_rate = 0.1
-        m = _core.ServerModel(clf._model.array, 30, "sgd", "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
+        m = _core.ServerModel(clf._model.array, 30, _core.Rule.sgd, "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
         with pytest.raises(ValueError, match=r"slot must be in \[0, 2\)"):
             m.reset(2)
         with pytest.raises(ValueError, match="out-of-range feature"):
             m.apply(np.array([30], np.int32), np.ones(1), 0.0)
         with pytest.raises(ValueError, match="out-of-range feature"):
             m.read(np.array([-1], np.int32), np.zeros(1))
-        with pytest.raises(ValueError, match="needs optimizer 'sgd' without exact L2"):
+        with pytest.raises(ValueError, match="needs an additive rule"):
             sc.decay = 0.01
-            _core.ServerModel(clf._model.array, 30, "sgd", "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
+            _core.ServerModel(clf._model.array, 30, _core.Rule.sgd, "float64", sc, 0, True, 1.0, np.zeros(0, np.int32), n_slots=2)
 
     def test_partial_fit_is_refused(self):
         X, y = sparse_problem(n=20, d=30)

@@ -10,8 +10,8 @@
 #include <limits>
 #include <string>
 
-#include "asyncopt/epoch_plan.hpp"
-#include "asyncopt/sparse.hpp"
+#include "asyncopt/core/epoch_plan.hpp"
+#include "asyncopt/core/sparse.hpp"
 
 namespace asyncopt_bindings {
 

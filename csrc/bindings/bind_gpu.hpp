@@ -13,8 +13,7 @@
 
 #include "arrays.hpp"
 #include "asyncopt/gpu/engine.hpp"
-#include "asyncopt/optim/amsgrad.hpp"
-#include "asyncopt/optim/sgd.hpp"
+#include "asyncopt/optim/rules.hpp"
 
 namespace asyncopt_bindings {
 
@@ -26,7 +25,8 @@ struct GpuBackend {
     std::function<std::unique_ptr<asyncopt::GpuDataset>(const int64_t*, const int32_t*, const float*, const double*,
                                                         int64_t, int64_t, int)>
         dataset_from_host;
-    std::function<std::unique_ptr<asyncopt::LogisticEngine>(const asyncopt::GpuDataset&, bool, const void*,
+    std::function<std::unique_ptr<asyncopt::LogisticEngine>(const asyncopt::GpuDataset&, asyncopt::RuleKind,
+                                                            const void*,
                                                             const float*, const int32_t*, int64_t, const int64_t*,
                                                             int64_t, const asyncopt::StepConfig&,
                                                             const asyncopt::GpuLogisticConfig&)>
@@ -44,8 +44,16 @@ struct PyLogisticEngine {
     std::unique_ptr<asyncopt::LogisticEngine> engine;
     int device;
     int64_t n_cols;
-    bool amsgrad;
+    asyncopt::RuleKind rule;
 };
+
+// The state array of `rule`'s float32 model with n_cols + 1 coordinates, checked.
+inline void* gpu_state(asyncopt::RuleKind rule, const py::array& state, int64_t n_cols, bool writable) {
+    return asyncopt::visit_state<float>(rule, [&](auto tag) {
+        using State = typename decltype(tag)::type;
+        return static_cast<void*>(checked<State>(state, "state", {n_cols + 1}, writable, 'V'));
+    });
+}
 
 inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
     auto be = std::make_shared<GpuBackend>(std::move(backend));
@@ -95,23 +103,16 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
             "The row offsets, copied to the host (8 bytes per row; the nonzeros stay on the executor).");
 
     py::class_<PyLogisticEngine>(m, "LogisticEngine", py::module_local(),
-                                 "Hogwild! SGD / AMSGrad for logistic regression on one executor (gpu/engine.hpp)")
-        .def(py::init([be](const PyGpuDataset& data, const std::string& optimizer, py::array state,
+                                 "Hogwild! logistic regression under any update rule on one executor (gpu/engine.hpp)")
+        .def(py::init([be](const PyGpuDataset& data, asyncopt::RuleKind rule, py::array state,
                            py::object reg_scale, py::array active, py::array perm, const asyncopt::StepConfig& sc,
                            const asyncopt::GpuLogisticConfig& cfg) {
-                 if (optimizer != "sgd" && optimizer != "amsgrad")
-                     throw py::value_error("optimizer must be 'sgd' or 'amsgrad', got '" + optimizer + "'");
-                 const bool amsgrad = optimizer == "amsgrad";
                  if (cfg.workers < 1) throw py::value_error("workers must be >= 1");
                  if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
                  if (cfg.batch_size > 1 && cfg.max_batch_nnz < 1)
                      throw py::value_error("max_batch_nnz must bound a mini-batch's nonzeros when batch_size > 1");
                  const int64_t d = data.data->n_cols();
-                 const void* st = amsgrad
-                                      ? static_cast<const void*>(checked<asyncopt::AmsgradState<float>>(
-                                            state, "state", {d + 1}, false, 'V'))
-                                      : static_cast<const void*>(
-                                            checked<asyncopt::SgdState<float>>(state, "state", {d + 1}, false, 'V'));
+                 const void* st = gpu_state(rule, state, d, false);
                  const float* rs = nullptr;
                  if (!reg_scale.is_none()) rs = checked<float>(py::array(reg_scale), "reg_scale", {d}, false);
                  const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
@@ -127,10 +128,10 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
                  py::gil_scoped_release nogil;
                  be->use_device(data.device);
                  return PyLogisticEngine{
-                     be->logistic_engine(*data.data, amsgrad, st, rs, act, n_active, pm, n, sc, cfg), data.device, d,
-                     amsgrad};
+                     be->logistic_engine(*data.data, rule, st, rs, act, n_active, pm, n, sc, cfg), data.device, d,
+                     rule};
              }),
-             py::arg("data"), py::arg("optimizer"), py::arg("state"), py::arg("reg_scale"), py::arg("active"),
+             py::arg("data"), py::arg("rule"), py::arg("state"), py::arg("reg_scale"), py::arg("active"),
              py::arg("perm"), py::arg("steps"), py::arg("config"), py::keep_alive<1, 2>(),
              "Upload the model (state, reg_scale, active features) and the visiting order; keeps `data` alive.")
         .def(
@@ -171,10 +172,7 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
         .def(
             "download_state",
             [be](PyLogisticEngine& e, py::array state) {
-                void* p = e.amsgrad ? static_cast<void*>(checked<asyncopt::AmsgradState<float>>(
-                                          state, "state", {e.n_cols + 1}, true, 'V'))
-                                    : static_cast<void*>(checked<asyncopt::SgdState<float>>(
-                                          state, "state", {e.n_cols + 1}, true, 'V'));
+                void* p = gpu_state(e.rule, state, e.n_cols, true);
                 py::gil_scoped_release nogil;
                 be->use_device(e.device);
                 e.engine->download_state(p, e.engine->state_bytes());

@@ -30,10 +30,10 @@ void bind_gpu_emulator(py::module_& m) {
                               int64_t n_rows, int64_t n_cols, int /*device*/) -> std::unique_ptr<GpuDataset> {
         return ExecCsr<HostExec>::from_host(indptr, indices, data, y, n_rows, n_cols);
     };
-    be.logistic_engine = [](const GpuDataset& data, bool amsgrad, const void* state, const float* reg_scale,
+    be.logistic_engine = [](const GpuDataset& data, RuleKind kind, const void* state, const float* reg_scale,
                             const int32_t* active, int64_t n_active, const int64_t* perm, int64_t n,
                             const StepConfig& sc, const GpuLogisticConfig& cfg) {
-        return make_logistic_engine<HostExec>(data, amsgrad, state, reg_scale, active, n_active, perm, n, sc, cfg);
+        return make_logistic_engine<HostExec>(data, kind, state, reg_scale, active, n_active, perm, n, sc, cfg);
     };
     be.use_device = [](int) {};
     asyncopt_bindings::bind_gpu_backend(em, std::move(be));

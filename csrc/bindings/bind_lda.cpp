@@ -1,4 +1,4 @@
-// pybind11 glue for LDA (csrc/asyncopt/train_lda.hpp): array checks, GIL release. No logic.
+// pybind11 glue for LDA (csrc/asyncopt/threads/lda.hpp): array checks, GIL release. No logic.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "asyncopt/sparse.hpp"
-#include "asyncopt/server_lda.hpp"
-#include "asyncopt/train_lda.hpp"
+#include "asyncopt/core/sparse.hpp"
+#include "asyncopt/server/lda.hpp"
+#include "asyncopt/threads/lda.hpp"
 #include "arrays.hpp"
 
 namespace py = pybind11;
@@ -165,7 +165,7 @@ int64_t batch_stats(py::array indptr, py::array indices, py::array data, int64_t
 }  // namespace
 
 void bind_lda(py::module_& m) {
-    py::class_<LdaConfig, EpochConfig>(m, "LdaConfig", "Driver settings plus SVI constants (train_lda.hpp)")
+    py::class_<LdaConfig, EpochConfig>(m, "LdaConfig", "Driver settings plus SVI constants (threads/lda.hpp)")
         .def(py::init<>())
         .def_readwrite("n_components", &LdaConfig::n_components)
         .def_readwrite("doc_topic_prior", &LdaConfig::doc_topic_prior)
@@ -178,7 +178,7 @@ void bind_lda(py::module_& m) {
 
     py::class_<LdaServerHandle>(m, "LdaServerModel",
                                 "The parameter server's LDA model: SVI's global step applied one message at a time "
-                                "to mu and topic_mass in place (csrc/asyncopt/server_lda.hpp).")
+                                "to mu and topic_mass in place (csrc/asyncopt/server/lda.hpp).")
         .def(py::init(&make_lda_server), py::arg("mu").noconvert(), py::arg("topic_mass").noconvert(),
              py::arg("config"), py::arg("k0"))
         .def_property_readonly("steps", [](const LdaServerHandle& h) { return h.model->steps(); })

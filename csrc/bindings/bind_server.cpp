@@ -7,10 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "asyncopt/optim/amsgrad.hpp"
-#include "asyncopt/optim/sgd.hpp"
-#include "asyncopt/server.hpp"
-#include "asyncopt/train_logistic.hpp"
+#include "asyncopt/optim/rules.hpp"
+#include "asyncopt/server/logistic.hpp"
+#include "asyncopt/problems/logistic.hpp"
 #include "arrays.hpp"
 
 namespace py = pybind11;
@@ -80,36 +79,22 @@ std::unique_ptr<ServerHandle> make_typed(const py::array& state, int64_t n_featu
     return h;
 }
 
-template <class T>
-std::unique_ptr<ServerHandle> make_for(bool amsgrad, const py::array& state, int64_t d, const StepConfig& sc,
-                                       uint64_t k0, bool fi, double is, const py::array& active, int n_slots) {
-    const bool tabled = sc.schedule != Schedule::constant || (amsgrad && sc.bias_correction);
-    if (amsgrad)
-        return tabled ? make_typed<T, AmsgradRule<T, TabledSteps>, TabledSteps>(state, d, sc, k0, fi, is, active, n_slots)
-                      : make_typed<T, AmsgradRule<T, ConstantSteps>, ConstantSteps>(state, d, sc, k0, fi, is, active,
-                                                                                   n_slots);
-    if (sc.decay == 0)
-        return make_typed<T, SgdRule<T, ConstantSteps, false>, ConstantSteps>(state, d, sc, k0, fi, is, active,
-                                                                             n_slots);
-    return tabled ? make_typed<T, SgdRule<T, TabledSteps, true>, TabledSteps>(state, d, sc, k0, fi, is, active, n_slots)
-                  : make_typed<T, SgdRule<T, ConstantSteps, true>, ConstantSteps>(state, d, sc, k0, fi, is, active,
-                                                                                 n_slots);
-}
-
-std::unique_ptr<ServerHandle> make_server(py::array state, int64_t n_features, const std::string& optimizer,
-                                          const std::string& dtype, const StepConfig& sc, uint64_t k0,
-                                          bool fit_intercept, double intercept_scale, py::array active, int n_slots) {
+std::unique_ptr<ServerHandle> make_server(py::array state, int64_t n_features, RuleKind rule, const std::string& dtype,
+                                          const StepConfig& sc, uint64_t k0, bool fit_intercept,
+                                          double intercept_scale, py::array active, int n_slots) {
     if (n_features < 1) throw py::value_error("n_features must be >= 1");
     if (n_slots < 0) throw py::value_error("n_slots must be >= 0");
-    if (optimizer != "sgd" && optimizer != "amsgrad")
-        throw py::value_error("optimizer must be 'sgd' or 'amsgrad', got '" + optimizer + "'");
-    if (n_slots > 0 && (optimizer == "amsgrad" || sc.decay != 0))
-        throw py::value_error("move tracking (Picky SGD) needs optimizer 'sgd' without exact L2");
-    const bool amsgrad = optimizer == "amsgrad";
-    if (dtype == "float32") return make_for<float>(amsgrad, state, n_features, sc, k0, fit_intercept, intercept_scale,
-                                                   active, n_slots);
-    if (dtype == "float64") return make_for<double>(amsgrad, state, n_features, sc, k0, fit_intercept, intercept_scale,
-                                                    active, n_slots);
+    if (n_slots > 0 && (!rule_capabilities(rule).additive || sc.decay != 0))
+        throw py::value_error("move tracking (Picky SGD) needs an additive rule (SGD) without exact L2");
+    auto make = [&](auto precision) {
+        using T = decltype(precision);
+        return visit_rule<T>(rule, sc, [&](auto v) {
+            return make_typed<T, typename decltype(v)::Rule, typename decltype(v)::Steps>(
+                state, n_features, sc, k0, fit_intercept, intercept_scale, active, n_slots);
+        });
+    };
+    if (dtype == "float32") return make(float{});
+    if (dtype == "float64") return make(double{});
     throw py::value_error("dtype must be 'float32' or 'float64'");
 }
 
@@ -178,8 +163,8 @@ int64_t features_typed(const py::array& indptr, const py::array& indices, const 
 void bind_server(py::module_& m) {
     py::class_<ServerHandle>(m, "ServerModel",
                              "The parameter server's model: an optimizer state array updated one message at a "
-                             "time by the rules of csrc/asyncopt/optim (csrc/asyncopt/server.hpp).")
-        .def(py::init(&make_server), py::arg("state").noconvert(), py::arg("n_features"), py::arg("optimizer"),
+                             "time by the rules of csrc/asyncopt/optim (csrc/asyncopt/server/logistic.hpp).")
+        .def(py::init(&make_server), py::arg("state").noconvert(), py::arg("n_features"), py::arg("rule"),
              py::arg("dtype"), py::arg("steps"), py::arg("k0"), py::arg("fit_intercept"), py::arg("intercept_scale"),
              py::arg("active"), py::arg("n_slots") = 0)
         .def_property_readonly("steps", &ServerHandle::steps, "Steps applied (the schedule's k).")

@@ -1,5 +1,5 @@
 // The compiled module asyncopt._core: pybind11 glue only. Each area binds its own
-// functions (bind_io.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp,
+// functions (bind_io.cpp, bind_optim.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp,
 // bind_gpu_emulator.cpp); logic lives in the headers under csrc/asyncopt.
 #include <pybind11/pybind11.h>
 
@@ -12,6 +12,7 @@
 namespace py = pybind11;
 
 void bind_io(py::module_& m);
+void bind_optim(py::module_& m);
 void bind_logistic(py::module_& m);
 void bind_lda(py::module_& m);
 void bind_server(py::module_& m);
@@ -20,6 +21,7 @@ void bind_gpu_emulator(py::module_& m);
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
     bind_io(m);
+    bind_optim(m);  // before the drivers: they take its Rule and StepConfig
     bind_logistic(m);
     bind_lda(m);  // after bind_logistic: LdaConfig derives from EpochConfig
     bind_server(m);

@@ -50,7 +50,7 @@ std::unique_ptr<GpuDataset> dataset_from_device(const DeviceArray& indptr, const
                                                 const DeviceArray& data, const DeviceArray& y, int64_t n_cols,
                                                 int device, double* negative, double* positive);
 
-std::unique_ptr<LogisticEngine> logistic_engine(const GpuDataset& data, bool amsgrad, const void* state,
+std::unique_ptr<LogisticEngine> logistic_engine(const GpuDataset& data, RuleKind kind, const void* state,
                                                 const float* reg_scale, const int32_t* active, int64_t n_active,
                                                 const int64_t* perm, int64_t n, const StepConfig& sc,
                                                 const GpuLogisticConfig& cfg);

@@ -289,11 +289,11 @@ std::unique_ptr<GpuDataset> dataset_from_device(const DeviceArray& indptr, const
     return d;
 }
 
-std::unique_ptr<LogisticEngine> logistic_engine(const GpuDataset& data, bool amsgrad, const void* state,
+std::unique_ptr<LogisticEngine> logistic_engine(const GpuDataset& data, RuleKind kind, const void* state,
                                                 const float* reg_scale, const int32_t* active, int64_t n_active,
                                                 const int64_t* perm, int64_t n, const StepConfig& sc,
                                                 const GpuLogisticConfig& cfg) {
-    return make_logistic_engine<CudaExec>(data, amsgrad, state, reg_scale, active, n_active, perm, n, sc, cfg);
+    return make_logistic_engine<CudaExec>(data, kind, state, reg_scale, active, n_active, perm, n, sc, cfg);
 }
 
 }  // namespace cuda_api

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "asyncopt/epoch_plan.hpp"
+#include "asyncopt/core/epoch_plan.hpp"
 
 namespace asyncopt {
 namespace cuda_exec {

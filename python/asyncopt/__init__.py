@@ -1,7 +1,7 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
-the update rules :class:`SGD` and :class:`AMSGrad` (``optimizer=`` takes their names or objects; the
+the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=`` takes their names or objects; the
 registry is :mod:`asyncopt.optim`), and :func:`build_info`.
 
 The layers, each importing only the ones below it: validation (``_checks``) and the compiled core;
@@ -13,7 +13,7 @@ from . import _core, backends, datasets, gpu
 from .history import History, Staleness
 from .lda import LDA
 from .logistic import LogisticRegression
-from .optim import SGD, AMSGrad
+from .optim import SGD, AdaGrad, Adam, AMSGrad
 
 __version__ = _core.build_info()["version"]
 
@@ -27,4 +27,4 @@ def build_info():
     return info
 
 
-__all__ = ["LogisticRegression", "LDA", "SGD", "AMSGrad", "History", "Staleness", "build_info", "datasets"]
+__all__ = ["LogisticRegression", "LDA", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets"]

@@ -6,6 +6,18 @@ import numpy as np
 
 STALENESS_BINS: int
 
+class Rule:  # csrc/asyncopt/optim/rules.hpp
+    sgd: Rule
+    amsgrad: Rule
+    adagrad: Rule
+    adam: Rule
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+    __members__: dict
+
+def rule_capabilities(rule: Rule) -> dict: ...  # additive, reg_in_state, moments, drift, series
+
 class Schedule:
     constant: Schedule
     invsqrt: Schedule
@@ -21,6 +33,8 @@ class StepConfig:
     eps: float
     decay: float
     def __init__(self) -> None: ...
+
+def series_horizon(steps: StepConfig) -> int: ...
 
 class EpochConfig:
     n_threads: int
@@ -44,15 +58,15 @@ def parse_libsvm(
 def logistic_epoch(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
     perm: np.ndarray, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
-    optimizer: str, steps: StepConfig, config: LogisticConfig, check_input: bool = True,
+    rule: Rule, steps: StepConfig, config: LogisticConfig, check_input: bool = True,
 ) -> dict: ...
 def validate_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int) -> None: ...
 def logistic_evaluate(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
-    state: np.ndarray, optimizer: str, fit_intercept: bool, n_threads: int,
+    state: np.ndarray, rule: Rule, fit_intercept: bool, n_threads: int,
 ) -> tuple[float, int]: ...
-def squared_norm(state: np.ndarray, active: np.ndarray, optimizer: str, dtype: str) -> float: ...
-def state_layout(optimizer: str, dtype: str) -> dict: ...
+def squared_norm(state: np.ndarray, active: np.ndarray, rule: Rule, dtype: str) -> float: ...
+def state_layout(rule: Rule, dtype: str) -> dict: ...
 
 class LdaConfig(EpochConfig):
     n_components: int
@@ -94,7 +108,7 @@ def lda_batch_stats(
 
 class ServerModel:
     def __init__(
-        self, state: np.ndarray, n_features: int, optimizer: str, dtype: str, steps: StepConfig, k0: int,
+        self, state: np.ndarray, n_features: int, rule: Rule, dtype: str, steps: StepConfig, k0: int,
         fit_intercept: bool, intercept_scale: float, active: np.ndarray, n_slots: int = 0,
     ) -> None: ...
     @property
@@ -151,7 +165,7 @@ class _GpuEmulator(types.ModuleType):
 
     class LogisticEngine:
         def __init__(
-            self, data: _GpuEmulator.Dataset, optimizer: str, state: np.ndarray, reg_scale: np.ndarray | None,
+            self, data: _GpuEmulator.Dataset, rule: Rule, state: np.ndarray, reg_scale: np.ndarray | None,
             active: np.ndarray, perm: np.ndarray, steps: StepConfig, config: GpuConfig,
         ) -> None: ...
         def epoch(self, seed: int, k0: int) -> dict: ...

@@ -1,7 +1,7 @@
 """Signatures of the optional compiled module asyncopt._cuda (csrc/bindings/bind_cuda.cpp). Private: use gpu.py."""
 import numpy as np
 
-from ._core import GpuConfig, StepConfig
+from ._core import GpuConfig, Rule, StepConfig
 
 def device_count() -> int: ...
 def no_device_reason() -> str: ...
@@ -29,7 +29,7 @@ class Dataset:
 
 class LogisticEngine:
     def __init__(
-        self, data: Dataset, optimizer: str, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
+        self, data: Dataset, rule: Rule, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,
         perm: np.ndarray, steps: StepConfig, config: GpuConfig,
     ) -> None: ...
     def epoch(self, seed: int, k0: int) -> dict: ...

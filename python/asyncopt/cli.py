@@ -48,10 +48,15 @@ def _load(args):
 
 
 def _steps(args, optimizer):
-    """(learning_rate, schedule) of one optimizer from the demo's options."""
+    """(learning_rate, schedule) of one optimizer from the demo's options; the rules without options
+    of their own (adagrad, adam) run at their defaults."""
     if optimizer == "sgd":
         return args.sgd_lr, args.sgd_schedule
-    return args.amsgrad_lr, args.amsgrad_schedule
+    if optimizer == "amsgrad":
+        return args.amsgrad_lr, args.amsgrad_schedule
+    if optimizer not in optim.names():
+        raise ValueError(f"--optimizers: unknown rule {optimizer!r}; the rules are {', '.join(optim.names())}")
+    return None, "constant"
 
 
 def cmd_demo(args):
@@ -179,7 +184,8 @@ def build_parser():
     d.add_argument("--samples", type=int, default=200_000, help="synthetic training rows (default 200000)")
     d.add_argument("--features", type=int, default=2 ** 20, help="synthetic features (default 2^20)")
     d.add_argument("--threads", help="comma-separated thread counts (default 1..number of cores)")
-    d.add_argument("--optimizers", default="sgd,amsgrad")
+    d.add_argument("--optimizers", default="sgd,amsgrad",
+                   help=f"comma-separated rules among {','.join(optim.names())} (default sgd,amsgrad)")
     d.add_argument("--epochs", type=int, default=5)
     d.add_argument("--alpha", type=float, default=1e-5)
     d.add_argument("--batch-size", type=int, default=1)

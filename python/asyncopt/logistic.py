@@ -20,8 +20,8 @@ from .training import EpochLoop
 
 # The rule constants an estimator also takes flat (for clone and grid search), with their defaults;
 # each rule reads the ones it has.
-_FLAT_RULE_PARAMETERS = {"learning_rate": None, "schedule": "constant", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                         "bias_correction": False}
+_FLAT_RULE_PARAMETERS = {"learning_rate": None, "schedule": "constant", "beta1": None, "beta2": None, "eps": None,
+                         "bias_correction": None}
 
 
 def rule_from_parameters(est):
@@ -55,19 +55,22 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     optimizer : str or optimizer object
-        A registered rule name (``asyncopt.optim.names()``: 'sgd', 'amsgrad') or an object such as
+        A registered rule name (``asyncopt.optim.names()``: 'sgd', 'amsgrad', 'adagrad', 'adam') or an
+        object such as
         ``asyncopt.AMSGrad(beta1=0.95)``; with an object, leave the flat rule parameters below at
         their defaults.
     learning_rate : float or None
-        Base (first) step size; None takes the rule's default (0.1 for SGD, 0.003 for AMSGrad), and
-        alpha^(-1/4) with the 'optimal' schedule.
+        Base (first) step size; None takes the rule's default (0.1 for SGD and AdaGrad, 0.003 for
+        AMSGrad and Adam), and alpha^(-1/4) with the 'optimal' schedule.
     schedule : {'constant', 'invsqrt', 'optimal'}
         ``eta_k = learning_rate``, ``learning_rate / sqrt(k)``, or
         ``learning_rate / (1 + alpha learning_rate (k - 1))`` (Bottou's 1/t schedule, scikit-learn's
         SGDClassifier default), k the global update count.
     beta1, beta2, eps, bias_correction
-        AMSGrad constants (ignored by SGD). ``bias_correction`` multiplies the step by
-        ``sqrt(1 - beta2^k) / (1 - beta1^k)`` as Adam does (the APAM reference code uses it).
+        Constants of the adaptive rules (each rule reads the ones it has: AMSGrad and Adam all four,
+        AdaGrad eps, SGD none); None takes the rule's default (beta1=0.9, beta2=0.999, eps=1e-8, or
+        1e-10 for AdaGrad; bias_correction False for AMSGrad, True for Adam). ``bias_correction``
+        multiplies the step by ``sqrt(1 - beta2^k) / (1 - beta1^k)`` as Adam does.
     alpha : float
         L2 strength of the objective.
     regularization : {'auto', 'exact', 'sparse', 'decoupled'}
@@ -147,8 +150,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         and throughput per worker; on a worker its own counters
     """
 
-    def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=0.9, beta2=0.999,
-                 eps=1e-8, bias_correction=False, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
+    def __init__(self, optimizer="sgd", learning_rate=None, schedule="constant", beta1=None, beta2=None,
+                 eps=None, bias_correction=None, alpha=1e-4, regularization="auto", batch_size=1, epochs=10,
                  shuffle=True, tol=None, n_iter_no_change=5, n_threads=None, fit_intercept=True,
                  intercept_scale=None, warm_start=False, random_state=None, verbose=0, callback=None,
                  backend="threads", mpi=None, device=None, gpu_workers=None, gpu_update="auto"):

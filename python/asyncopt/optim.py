@@ -14,6 +14,13 @@ its header in C++.
 
   with ``a_k = eta_k`` or, with ``bias_correction=True``, ``eta_k sqrt(1 - beta2^k) / (1 - beta1^k)``
   (Adam's bias correction folded into the step, the "epsilon-hat" form of Kingma & Ba 2015 §2).
+- :class:`AdaGrad` (Duchi et al. 2011): ``G = G + g^2;  x = x - eta_k g / (sqrt(G) + eps)``.
+- :class:`Adam` (Kingma & Ba 2015): AMSGrad without the max, ``x = x - a_k m / (sqrt(v) + eps)``.
+
+Every rule is lazy and exact: a coordinate no mini-batch touches moves as in the dense algorithm
+with a zero gradient there (shrinks, momentum drift), applied in closed form when it is next read,
+so an update costs O(nonzeros). Adam's drift has no closed form; its catch-up sums a bounded number
+of terms that gives it to double precision (``csrc/asyncopt/optim/adam.hpp``).
 
 Schedules, with k the global update counter (it continues across ``partial_fit`` calls) and
 ``eta = learning_rate``:
@@ -60,11 +67,10 @@ def register(cls):
 class Optimizer:
     """What every rule has: a base step size and its schedule.
 
-    Class attributes a rule sets: ``name`` (its native rule kind and its ``optimizer=`` name),
-    ``default_learning_rate``, ``regularizations`` (the modes it supports, the first being its
-    default), ``decay_shrink_bound`` (what ``learning_rate * alpha`` must stay below under
-    'exact'/'decoupled' regularisation, see :meth:`check_decay`), ``atomic_writes`` (a step is one
-    addition, so the GPU can write it with an atomic add).
+    Class attributes a rule sets: ``name`` (its native rule kind, ``asyncopt._core.Rule``, and its
+    ``optimizer=`` name), ``default_learning_rate`` and ``regularizations`` (the modes it supports,
+    the first being its default); it may override :meth:`decay_shrink_bound`. What the compiled
+    rule can do is read from the core (:attr:`capabilities`), not restated here.
     """
 
     learning_rate: Optional[float] = None
@@ -73,7 +79,6 @@ class Optimizer:
     name: ClassVar[str] = ""
     default_learning_rate: ClassVar[float] = 0.1
     regularizations: ClassVar[tuple] = ("sparse",)
-    atomic_writes: ClassVar[bool] = False
 
     def __post_init__(self):
         check_real("learning_rate", self.learning_rate, low=0, low_open=True, allow_none=True)
@@ -127,8 +132,19 @@ class Optimizer:
     # ------------------------------------------------------------------ native side
     @property
     def native(self):
-        """The rule kind the compiled core takes."""
-        return self.name
+        """The rule kind the compiled core takes (``asyncopt._core.Rule``)."""
+        return getattr(_core.Rule, self.name)
+
+    @property
+    def capabilities(self):
+        """The compiled rule's capabilities (``csrc/asyncopt/optim/rules.hpp``): additive,
+        reg_in_state, and the step tables it reads (moments, drift, series)."""
+        return _core.rule_capabilities(self.native)
+
+    @property
+    def atomic_writes(self):
+        """A step is one addition, so the GPU can write it with an atomic add."""
+        return self.capabilities["additive"]
 
     def step_config(self, alpha, regularization):
         """The native ``StepConfig`` (steps and rule constants) for a resolved regularisation mode."""
@@ -163,7 +179,6 @@ class SGD(Optimizer):
     name: ClassVar[str] = "sgd"
     default_learning_rate: ClassVar[float] = 0.1
     regularizations: ClassVar[tuple] = ("exact", "sparse")
-    atomic_writes: ClassVar[bool] = True
 
     def _unsupported_reason(self, regularization):
         if regularization == "decoupled":
@@ -194,6 +209,61 @@ class AMSGrad(Optimizer):
         return 1.0 - self.beta1
 
 
+@register
+@dataclass(frozen=True)
+class AdaGrad(Optimizer):
+    """AdaGrad's diagonal per-coordinate steps (Duchi, Hazan & Singer 2011)::
+
+        G = G + g^2;  x = x - eta_k g / (sqrt(G) + eps)
+
+    G sums every squared gradient of the coordinate, so its steps shrink where gradients were
+    large or frequent and stay large for rare features: the usual remedy for sparse text data."""
+
+    eps: float = 1e-10
+
+    name: ClassVar[str] = "adagrad"
+    default_learning_rate: ClassVar[float] = 0.1
+    regularizations: ClassVar[tuple] = ("sparse", "decoupled")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_real("eps", self.eps, low=0, low_open=True)
+
+
+@register
+@dataclass(frozen=True)
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), the rule Efficient-Adam's workers run::
+
+        m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+        x = x - a_k m / (sqrt(v) + eps)
+
+    with Adam's bias correction folded into ``a_k`` by default. Lazy and exact like the other
+    rules; the price is a catch-up of at most a few hundred multiply-adds on a coordinate that sat
+    idle (``asyncopt._core.series_horizon``), and the condition ``beta1 < sqrt(beta2)`` under
+    which that sum's terms shrink geometrically."""
+
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    bias_correction: bool = True
+
+    name: ClassVar[str] = "adam"
+    default_learning_rate: ClassVar[float] = 0.003
+    regularizations: ClassVar[tuple] = ("sparse", "decoupled")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_moments(self)
+        if not self.beta1 < self.beta2 ** 0.5:
+            raise ValueError(f"Adam needs beta1 < sqrt(beta2) (got beta1={self.beta1}, beta2={self.beta2}): its lazy "
+                             "catch-up sums terms that shrink by beta1 / sqrt(beta2) per skipped step")
+
+    def decay_shrink_bound(self):
+        # The catch-up's terms shrink only while beta1 < sqrt(beta2) (1 - eta alpha) (steps.hpp).
+        return 1.0 - self.beta1 / self.beta2 ** 0.5
+
+
 def names():
     """The registered rule names."""
     return tuple(REGISTRY)
@@ -201,7 +271,8 @@ def names():
 
 def get(optimizer, **flat):
     """The optimizer object for ``optimizer``: a registered name, built from the flat estimator
-    parameters that the rule has (the others are ignored), or an optimizer object, returned as it is.
+    parameters that the rule has (the others, and None values, which mean the rule's default, are
+    ignored), or an optimizer object, returned as it is.
     ``flat`` must then be left at the defaults (an estimator passes the ones its user changed)."""
     if isinstance(optimizer, Optimizer):
         if flat:
@@ -211,6 +282,6 @@ def get(optimizer, **flat):
     if isinstance(optimizer, str) and optimizer in REGISTRY:
         cls = REGISTRY[optimizer]
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in flat.items() if k in fields})
+        return cls(**{k: v for k, v in flat.items() if k in fields and v is not None})
     raise ValueError(f"optimizer must be one of {names()} or an optimizer object (e.g. asyncopt.AMSGrad(beta1=0.95)), "
                      f"got {optimizer!r}")

@@ -26,8 +26,9 @@ def aligned_zeros(n, dtype):
 
 
 def state_dtype(rule, dtype):
-    """The numpy structured dtype of one coordinate's optimizer state (the C++ struct's layout)."""
-    lay = _core.state_layout(rule, np.dtype(dtype).name)
+    """The numpy structured dtype of one coordinate's state under the rule named ``rule`` (the C++
+    struct's layout)."""
+    lay = _core.state_layout(getattr(_core.Rule, rule), np.dtype(dtype).name)
     return np.dtype({k: lay[k] for k in ("names", "formats", "offsets", "itemsize")})
 
 
@@ -87,6 +88,11 @@ class LogisticState(TrainingProgress):
         self.active = np.zeros(0, dtype=np.int32)
         self._coef = None
 
+    @property
+    def native_rule(self):
+        """The rule kind the native core takes (``_core.Rule``); ``rule`` is its name (picklable)."""
+        return getattr(_core.Rule, self.rule)
+
     # ------------------------------------------------------------------ continuing
     def check_continuation(self, n_features, dtype, classes, rule):
         """Raise unless data of this shape, dtype and labels can continue this model."""
@@ -144,15 +150,15 @@ class LogisticState(TrainingProgress):
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, Xn, shape, ypm, val, settings, n_threads):
         """The record's model fields: training loss, accuracy and objective, and the validation pair's."""
-        loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.rule,
+        loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.native_rule,
                                                     settings.fit_intercept, n_threads)
         n = shape[0]
-        sq = _core.squared_norm(self.array, self.active, self.rule, self.dtype.name)
+        sq = _core.squared_norm(self.array, self.active, self.native_rule, self.dtype.name)
         rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
                "objective": loss_sum / n + 0.5 * settings.alpha * sq, "val_loss": None, "val_accuracy": None}
         if val is not None:
             Xv, vshape, yv = val
-            vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self.array, self.rule, settings.fit_intercept,
+            vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self.array, self.native_rule, settings.fit_intercept,
                                              n_threads)
             rec["val_loss"] = vl / vshape[0]
             rec["val_accuracy"] = vc / vshape[0]

@@ -21,12 +21,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <vector>
 
-#include "../epoch_plan.hpp"
-#include "../optim/amsgrad.hpp"
-#include "../optim/sgd.hpp"
+#include "../core/epoch_plan.hpp"
+#include "../optim/rules.hpp"
 #include "../optim/steps.hpp"
 #include "logistic_worker.hpp"
 
@@ -207,7 +205,7 @@ public:
         uint64_t k_base = k0;
         for (int64_t g = 0; g < plan.segments(); ++g) {
             const uint32_t n_updates = static_cast<uint32_t>(plan.segment_updates(g));
-            StepTables<Steps> tables(sc_, k_base, n_updates, Rule::amsgrad);
+            StepTables<Steps> tables(sc_, k_base, n_updates, Rule::needs);
             // The previous segment's kernels may still read the old tables: wait before replacing them.
             Exec::synchronize();
             if (tables_.size() < tables.buffer().size())
@@ -311,35 +309,25 @@ std::unique_ptr<LogisticEngine> make_engine_with(const GpuDataset& data, const v
         data, static_cast<const typename Rule::State*>(state), reg_scale, active, n_active, perm, n, sc, cfg);
 }
 
-// The compiled variant for an optimizer and its settings, as bind_logistic.cpp picks for the CPU:
-// constant steps have closed forms; decaying schedules and bias correction need tables; SGD without
-// exact L2 needs no scale. SGD writes atomically or racily (cfg.atomic); AMSGrad always races.
+// The compiled variant for a rule and its settings, from the table every driver shares
+// (optim/rules.hpp). An additive rule (SGD) writes atomically or racily (cfg.atomic); the others race.
 template <class Exec>
-std::unique_ptr<LogisticEngine> make_logistic_engine(const GpuDataset& data, bool amsgrad, const void* state,
+std::unique_ptr<LogisticEngine> make_logistic_engine(const GpuDataset& data, RuleKind kind, const void* state,
                                                      const float* reg_scale, const int32_t* active, int64_t n_active,
                                                      const int64_t* perm, int64_t n, const StepConfig& sc,
                                                      const GpuLogisticConfig& cfg) {
     if (!dynamic_cast<const ExecCsr<Exec>*>(&data))
         throw std::invalid_argument("the data set lives in another executor's memory than this engine's");
-    const bool tabled = sc.schedule != Schedule::constant || (amsgrad && sc.bias_correction);
-    using AmsTabled = AmsgradRule<float, TabledSteps>;
-    using AmsConst = AmsgradRule<float, ConstantSteps>;
-    using SgdPlain = SgdRule<float, ConstantSteps, false>;
-    using SgdTabled = SgdRule<float, TabledSteps, true>;
-    using SgdScaled = SgdRule<float, ConstantSteps, true>;
-    const auto args = std::tie(data, state, reg_scale, active, n_active, perm, n, sc, cfg);
-    auto make = [&](auto engine) { return std::apply(engine, args); };
-    if (amsgrad)
-        return tabled ? make(make_engine_with<Exec, AmsTabled, TabledSteps, false>)
-                      : make(make_engine_with<Exec, AmsConst, ConstantSteps, false>);
-    if (cfg.atomic) {
-        if (sc.decay == 0.0) return make(make_engine_with<Exec, SgdPlain, ConstantSteps, true>);
-        return tabled ? make(make_engine_with<Exec, SgdTabled, TabledSteps, true>)
-                      : make(make_engine_with<Exec, SgdScaled, ConstantSteps, true>);
-    }
-    if (sc.decay == 0.0) return make(make_engine_with<Exec, SgdPlain, ConstantSteps, false>);
-    return tabled ? make(make_engine_with<Exec, SgdTabled, TabledSteps, false>)
-                  : make(make_engine_with<Exec, SgdScaled, ConstantSteps, false>);
+    return visit_rule<float>(kind, sc, [&](auto v) -> std::unique_ptr<LogisticEngine> {
+        using Rule = typename decltype(v)::Rule;
+        using Steps = typename decltype(v)::Steps;
+        if constexpr (Rule::additive) {
+            if (cfg.atomic)
+                return make_engine_with<Exec, Rule, Steps, true>(data, state, reg_scale, active, n_active, perm, n,
+                                                                 sc, cfg);
+        }
+        return make_engine_with<Exec, Rule, Steps, false>(data, state, reg_scale, active, n_active, perm, n, sc, cfg);
+    });
 }
 
 }  // namespace asyncopt

@@ -13,7 +13,7 @@
 #include <new>
 #include <vector>
 
-#include "../epoch_plan.hpp"
+#include "../core/epoch_plan.hpp"
 #include "../problems/logistic.hpp"
 #include "team.hpp"
 

@@ -1,5 +1,5 @@
 // What one worker of the GPU executor does for sparse logistic regression: the device analogue of
-// LogisticWork (train_logistic.hpp), with the same update rules (optim/) and the same arithmetic.
+// LogisticWork (threads/logistic.hpp), with the same update rules (optim/) and the same arithmetic.
 // Compiled by nvcc for the kernels (csrc/cuda) and by the host compiler for the emulator
 // (host_exec.hpp); a worker is a team of lanes (team.hpp), a warp on the device.
 //
@@ -25,11 +25,11 @@
 
 #include <cstdint>
 
-#include "../epoch_plan.hpp"
+#include "../core/epoch_plan.hpp"
 #include "../optim/steps.hpp"
 #include "../problems/logistic.hpp"
-#include "../rng.hpp"
-#include "../sparse.hpp"
+#include "../core/rng.hpp"
+#include "../core/sparse.hpp"
 
 namespace asyncopt {
 
@@ -93,7 +93,7 @@ struct LogisticGpuWork {
         f.count = count;
         f.k = team.claim(clock) + 1;
         const uint32_t u = static_cast<uint32_t>(f.k - k_base);
-        f.ctx = rule.context(u - 1, u, step_coeffs(sc, f.k, Rule::amsgrad));
+        f.ctx = rule.context(u - 1, u, step_coeffs(sc, f.k, Rule::needs.moments));
         const double inv_b = 1.0 / static_cast<double>(count);
         // one racy read, broadcast: every lane must see the same margin
         const double b =
@@ -118,7 +118,9 @@ struct LogisticGpuWork {
             const auto row = X.row(perm[f.p]);
             for (int64_t a = team.rank(); a < row.nnz; a += team.size()) {
                 const int32_t j = row.idx[a];
-                const double regc = sparse_alpha > 0 ? sparse_alpha * rule.reg_scale(state + j, reg_scale, j) : 0.0;
+                const double regc =
+                    sparse_alpha > 0 ? logistic::sparse_reg_coef(sparse_alpha, rule.reg_scale(state + j, reg_scale, j), 1, 1.0)
+                                     : 0.0;
                 apply(state + j, f.ctx, f.coef_sum * static_cast<double>(row.val[a]), regc);
             }
         } else {
@@ -134,8 +136,9 @@ struct LogisticGpuWork {
             for (uint32_t i = static_cast<uint32_t>(team.rank()); i < n_used; i += static_cast<uint32_t>(team.size())) {
                 const size_t h = base + scratch.used[base + i];
                 const int32_t j = scratch.keys[h];
-                const double regc = sparse_alpha > 0 ? sparse_alpha * rule.reg_scale(state + j, reg_scale, j) *
-                                                           static_cast<double>(scratch.counts[h]) * inv_b
+                const double regc = sparse_alpha > 0 ? logistic::sparse_reg_coef(sparse_alpha,
+                                                                                  rule.reg_scale(state + j, reg_scale, j),
+                                                                                  scratch.counts[h], inv_b)
                                                      : 0.0;
                 apply(state + j, f.ctx, scratch.grads[h], regc);
                 scratch.keys[h] = -1;

@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "../epoch_plan.hpp"
+#include "../core/epoch_plan.hpp"
 
 namespace asyncopt {
 

@@ -19,11 +19,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
-#include "../shared.hpp"
+#include "../core/shared.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
@@ -39,6 +41,16 @@ struct AmsgradState {
     T w, m, v, vhat, d, reg;
     uint32_t stamp;  // relative step of the last update or catch-up (steps.hpp)
     char pad[(sizeof(T) == 4 ? 32 : 64) - 6 * sizeof(T) - sizeof(uint32_t)];
+    // The words Python's structured dtype mirrors (bindings/bind_logistic.cpp, state_layout).
+    static std::array<StateField, 7> fields() {
+        return {{{"w", offsetof(AmsgradState<T>, w), true},
+                 {"m", offsetof(AmsgradState<T>, m), true},
+                 {"v", offsetof(AmsgradState<T>, v), true},
+                 {"vhat", offsetof(AmsgradState<T>, vhat), true},
+                 {"d", offsetof(AmsgradState<T>, d), true},
+                 {"reg", offsetof(AmsgradState<T>, reg), true},
+                 {"stamp", offsetof(AmsgradState<T>, stamp), false}}};
+    }
 };
 static_assert(sizeof(AmsgradState<float>) == 32, "AMSGrad float state is half a cache line");
 static_assert(sizeof(AmsgradState<double>) == 64, "AMSGrad double state is one cache line");
@@ -47,7 +59,11 @@ template <class T, class Steps>
 class AmsgradRule {
 public:
     using State = AmsgradState<T>;
-    static constexpr bool amsgrad = true;
+    // Capabilities (optim/rules.hpp): a step is not an addition; n/d_j sits in the state line; the
+    // moments' step a_k (bias correction) and the closed-form drift E of steps.hpp.
+    static constexpr bool additive = false;
+    static constexpr bool reg_in_state = true;
+    static constexpr StepNeeds needs{true, true, false};
 
     struct Context {
         uint32_t u_read, u_write;

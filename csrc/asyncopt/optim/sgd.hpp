@@ -17,11 +17,13 @@
 // atomic-add form.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
-#include "../shared.hpp"
+#include "../core/shared.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
@@ -30,13 +32,22 @@ namespace asyncopt {
 template <class T>
 struct SgdState {
     T w;
+    // The words Python's structured dtype mirrors (bindings/bind_logistic.cpp, state_layout).
+    static std::array<StateField, 1> fields() {
+        return {{{"w", offsetof(SgdState<T>, w), true}}};
+    }
 };
 
 template <class T, class Steps, bool Scaled>
 class SgdRule {
 public:
     using State = SgdState<T>;
-    static constexpr bool amsgrad = false;
+    // Capabilities (optim/rules.hpp): a step is one addition to w (the GPU's atomic write mode, and
+    // the parameter server can add a DPSGD worker's change or track moves); n/d_j of the sparse
+    // regulariser lives in a separate array; no moments, no series catch-up.
+    static constexpr bool additive = true;
+    static constexpr bool reg_in_state = false;
+    static constexpr StepNeeds needs{};
 
     // What one update needs, computed once per mini-batch rather than per nonzero.
     struct Context {
@@ -51,11 +62,8 @@ public:
     // Longest segment over which S = prod rho_i stays >= 2^-40 (float) / 2^-600 (double): u = w / S
     // then stays representable with room to spare for any weight the loss can produce.
     static uint64_t max_segment_updates(const StepConfig& c) {
-        if (!Scaled || c.decay == 0) return std::numeric_limits<uint32_t>::max();
-        const double worst_log_rho = -std::log1p(-c.learning_rate * c.decay);  // eta_k <= learning_rate
-        const double budget = (sizeof(T) == 4 ? 40.0 : 600.0) * std::log(2.0);
-        const double n = std::floor(budget / worst_log_rho);
-        return n < 1 ? 1 : (n > 4e9 ? std::numeric_limits<uint32_t>::max() : static_cast<uint64_t>(n));
+        if (!Scaled) return std::numeric_limits<uint32_t>::max();
+        return max_updates_for_scale(c, sizeof(T) == 4 ? 40.0 : 600.0);
     }
 
     ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {

@@ -17,6 +17,9 @@
 //   AMSGrad   m_t = beta1^D m_s,  v_t = beta2^D v_s,  vhat_t = vhat_s  (v only decays, so the max
 //             keeps its old value), and with c = m_s / (sqrt(vhat_s) + eps)
 //             x_t = P(s,t) x_s - c E(s,t),   E(s,t) = sum_{i=s+1..t} a_i beta1^(i-s) P(i,t).
+//   AdaGrad   G_t = G_s, x_t = P(s,t) x_s.
+//   Adam      m and v decay, and the drift is a sum with no closed form: see series_horizon below
+//             and optim/adam.hpp.
 // Kernels store per coordinate the step 'stamp' at which it was last brought up to date and apply
 // these formulas when the coordinate is next read, so an update costs O(nnz of its rows).
 //
@@ -40,9 +43,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
-#include "../shared.hpp"
+#include "../core/shared.hpp"
 
 namespace asyncopt {
 
@@ -52,11 +56,21 @@ struct StepConfig {
     double learning_rate = 0.1;   // eta, the first step's size
     Schedule schedule = Schedule::constant;
     double schedule_alpha = 0.0;  // alpha of the "optimal" schedule
-    bool bias_correction = false;  // AMSGrad only
-    double beta1 = 0.9;           // AMSGrad only
-    double beta2 = 0.999;         // AMSGrad only
-    double eps = 1e-8;            // AMSGrad only
+    bool bias_correction = false;  // rules with moments (AMSGrad, Adam) only
+    double beta1 = 0.9;           // rules with moments only
+    double beta2 = 0.999;         // rules with moments only
+    double eps = 1e-8;            // the adaptive rules' denominator guard
     double decay = 0.0;           // see rho_k above; 0 = no multiplicative shrink
+};
+
+// What a rule reads from the step tables, declared by each rule as `static constexpr StepNeeds needs`:
+//   moments  an Adam-family step a_k (bias correction applies; beta1 and beta2 power tables)
+//   drift    AMSGrad's closed-form drift E(s, t) (the suffix sums F)
+//   series   Adam's catch-up, a sum of per-step terms (a_u / S_u, and the powers of series.hpp)
+struct StepNeeds {
+    bool moments = false;
+    bool drift = false;
+    bool series = false;
 };
 
 // Coefficients of one update, computed once per mini-batch (not per nonzero).
@@ -78,10 +92,10 @@ ASYNCOPT_HD inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept
     }
 }
 
-ASYNCOPT_HD inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool amsgrad) noexcept {
+ASYNCOPT_HD inline StepCoeffs step_coeffs(const StepConfig& c, uint64_t k, bool moments) noexcept {
     const double eta = schedule_eta(c, k);
     double a = eta;
-    if (amsgrad && c.bias_correction) {
+    if (moments && c.bias_correction) {
         const double kd = static_cast<double>(k);
         a *= std::sqrt(1.0 - std::pow(c.beta2, kd)) / (1.0 - std::pow(c.beta1, kd));
     }
@@ -120,46 +134,116 @@ private:
     bool zero_ = false;
 };
 
+// Adam's catch-up (optim/adam.hpp) sums, over the skipped steps j = 1..D after step s, the terms
+//   w_j / (sqrt(v_s) beta2^(j/2) + eps),   w_j = a_{s+j} beta1^j / P(s, s+j).
+// They have one sign, and each is at most r = beta1 / (sqrt(beta2) rho_min) times the one before it
+// (the denominator falls by at most sqrt(beta2) per step, rho_i >= rho_min = 1 - eta decay, a_i never
+// grows), except that bias correction can grow a_i: a_{s+j} / a_{s+1} <= sqrt(j), since
+// sqrt(1 - beta2^k) is concave in k and 1 / (1 - beta1^k) falls. So the terms after the n-th add up
+// to at most r^n / (1 - r) of the sum, or r^n sqrt(n + 1) / (1 - r)^2 with bias correction.
+// series_horizon is the least n that makes this below 2^-54: summing min(D, n) terms gives the sum
+// to double precision whatever D, in bounded work. Needs r < 1 (the estimator checks it).
+inline uint32_t series_horizon(const StepConfig& c) {
+    const double rho_min = 1.0 - c.learning_rate * c.decay;
+    const double r = c.beta1 / (std::sqrt(c.beta2) * rho_min);
+    if (c.beta1 == 0) return 1;
+    if (!(r < 1.0) || !(rho_min > 0))
+        throw std::invalid_argument("the series catch-up needs beta1 < sqrt(beta2) (1 - learning_rate * decay)");
+    const double target = std::ldexp(1.0, -54);
+    for (uint32_t n = 1; n < (1u << 24); ++n) {
+        double tail = std::pow(r, n) / (1.0 - r);
+        if (c.bias_correction) tail *= std::sqrt(n + 1.0) / (1.0 - r);
+        if (tail < target) return n;
+    }
+    throw std::invalid_argument("the series catch-up's horizon exceeds 2^24 steps: beta1 too close to sqrt(beta2)");
+}
+
+// w_j = scale0 ratio^j and sqrt(beta2)^j for j = 0..series_horizon(c), written to out (two arrays).
+inline void fill_series(const StepConfig& c, double scale0, double ratio, double* out) {
+    const uint32_t n = series_horizon(c);
+    const double root_b2 = std::sqrt(c.beta2);
+    double* w = out;
+    double* r = out + n + 1;
+    for (uint32_t j = 0; j <= n; ++j) {
+        w[j] = scale0 * std::pow(ratio, static_cast<double>(j));
+        r[j] = std::pow(root_b2, static_cast<double>(j));
+    }
+}
+
+// Whether a rule's steps need per-segment tables (TabledSteps) rather than closed forms.
+inline bool tabled_steps(const StepConfig& c, const StepNeeds& needs) noexcept {
+    return c.schedule != Schedule::constant || (needs.moments && c.bias_correction);
+}
+
+// Longest segment over which S = P(0, u) stays >= 2^-bits: a rule that divides by S (SGD's scaled
+// weights, Adam's a_u / S_u) keeps its values representable with room to spare.
+inline uint64_t max_updates_for_scale(const StepConfig& c, double bits) {
+    if (c.decay == 0) return UINT32_MAX;
+    const double worst_log_rho = -std::log1p(-c.learning_rate * c.decay);  // eta_k <= learning_rate
+    const double n = std::floor(bits * std::log(2.0) / worst_log_rho);
+    return n < 1 ? 1 : (n > 4e9 ? UINT32_MAX : static_cast<uint64_t>(n));
+}
+
 // Constant a_k and rho_k: closed forms; its buffer holds only the power tables of rho, beta1, beta2.
 class ConstantSteps {
 public:
-    static size_t table_doubles(uint32_t /*n_steps*/, bool /*amsgrad*/) { return 3 * PowerTable::kDoubles; }
-    static void fill(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, bool amsgrad, double* out) {
-        PowerTable::fill(step_coeffs(c, 1, amsgrad).rho, out);
+    static size_t table_doubles(const StepConfig& c, uint32_t /*n_steps*/, const StepNeeds& needs) {
+        return 3 * PowerTable::kDoubles + (needs.series ? 2 * (static_cast<size_t>(series_horizon(c)) + 1) : 0);
+    }
+    static void fill(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, const StepNeeds& needs, double* out) {
+        const StepCoeffs k1 = step_coeffs(c, 1, needs.moments);
+        PowerTable::fill(k1.rho, out);
         PowerTable::fill(c.beta1, out + PowerTable::kDoubles);
         PowerTable::fill(c.beta2, out + 2 * PowerTable::kDoubles);
+        // the series' weights a (beta1 / rho)^j and sqrt(beta2)^j, j = 0..horizon
+        if (needs.series) fill_series(c, k1.a, c.beta1 / k1.rho, out + 3 * PowerTable::kDoubles);
     }
 
     ConstantSteps() = default;
-    ConstantSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, bool amsgrad, const double* tables)
-        : rho_(step_coeffs(c, 1, amsgrad).rho),
+    ConstantSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, const StepNeeds& needs,
+                  const double* tables)
+        : rho_(step_coeffs(c, 1, needs.moments).rho),
           rho_pow_(rho_, tables),
           beta1_pow_(c.beta1, tables + PowerTable::kDoubles),
           beta2_pow_(c.beta2, tables + 2 * PowerTable::kDoubles) {
-        const double a = step_coeffs(c, 1, amsgrad).a;
-        F_ = (amsgrad && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
+        const double a = step_coeffs(c, 1, needs.moments).a;
+        F_ = (needs.drift && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
+        if (needs.series) {
+            horizon_ = series_horizon(c);
+            series_w_ = tables + 3 * PowerTable::kDoubles;
+            series_c_ = series_w_ + horizon_ + 1;
+        }
     }
     ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
     ASYNCOPT_HD double scale(uint32_t u) const noexcept { return P(0, u); }  // S_u = P(0, u), SGD's scale
     ASYNCOPT_HD double E(uint32_t s, uint32_t t) const noexcept { return E(s, t, beta1_pow_(t - s)); }
     // E given beta1^(t-s), which the caller often has at hand already.
     ASYNCOPT_HD double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept { return F_ * (P(s, t) - beta1_pow); }
+    // The series catch-up's term j after step s: weight(s, j) / (sqrt(v_s) root_beta2(j) + eps).
+    ASYNCOPT_HD uint32_t horizon() const noexcept { return horizon_; }
+    ASYNCOPT_HD double weight(uint32_t /*s*/, uint32_t j) const noexcept { return series_w_[j]; }
+    ASYNCOPT_HD double root_beta2(uint32_t j) const noexcept { return series_c_[j]; }
     ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
     ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
 private:
     double rho_ = 1.0, F_ = 0.0;
     PowerTable rho_pow_, beta1_pow_, beta2_pow_;
+    uint32_t horizon_ = 0;
+    const double* series_w_ = nullptr;
+    const double* series_c_ = nullptr;
 };
 
 // Varying a_k or rho_k: per-segment tables over relative steps u = 0..N (absolute k = k0 + u), after
-// the power tables of beta1 and beta2: log P(0, u), S_u = P(0, u) and, for AMSGrad, F(u).
+// the power tables of beta1 and beta2: log P(0, u), S_u = P(0, u), then F(u) for a drift rule
+// (AMSGrad) and a_u / S_u for a series rule (Adam).
 class TabledSteps {
 public:
-    static size_t table_doubles(uint32_t n_steps, bool amsgrad) {
-        return 2 * PowerTable::kDoubles + (amsgrad ? 3 : 2) * (static_cast<size_t>(n_steps) + 1);
+    static size_t table_doubles(const StepConfig& c, uint32_t n_steps, const StepNeeds& needs) {
+        return 2 * PowerTable::kDoubles + (2 + needs.drift + needs.series) * (static_cast<size_t>(n_steps) + 1) +
+               (needs.series ? 2 * (static_cast<size_t>(series_horizon(c)) + 1) : 0);
     }
-    static void fill(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad, double* out) {
+    static void fill(const StepConfig& c, uint64_t k0, uint32_t n_steps, const StepNeeds& needs, double* out) {
         PowerTable::fill(c.beta1, out);
         PowerTable::fill(c.beta2, out + PowerTable::kDoubles);
         const size_t n1 = static_cast<size_t>(n_steps) + 1;
@@ -169,24 +253,39 @@ public:
         log_P[0] = 0.0;
         scale[0] = 1.0;
         for (uint32_t u = 1; u <= n_steps; ++u) {
-            coeffs[u] = step_coeffs(c, k0 + u, amsgrad);
+            coeffs[u] = step_coeffs(c, k0 + u, needs.moments);
             log_P[u] = log_P[u - 1] + std::log(coeffs[u].rho);
             scale[u] = std::exp(log_P[u]);
         }
-        if (amsgrad) {
-            double* F = scale + n1;
+        double* next = scale + n1;
+        if (needs.drift) {
+            double* F = next;
             F[n_steps] = 0.0;
             for (uint32_t u = n_steps; u-- > 0;) F[u] = c.beta1 / coeffs[u + 1].rho * (coeffs[u + 1].a + F[u + 1]);
+            next += n1;
+        }
+        if (needs.series) {
+            next[0] = 0.0;
+            for (uint32_t u = 1; u <= n_steps; ++u) next[u] = coeffs[u].a / scale[u];
+            // then beta1^j and sqrt(beta2)^j, j = 0..horizon
+            fill_series(c, 1.0, c.beta1, next + n1);
         }
     }
 
     TabledSteps() = default;
-    TabledSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t n_steps, bool amsgrad, const double* tables)
+    TabledSteps(const StepConfig& c, uint64_t /*k0*/, uint32_t n_steps, const StepNeeds& needs, const double* tables)
         : beta1_pow_(c.beta1, tables),
           beta2_pow_(c.beta2, tables + PowerTable::kDoubles),
           log_P_(tables + 2 * PowerTable::kDoubles),
           scale_(log_P_ + (static_cast<size_t>(n_steps) + 1)),
-          F_(amsgrad ? scale_ + (static_cast<size_t>(n_steps) + 1) : nullptr) {}
+          F_(needs.drift ? scale_ + (static_cast<size_t>(n_steps) + 1) : nullptr),
+          a_over_S_(needs.series ? scale_ + (1 + needs.drift) * (static_cast<size_t>(n_steps) + 1) : nullptr) {
+        if (needs.series) {
+            horizon_ = series_horizon(c);
+            series_b_ = a_over_S_ + (static_cast<size_t>(n_steps) + 1);
+            series_c_ = series_b_ + horizon_ + 1;
+        }
+    }
     ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
     // S_u = P(0, u) from a table: SGD reads it twice per update, an exp() each time otherwise.
     ASYNCOPT_HD double scale(uint32_t u) const noexcept { return scale_[u]; }
@@ -194,6 +293,14 @@ public:
     ASYNCOPT_HD double E(uint32_t s, uint32_t t, double beta1_pow) const noexcept {
         return P(s, t) * F_[s] - beta1_pow * F_[t];
     }
+    // The series catch-up's term j after step s: weight(s, j) / (sqrt(v_s) root_beta2(j) + eps), with
+    // weight a_{s+j} beta1^j / P(s, s+j) = S_s (a_{s+j} / S_{s+j}) beta1^j (the rule keeps segments
+    // short enough that S stays far from underflow, max_updates_for_scale).
+    ASYNCOPT_HD uint32_t horizon() const noexcept { return horizon_; }
+    ASYNCOPT_HD double weight(uint32_t s, uint32_t j) const noexcept {
+        return scale_[s] * a_over_S_[s + j] * series_b_[j];
+    }
+    ASYNCOPT_HD double root_beta2(uint32_t j) const noexcept { return series_c_[j]; }
     ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
     ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
@@ -202,6 +309,10 @@ private:
     const double* log_P_ = nullptr;
     const double* scale_ = nullptr;
     const double* F_ = nullptr;
+    const double* a_over_S_ = nullptr;
+    uint32_t horizon_ = 0;
+    const double* series_b_ = nullptr;
+    const double* series_c_ = nullptr;
 };
 
 // The buffer of one segment's tables and the Steps view over it. steps_at builds the same view
@@ -209,23 +320,23 @@ private:
 template <class Steps>
 class StepTables {
 public:
-    StepTables(const StepConfig& c, uint64_t k0, uint32_t n_steps, bool amsgrad)
-        : c_(c), k0_(k0), n_steps_(n_steps), amsgrad_(amsgrad), buf_(Steps::table_doubles(n_steps, amsgrad)) {
-        Steps::fill(c, k0, n_steps, amsgrad, buf_.data());
+    StepTables(const StepConfig& c, uint64_t k0, uint32_t n_steps, const StepNeeds& needs)
+        : c_(c), k0_(k0), n_steps_(n_steps), needs_(needs), buf_(Steps::table_doubles(c, n_steps, needs)) {
+        Steps::fill(c, k0, n_steps, needs, buf_.data());
         steps_ = steps_at(buf_.data());
     }
     StepTables(const StepTables&) = delete;  // steps() points into buf_
     StepTables& operator=(const StepTables&) = delete;
 
     const Steps& steps() const noexcept { return steps_; }
-    Steps steps_at(const double* copy) const { return Steps(c_, k0_, n_steps_, amsgrad_, copy); }
+    Steps steps_at(const double* copy) const { return Steps(c_, k0_, n_steps_, needs_, copy); }
     const std::vector<double>& buffer() const noexcept { return buf_; }
 
 private:
     StepConfig c_;
     uint64_t k0_;
     uint32_t n_steps_;
-    bool amsgrad_;
+    StepNeeds needs_;
     std::vector<double> buf_;
     Steps steps_;
 };

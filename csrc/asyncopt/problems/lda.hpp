@@ -1,6 +1,6 @@
 // Latent Dirichlet allocation: the local (per-document) part of stochastic variational inference
 // (Hoffman, Blei, Bach 2010, Alg. 2; Hoffman, Blei, Wang, Paisley 2013, Alg. 1). No threads here:
-// train_lda.hpp runs these functions inside the Hogwild! driver, and the read-only transform and
+// threads/lda.hpp runs these functions inside the Hogwild! driver, and the read-only transform and
 // bound functions run them in parallel over documents.
 //
 // Notation (K topics, one document with distinct words n = 1..N_d, counts c_n, word ids w_n):

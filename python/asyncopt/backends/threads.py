@@ -1,4 +1,4 @@
-"""The threads backend: lock-free Hogwild! epochs over this process's cores (csrc/asyncopt/hogwild.hpp),
+"""The threads backend: lock-free Hogwild! epochs over this process's cores (csrc/asyncopt/threads/hogwild.hpp),
 one native call per epoch with the GIL released."""
 from __future__ import annotations
 

@@ -27,9 +27,9 @@ def check(optimizer, regularization, alpha, n_threads, opts):
     """What the MPI methods allow (before any rank talks to another); returns the regularisation
     to resolve, 'auto' replaced where a method needs another default."""
     if opts.method in ("picky", "dpsgd"):
-        if optimizer.name != "sgd":
-            raise ValueError(f"method {opts.method!r} runs SGD: set optimizer='sgd' (asynchronous AMSGrad "
-                             "over MPI is method='async' with optimizer='amsgrad', distributed APAM)")
+        if not optimizer.capabilities["additive"]:  # the server adds changes (DPSGD) or tracks moves (Picky)
+            raise ValueError(f"method {opts.method!r} runs SGD: set optimizer='sgd' (the adaptive rules run over "
+                             "MPI as method='async', e.g. optimizer='amsgrad': distributed APAM)")
         if regularization == "exact" and alpha > 0:
             raise ValueError(
                 f"method {opts.method!r} cannot use regularization='exact': exact L2 moves every "

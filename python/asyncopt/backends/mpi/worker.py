@@ -228,7 +228,7 @@ class LogisticWorker(Worker):
     def _run_dpsgd(self):
         dtype = np.dtype(self.spec["dtype"])
         settings = self.settings  # SGD (checked before the run), without exact L2
-        local = aligned_zeros(self.d + 1, state_dtype(settings.optimizer.native, dtype))
+        local = aligned_zeros(self.d + 1, state_dtype(settings.optimizer.name, dtype))
         sc = settings.step_config()
         cfg = settings.native_config(self.n_threads)
         cfg.shuffle = False  # the chunk is already in this pass's shuffled order

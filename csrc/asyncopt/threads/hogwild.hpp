@@ -1,6 +1,6 @@
 // The Hogwild! driver (Niu et al. 2011; AsySG-incon of Lian et al. 2015): one epoch of lock-free
 // mini-batch updates from n_threads OpenMP threads on a shared model, for any problem. The problem
-// (train_logistic.hpp; later LDA) says what one mini-batch does; the driver says who runs which
+// (threads/logistic.hpp; later LDA) says what one mini-batch does; the driver says who runs which
 // mini-batch when, numbers the updates and measures their staleness.
 //
 // Work split (epoch_plan.hpp): the epoch's item order lives in `perm` (kept across epochs by the
@@ -61,9 +61,9 @@
 #include <thread>
 #include <vector>
 
-#include "epoch_plan.hpp"
-#include "parallel.hpp"
-#include "rng.hpp"
+#include "../core/epoch_plan.hpp"
+#include "../core/parallel.hpp"
+#include "../core/rng.hpp"
 
 namespace asyncopt {
 

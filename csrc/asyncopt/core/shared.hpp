@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <type_traits>
 
 #include "hd.hpp"
@@ -26,6 +27,14 @@
 #endif
 
 namespace asyncopt {
+
+// One word of a per-coordinate state struct, as Python's numpy structured dtype mirrors it
+// (bindings/bind_logistic.cpp, state_layout): every rule's State lists its words in fields().
+struct StateField {
+    const char* name;
+    size_t offset;
+    bool real;  // the model's precision T; else a uint32 (a stamp)
+};
 
 template <class T>
 ASYNCOPT_HD inline T shared_load(const T* p) noexcept {
@@ -61,8 +70,9 @@ ASYNCOPT_HD inline void shared_store(T* p, T v) noexcept {
 }
 
 // *p += v as one indivisible read-modify-write (no lost update), relaxed: the GPU path's atomic
-// write mode for SGD, where it is a single red.global.add. On the CPU a locked add costs several
-// times a plain store under contention, so the threads backend keeps load + store instead.
+// write mode for SGD, where it is a single red.global.add, and LDA's K topic sums on the CPU
+// (threads/lda.hpp). On the CPU a locked add costs several times a plain store under contention, so
+// the threads backend's model words keep load + store instead.
 template <class T>
 ASYNCOPT_HD inline void shared_add(T* p, T v) noexcept {
 #if defined(__CUDA_ARCH__)

@@ -29,7 +29,7 @@
 // adds (a compare-and-swap loop): an update adds its per-topic total once, K atomic operations
 // against O(K x distinct words x E-step iterations) of local work, so the K/8 cache lines move
 // between cores a few hundred times a second at most; per-thread replicas (the intercept trick
-// of train_logistic.hpp) would buy nothing and add staleness. The atomic adds lose nothing, so M~
+// of threads/logistic.hpp) would buy nothing and add staleness. The atomic adds lose nothing, so M~
 // is exactly the sum of the increments applied; a Hogwild! lost write on some mu~_wk (two threads
 // updating the same word at once) can still make sum_w mu~_wk differ from M~. Every segment end
 // therefore recomputes M~ from mu~ and reports the relative drift it found (topic_mass_drift).
@@ -48,10 +48,10 @@
 #include <vector>
 
 #include "hogwild.hpp"
-#include "parallel.hpp"
-#include "problems/lda.hpp"
-#include "shared.hpp"
-#include "sparse.hpp"
+#include "../core/parallel.hpp"
+#include "../problems/lda.hpp"
+#include "../core/shared.hpp"
+#include "../core/sparse.hpp"
 
 namespace asyncopt {
 
@@ -77,15 +77,6 @@ struct LdaModel {
 // rho_t = (tau0 + t)^-kappa, t = 1, 2, ...
 inline double lda_rho(const LdaConfig& c, uint64_t t) noexcept {
     return std::pow(c.learning_offset + static_cast<double>(t), -c.learning_decay);
-}
-
-// Atomic x += v on a shared double (C++17 has no fetch_add for floating point). Only the K topic
-// sums use it; see the header comment for why they are not plain Hogwild! words.
-inline void shared_atomic_add(double* p, double v) noexcept {
-    double expected = shared_load(p);
-    double desired = expected + v;
-    while (!__atomic_compare_exchange(p, &expected, &desired, /*weak=*/true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        desired = expected + v;
 }
 
 struct LdaEpochStats {
@@ -238,7 +229,7 @@ public:
                 }
                 slot_[words_[r]] = -1;
             }
-            for (int k = 0; k < K; ++k) shared_atomic_add(w_.m_.topic_mass + k, mass_inc_[k]);
+            for (int k = 0; k < K; ++k) shared_add(w_.m_.topic_mass + k, mass_inc_[k]);  // no lost update
         }
         // The E-step iteration count goes to the thread's own entry once (no shared line per document).
         void done() { w_.iterations_[static_cast<size_t>(thread_)] += iterations_; }
@@ -322,7 +313,7 @@ private:
     std::vector<double> buf_;
 };
 
-// A DPSVI worker's share of one global step (backends/mpi/worker.py; the server is server_lda.hpp):
+// A DPSVI worker's share of one global step (backends/mpi/worker.py; the server is server/lda.hpp):
 // the E-steps of the mini-batch `docs` against lambda - eta as the server sent it, mu (K values per
 // word of `words`, the batch's distinct words in first-occurrence order) and the topic sums mass (K),
 // spread over n_threads threads (the documents are independent). Writes sstats_kw exp(E[log beta_kw])

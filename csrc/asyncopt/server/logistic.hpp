@@ -30,7 +30,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "optim/steps.hpp"
+#include "../optim/steps.hpp"
 
 namespace asyncopt {
 
@@ -97,7 +97,7 @@ public:
         const uint64_t table_cap = std::is_same_v<Steps, TabledSteps> ? (uint64_t{1} << 16) : (uint64_t{1} << 31);
         seg_len_ = static_cast<uint32_t>(std::max<uint64_t>(1, std::min(Rule::max_segment_updates(sc), table_cap)));
         if (n_slots > 0) {
-            if (Rule::amsgrad || sc.decay != 0)
+            if (!Rule::additive || sc.decay != 0)
                 throw std::invalid_argument("move tracking (Picky SGD) needs SGD without exact L2");
             tracker_.emplace(n_slots, n_cols + 1);
         }
@@ -119,7 +119,7 @@ public:
         if (k_ - k_base_ >= seg_len_) settle();
         ++k_;
         const uint32_t u = static_cast<uint32_t>(k_ - k_base_);
-        const auto ctx = rule_->context(u - 1, u, step_coeffs(sc_, k_, Rule::amsgrad));
+        const auto ctx = rule_->context(u - 1, u, step_coeffs(sc_, k_, Rule::needs.moments));
         for (int64_t a = 0; a < nnz; ++a) {
             State* p = state_ + idx[a];
             mark(idx[a]);
@@ -143,7 +143,7 @@ public:
     // which advance the step clock). Plain SGD without exact L2 only: the sum of two changes is
     // then the change of the two runs, and the state holds x itself.
     void add(const int32_t* idx, const double* delta, int64_t nnz, double delta0, uint64_t n_steps) {
-        if (Rule::amsgrad || sc_.decay != 0)
+        if (!Rule::additive || sc_.decay != 0)
             throw std::invalid_argument("adding model changes (DPSGD) needs SGD without exact L2");
         if (k_ - k_base_ + n_steps > seg_len_) settle();
         k_ += n_steps;
@@ -180,12 +180,12 @@ private:
     void begin_segment() {
         rule_.reset();
         tables_.reset();
-        tables_.emplace(sc_, k_base_, seg_len_, Rule::amsgrad);
+        tables_.emplace(sc_, k_base_, seg_len_, Rule::needs);
         rule_.emplace(tables_->steps(), sc_);
     }
     typename Rule::Context read_context() const noexcept {
         const uint32_t u = static_cast<uint32_t>(k_ - k_base_);
-        return rule_->context(u, u, step_coeffs(sc_, k_ + 1, Rule::amsgrad));
+        return rule_->context(u, u, step_coeffs(sc_, k_ + 1, Rule::needs.moments));
     }
     void mark(int32_t j) {
         if (!seen_[j]) {

@@ -1,10 +1,10 @@
 // The parameter server's LDA model: DPSVI's process level (Mohamad et al. 2022), i.e. SVI's global
 // step (Hoffman et al. 2013, Alg. 1 lines 10-12) applied by rank 0 one worker message at a time:
 //     lambda <- (1 - rho_t) lambda + rho_t (eta + D/|B| sstats),   rho_t = (tau0 + t)^-kappa
-// with the workers' E-steps (lda_batch_stats in train_lda.hpp) supplying sstats x exp(E[log beta])
+// with the workers' E-steps (lda_batch_stats in threads/lda.hpp) supplying sstats x exp(E[log beta])
 // for the distinct words of their mini-batches.
 //
-// The representation is the threads backend's (train_lda.hpp): lambda_kw = eta + S_t mu~_wk with
+// The representation is the threads backend's (threads/lda.hpp): lambda_kw = eta + S_t mu~_wk with
 // S_t = prod (1 - rho_i) over the current segment, so a step costs O(K x the message's words) and
 // never an O(K V) pass; settle() folds S into mu~ (an O(K V) pass, at segment ends and before the
 // estimator evaluates). The arithmetic of a step and of a read is the threads backend's own, so a
@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "train_lda.hpp"
+#include "../threads/lda.hpp"
 
 namespace asyncopt {
 

@@ -1,0 +1,200 @@
+// Adam update rule on the shared model (Kingma & Ba 2015, Alg. 1; the rule Efficient-Adam's
+// workers run):
+//     m_k = beta1 m_{k-1} + (1 - beta1) g_k
+//     v_k = beta2 v_{k-1} + (1 - beta2) g_k^2
+//     x_k = rho_k x_{k-1} - a_k m_k / (sqrt(v_k) + eps)
+// with a_k (bias correction folded into the step, the "epsilon-hat" form) and rho_k (decoupled
+// weight decay, AdamW) from steps.hpp: AMSGrad without the max.
+//
+// Lazy and exact. An untouched coordinate still moves in the dense algorithm: m and v decay, and
+// over D skipped steps after step s
+//     x_t = P(s, t) (x_s - m_s sum_{j=1..D} w_j / (sqrt(v_s) beta2^(j/2) + eps)),
+//     w_j = a_{s+j} beta1^j / P(s, s+j).
+// Unlike AMSGrad (whose vhat stays put, so its direction decays geometrically and the sum has a
+// closed form), v decays here and eps keeps the sum from being geometric. Its terms shrink at
+// least geometrically, though (steps.hpp, series_horizon), so the first min(D, horizon) of them give
+// the sum to double precision: about 430 terms for beta1 = 0.9, beta2 = 0.999 with bias correction,
+// whatever D. That bounded loop (vectorised: the weights and the powers of sqrt(beta2) are tables
+// of the segment) is the price of exactness on a coordinate that sat idle for more than a few
+// steps; the alternative of skipping it (PyTorch's SparseAdam, moments of untouched coordinates
+// frozen) is a different algorithm, whose result depends on the data's sparsity pattern.
+//
+// The rule holds its Steps view by value and its methods are host-and-device: the GPU kernels run
+// it too. Its step is not an addition, so it has no atomic form.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "../core/shared.hpp"
+#include "steps.hpp"
+
+namespace asyncopt {
+
+// One coordinate in one line: 32 bytes (float) / 64 (double), 64-byte aligned by the Python side.
+// reg: n/d_j of the sparse regulariser, as in AmsgradState.
+template <class T>
+struct AdamState {
+    T w, m, v, reg;
+    uint32_t stamp;  // relative step of the last update or catch-up (steps.hpp)
+    char pad[(sizeof(T) == 4 ? 32 : 64) - 4 * sizeof(T) - sizeof(uint32_t)];
+    // The words Python's structured dtype mirrors (bindings/bind_logistic.cpp, state_layout).
+    static std::array<StateField, 5> fields() {
+        return {{{"w", offsetof(AdamState<T>, w), true},
+                 {"m", offsetof(AdamState<T>, m), true},
+                 {"v", offsetof(AdamState<T>, v), true},
+                 {"reg", offsetof(AdamState<T>, reg), true},
+                 {"stamp", offsetof(AdamState<T>, stamp), false}}};
+    }
+};
+static_assert(sizeof(AdamState<float>) == 32, "Adam float state is half a cache line");
+static_assert(sizeof(AdamState<double>) == 64, "Adam double state is one cache line");
+
+template <class T, class Steps>
+class AdamRule {
+public:
+    using State = AdamState<T>;
+    // Capabilities (optim/rules.hpp): not additive; n/d_j in the state; the moments' step a_k and
+    // the series tables of steps.hpp.
+    static constexpr bool additive = false;
+    static constexpr bool reg_in_state = true;
+    static constexpr StepNeeds needs{true, false, true};
+
+    struct Context {
+        uint32_t u_read, u_write;
+        double a, rho;
+    };
+
+    AdamRule(const Steps& steps, const StepConfig& c)
+        : steps_(steps), b1_(static_cast<T>(c.beta1)), b2_(static_cast<T>(c.beta2)), eps_(c.eps),
+          eps_t_(static_cast<T>(c.eps)) {}
+    AdamRule() = default;
+
+    // Stamps are 32-bit; with decay, the weights a_u / S_u of TabledSteps need S far from underflow.
+    static uint64_t max_segment_updates(const StepConfig& c) {
+        return std::min<uint64_t>(std::numeric_limits<uint32_t>::max() - 1, max_updates_for_scale(c, 600.0));
+    }
+
+    ASYNCOPT_HD static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
+
+    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
+        return Context{u_read, u_write, c.a, c.rho};
+    }
+
+    // x_j as of the update's read step; the catch-up is computed, not stored (apply() repeats it).
+    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
+        const uint32_t s = shared_load(&p->stamp);
+        const double x = shared_load(&p->w);
+        if (s >= ctx.u_read) return x;
+        const double m = shared_load(&p->m), v = shared_load(&p->v);
+        return steps_.P(s, ctx.u_read) * (x - m * series(v, s, ctx.u_read - s));
+    }
+
+    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
+                           int64_t first = 0, int64_t stride = 1) const noexcept {
+        double z = 0;
+        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
+        return z;
+    }
+
+    // One step; a stamp ahead of the previous step means another thread already wrote a later
+    // step (a Hogwild! race): nothing to catch up, and the later stamp is kept.
+    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
+        const uint32_t s = shared_load(&p->stamp);
+        Moments q = load(p);
+        if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
+        step(q, g + regc * static_cast<double>(q.w), ctx.a, ctx.rho);
+        store(p, q);
+        shared_store(&p->stamp, s > ctx.u_write ? s : ctx.u_write);
+    }
+
+    // The intercept: touched by every update, never regularised or decayed, never caught up.
+    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
+        Moments q = load(p);
+        step(q, g, step_scale * ctx.a, 1.0);
+        store(p, q);
+    }
+    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
+
+    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
+        if (p->stamp < n) {
+            Moments q = load(p);
+            catch_up(q, p->stamp, n);
+            store(p, q);
+        }
+        p->stamp = 0;
+    }
+
+    ASYNCOPT_HD static State snapshot(const State* p) noexcept {
+        State s{};
+        s.w = shared_load(&p->w);
+        s.m = shared_load(&p->m);
+        s.v = shared_load(&p->v);
+        s.reg = shared_load(&p->reg);
+        s.stamp = shared_load(&p->stamp);
+        return s;
+    }
+
+    // Merge a worker's replica `steps` steps after it copied `base`, as AMSGrad's merge: x takes the
+    // replica's change; m and v decay by beta^steps and take the part the replica's gradients added.
+    ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t steps) const noexcept {
+        const T b1 = static_cast<T>(steps_.beta1_pow()(steps)), b2 = static_cast<T>(steps_.beta2_pow()(steps));
+        Moments q = load(shared);
+        q.w += replica.w - base.w;
+        q.m = b1 * q.m + (replica.m - b1 * base.m);
+        q.v = b2 * q.v + (replica.v - b2 * base.v);
+        store(shared, q);
+    }
+
+private:
+    struct Moments {
+        T w, m, v;
+    };
+
+    ASYNCOPT_HD static Moments load(const State* p) noexcept {
+        return Moments{shared_load(&p->w), shared_load(&p->m), shared_load(&p->v)};
+    }
+    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
+        shared_store(&p->w, q.w);
+        shared_store(&p->m, q.m);
+        shared_store(&p->v, q.v);
+    }
+
+    // In the model's precision, as AMSGrad's step; the catch-up's sum runs in double.
+    ASYNCOPT_HD void step(Moments& q, double g_in, double a, double rho) const noexcept {
+        const T g = static_cast<T>(g_in);
+        q.m = b1_ * q.m + (T(1) - b1_) * g;
+        q.v = b2_ * q.v + (T(1) - b2_) * g * g;
+        q.w = static_cast<T>(rho) * q.w - static_cast<T>(a) * q.m / (std::sqrt(q.v) + eps_t_);
+    }
+
+    // sum_{j=1..min(D, horizon)} w_j / (sqrt(v) beta2^(j/2) + eps): the drift of D skipped steps per
+    // unit of m, before the shrink P (see the top of this file).
+    ASYNCOPT_HD double series(double v, uint32_t s, uint32_t D) const noexcept {
+        const uint32_t n = D < steps_.horizon() ? D : steps_.horizon();
+        const double root_v = std::sqrt(v);
+        double sum = 0;
+        ASYNCOPT_SIMD_SUM(sum)
+        for (uint32_t j = 1; j <= n; ++j) sum += steps_.weight(s, j) / (root_v * steps_.root_beta2(j) + eps_);
+        return sum;
+    }
+
+    // Steps s+1..t with zero gradient.
+    ASYNCOPT_HD void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
+        const double m = q.m;
+        q.w = static_cast<T>(steps_.P(s, t) * (static_cast<double>(q.w) - m * series(q.v, s, t - s)));
+        q.m = static_cast<T>(m * steps_.beta1_pow()(t - s));
+        q.v = static_cast<T>(q.v * steps_.beta2_pow()(t - s));
+    }
+
+    Steps steps_;
+    T b1_{}, b2_{};
+    double eps_ = 0;
+    T eps_t_{};
+};
+
+}  // namespace asyncopt
