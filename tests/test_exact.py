@@ -30,11 +30,11 @@ AMS_CASES = [
 
 
 def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, bias_correction=False,
-             fit_intercept=True, learning_rate=None, problem=None):
+             fit_intercept=True, learning_rate=None, problem=None, eps=None):
     X, y = problem or sparse_problem(dtype=dtype)
     lr = learning_rate or (0.5 if optimizer == "sgd" else 0.05)
     rule = optim.get(optimizer)  # its defaults (eps) for the reference
-    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=lr, schedule=schedule,
+    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=lr, schedule=schedule, eps=eps,
                                       bias_correction=bias_correction, batch_size=batch_size, epochs=epochs,
                                       shuffle=False, n_threads=1, fit_intercept=fit_intercept, **case)
     scale = 0.01 if schedule == "optimal" else 1.0  # the estimator's intercept_scale=None
@@ -43,7 +43,7 @@ def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, 
     w, b = logistic_reference(X, y, optimizer=optimizer, learning_rate=lr, schedule=schedule,
                               bias_correction=bias_correction, alpha=case["alpha"], regularization=reg,
                               batch_size=batch_size, epochs=epochs, fit_intercept=fit_intercept,
-                              intercept_scale=scale, eps=getattr(rule, "eps", 1e-8))
+                              intercept_scale=scale, eps=eps or getattr(rule, "eps", 1e-8))
     return clf, w, b
 
 
@@ -83,19 +83,24 @@ def test_adam_matches_dense_reference(case, batch_size, schedule, bias_correctio
     np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.parametrize("eps", [1e-8, 1e-4, 0.3])
 @pytest.mark.parametrize("case,schedule,bias_correction", [(AMS_CASES[0], "constant", False),
                                                            (AMS_CASES[1], "invsqrt", True),
                                                            (AMS_CASES[2], "constant", True)])
-def test_adam_catch_up_beyond_its_horizon_is_exact(case, schedule, bias_correction):
+def test_adam_catch_up_beyond_its_horizon_is_exact(case, schedule, bias_correction, eps):
     """Adam's lazy catch-up sums at most series_horizon terms (430 with the default betas and bias
-    correction): features idle for thousands of steps must still land on the dense result."""
+    correction): features idle for thousands of steps must still land on the dense result. With the
+    default eps most catch-ups take the expansion in orders of eps / sqrt(v) (steps.hpp), where the
+    orders past the first change the result by less than rtol; with eps = 1e-4, eps / sqrt(v) is
+    about 1e-2, so every order counts (a sign error in them fails here) and some coordinates fall
+    back to summing terms; with eps = 0.3, larger than any sqrt(v) here, every catch-up does."""
     X, y = sparse_problem(n=3000, d=3000, nnz_per_row=3, seed=5)
     csc = X.tocsc()  # rows holding each feature, sorted: the longest idle stretch within an epoch
     longest = max(np.diff(np.r_[-1, csc.indices[csc.indptr[j]:csc.indptr[j + 1]], X.shape[0]]).max()
                   for j in range(X.shape[1]) if csc.indptr[j + 1] > csc.indptr[j])
     sc = optim.Adam(learning_rate=0.05, bias_correction=bias_correction).step_config(0.0, "none")
     assert longest > 2 * asyncopt._core.series_horizon(sc), "the problem must leave features idle past the horizon"
-    clf, w, b = fit_both("adam", case, 1, schedule, bias_correction=bias_correction, epochs=2, problem=(X, y))
+    clf, w, b = fit_both("adam", case, 1, schedule, bias_correction=bias_correction, epochs=2, problem=(X, y), eps=eps)
     np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
 

@@ -19,8 +19,8 @@ its header in C++.
 
 Every rule is lazy and exact: a coordinate no mini-batch touches moves as in the dense algorithm
 with a zero gradient there (shrinks, momentum drift), applied in closed form when it is next read,
-so an update costs O(nonzeros). Adam's drift has no closed form; its catch-up sums a bounded number
-of terms that gives it to double precision (``csrc/asyncopt/optim/adam.hpp``).
+so an update costs O(nonzeros). Adam's drift has no closed form; its catch-up evaluates it to double
+precision in bounded work (``csrc/asyncopt/optim/adam.hpp``).
 
 Schedules, with k the global update counter (it continues across ``partial_fit`` calls) and
 ``eta = learning_rate``:
@@ -239,9 +239,11 @@ class Adam(Optimizer):
         x = x - a_k m / (sqrt(v) + eps)
 
     with Adam's bias correction folded into ``a_k`` by default. Lazy and exact like the other
-    rules; the price is a catch-up of at most a few hundred multiply-adds on a coordinate that sat
-    idle (``asyncopt._core.series_horizon``), and the condition ``beta1 < sqrt(beta2)`` under
-    which that sum's terms shrink geometrically."""
+    rules: an idle coordinate's drift is a sum over its skipped steps with no closed form, whose
+    terms shrink geometrically when ``beta1 < sqrt(beta2)``; it is evaluated to double precision
+    from per-segment tables in a few lookups, or, where ``eps`` is not small against
+    ``sqrt(v)``, by summing its first ``asyncopt._core.series_horizon`` terms
+    (``csrc/asyncopt/optim/adam.hpp``)."""
 
     beta1: float = 0.9
     beta2: float = 0.999

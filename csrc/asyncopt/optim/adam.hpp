@@ -14,10 +14,12 @@
 // closed form), v decays here and eps keeps the sum from being geometric. Its terms shrink at
 // least geometrically, though (steps.hpp, series_horizon), so the first min(D, horizon) of them give
 // the sum to double precision: about 430 terms for beta1 = 0.9, beta2 = 0.999 with bias correction,
-// whatever D. That bounded loop (vectorised: the weights and the powers of sqrt(beta2) are tables
-// of the segment) is the price of exactness on a coordinate that sat idle for more than a few
-// steps; the alternative of skipping it (PyTorch's SparseAdam, moments of untouched coordinates
-// frozen) is a different algorithm, whose result depends on the data's sparsity pattern.
+// whatever D. Expanded in powers of eps / sqrt(v), the sum becomes a few order sums that do not
+// depend on the coordinate (tables of the segment, steps.hpp): a catch-up then costs a handful of
+// lookups, and only coordinates with sqrt(v) within a few hundred eps sum their terms one by one (a
+// vectorised loop). The alternative of skipping the catch-up (PyTorch's SparseAdam, moments of
+// untouched coordinates frozen) is a different algorithm, whose result depends on the data's
+// sparsity pattern.
 //
 // The rule holds its Steps view by value and its methods are host-and-device: the GPU kernels run
 // it too. Its step is not an addition, so it has no atomic form.
@@ -173,10 +175,22 @@ private:
     }
 
     // sum_{j=1..min(D, horizon)} w_j / (sqrt(v) beta2^(j/2) + eps): the drift of D skipped steps per
-    // unit of m, before the shrink P (see the top of this file).
+    // unit of m, before the shrink P (see the top of this file). By orders of eps from the segment's
+    // tables when eps / (sqrt(v) beta2^(n/2)) is small enough for them to reach 2^-54 (steps.hpp),
+    // else term by term.
     ASYNCOPT_HD double series(double v, uint32_t s, uint32_t D) const noexcept {
         const uint32_t n = D < steps_.horizon() ? D : steps_.horizon();
         const double root_v = std::sqrt(v);
+        const int orders = steps_.orders();
+        if (root_v > 0 && orders > 0) {
+            const double x = eps_ / (root_v * steps_.root_beta2(n));  // the largest x_j, j <= n
+            double bound = x, f = 1.0 / root_v, sum = 0;
+            const double r = -eps_ / root_v;
+            for (int q = 0; q < orders; ++q, f *= r, bound *= x) {
+                sum += f * steps_.order_sum(q, s, n);
+                if (bound <= 0x1p-54) return sum;  // the rest is at most x^(q+1) of the sum
+            }
+        }
         double sum = 0;
         ASYNCOPT_SIMD_SUM(sum)
         for (uint32_t j = 1; j <= n; ++j) sum += steps_.weight(s, j) / (root_v * steps_.root_beta2(j) + eps_);

@@ -158,15 +158,52 @@ inline uint32_t series_horizon(const StepConfig& c) {
     throw std::invalid_argument("the series catch-up's horizon exceeds 2^24 steps: beta1 too close to sqrt(beta2)");
 }
 
-// w_j = scale0 ratio^j and sqrt(beta2)^j for j = 0..series_horizon(c), written to out (two arrays).
-inline void fill_series(const StepConfig& c, double scale0, double ratio, double* out) {
+// The same sum by orders of eps. With A = sqrt(v_s) > 0 and x_j = eps / (A beta2^(j/2)), exactly
+//   1 / (A beta2^(j/2) + eps) = (1 / (A beta2^(j/2))) (sum_{q<N} (-x_j)^q + (-x_j)^N / (1 + x_j)),
+// so the sum over j = 1..n is  sum_{q<N} (-eps)^q A^-(q+1) Q_q(s, n) + R,  with the order sums
+//   Q_q(s, n) = sum_{j=1..n} w_j beta2^(-j(q+1)/2)
+// and, as x_j <= x_n for j <= n, |R| <= x_n^N times the sum itself. Q_q does not depend on the
+// coordinate: it is a table of the segment (a prefix sum for constant steps, a difference of suffix
+// sums for tabled ones), so a catch-up costs N lookups instead of n terms. It applies when x_n is
+// small enough for N <= series_orders(c) orders to reach 2^-54 (for the default eps, whenever
+// sqrt(v) is above about 5e-7); otherwise the rule sums the n terms one by one.
+// series_orders caps N where the suffix sums of tabled steps would amplify rounding: each order's
+// ratio z_q = beta1 beta2^(-(q+1)/2) must stay below 0.95 rho_min.
+constexpr int kMaxSeriesOrders = 10;
+inline int series_orders(const StepConfig& c) {
+    const double rho_min = 1.0 - c.learning_rate * c.decay;
+    int n = 0;
+    while (n < kMaxSeriesOrders && c.beta1 * std::pow(c.beta2, -0.5 * (n + 1)) <= 0.95 * rho_min) ++n;
+    return n;
+}
+
+// The tables of the series that do not depend on the segment, j = 0..horizon: the weights scale0
+// ratio^j (the terms' numerators: a (beta1 / rho)^j for constant steps, beta1^j for tabled ones),
+// sqrt(beta2)^j, and per order q < series_orders(c) either the prefix sums of
+// weight_j beta2^(-j(q+1)/2) (prefix = true, constant steps) or the powers z_q^j (tabled steps).
+inline size_t series_doubles(const StepConfig& c) {
+    return (2 + static_cast<size_t>(series_orders(c))) * (static_cast<size_t>(series_horizon(c)) + 1);
+}
+inline void fill_series(const StepConfig& c, double scale0, double ratio, bool prefix, double* out) {
     const uint32_t n = series_horizon(c);
+    const int orders = series_orders(c);
     const double root_b2 = std::sqrt(c.beta2);
     double* w = out;
     double* r = out + n + 1;
     for (uint32_t j = 0; j <= n; ++j) {
         w[j] = scale0 * std::pow(ratio, static_cast<double>(j));
         r[j] = std::pow(root_b2, static_cast<double>(j));
+    }
+    for (int q = 0; q < orders; ++q) {
+        double* t = out + (2 + static_cast<size_t>(q)) * (n + 1);
+        if (prefix) {
+            t[0] = 0.0;
+            for (uint32_t j = 1; j <= n; ++j)
+                t[j] = t[j - 1] + w[j] * std::pow(root_b2, -static_cast<double>(j) * (q + 1));
+        } else {
+            const double z = c.beta1 * std::pow(root_b2, -static_cast<double>(q + 1));
+            for (uint32_t j = 0; j <= n; ++j) t[j] = std::pow(z, static_cast<double>(j));
+        }
     }
 }
 
@@ -188,15 +225,15 @@ inline uint64_t max_updates_for_scale(const StepConfig& c, double bits) {
 class ConstantSteps {
 public:
     static size_t table_doubles(const StepConfig& c, uint32_t /*n_steps*/, const StepNeeds& needs) {
-        return 3 * PowerTable::kDoubles + (needs.series ? 2 * (static_cast<size_t>(series_horizon(c)) + 1) : 0);
+        return 3 * PowerTable::kDoubles + (needs.series ? series_doubles(c) : 0);
     }
     static void fill(const StepConfig& c, uint64_t /*k0*/, uint32_t /*n_steps*/, const StepNeeds& needs, double* out) {
         const StepCoeffs k1 = step_coeffs(c, 1, needs.moments);
         PowerTable::fill(k1.rho, out);
         PowerTable::fill(c.beta1, out + PowerTable::kDoubles);
         PowerTable::fill(c.beta2, out + 2 * PowerTable::kDoubles);
-        // the series' weights a (beta1 / rho)^j and sqrt(beta2)^j, j = 0..horizon
-        if (needs.series) fill_series(c, k1.a, c.beta1 / k1.rho, out + 3 * PowerTable::kDoubles);
+        // the series' weights a (beta1 / rho)^j, sqrt(beta2)^j and the orders' prefix sums
+        if (needs.series) fill_series(c, k1.a, c.beta1 / k1.rho, true, out + 3 * PowerTable::kDoubles);
     }
 
     ConstantSteps() = default;
@@ -210,8 +247,10 @@ public:
         F_ = (needs.drift && c.beta1 > 0) ? a * c.beta1 / (rho_ - c.beta1) : 0.0;
         if (needs.series) {
             horizon_ = series_horizon(c);
+            orders_ = series_orders(c);
             series_w_ = tables + 3 * PowerTable::kDoubles;
             series_c_ = series_w_ + horizon_ + 1;
+            order_sums_ = series_c_ + horizon_ + 1;
         }
     }
     ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return rho_ == 1.0 ? 1.0 : rho_pow_(t - s); }
@@ -223,6 +262,11 @@ public:
     ASYNCOPT_HD uint32_t horizon() const noexcept { return horizon_; }
     ASYNCOPT_HD double weight(uint32_t /*s*/, uint32_t j) const noexcept { return series_w_[j]; }
     ASYNCOPT_HD double root_beta2(uint32_t j) const noexcept { return series_c_[j]; }
+    // Q_q(s, n) for n <= horizon (the expansion by orders of eps above series_orders).
+    ASYNCOPT_HD int orders() const noexcept { return orders_; }
+    ASYNCOPT_HD double order_sum(int q, uint32_t /*s*/, uint32_t n) const noexcept {
+        return order_sums_[static_cast<size_t>(q) * (horizon_ + 1) + n];
+    }
     ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
     ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
@@ -230,8 +274,10 @@ private:
     double rho_ = 1.0, F_ = 0.0;
     PowerTable rho_pow_, beta1_pow_, beta2_pow_;
     uint32_t horizon_ = 0;
+    int orders_ = 0;
     const double* series_w_ = nullptr;
     const double* series_c_ = nullptr;
+    const double* order_sums_ = nullptr;
 };
 
 // Varying a_k or rho_k: per-segment tables over relative steps u = 0..N (absolute k = k0 + u), after
@@ -240,8 +286,9 @@ private:
 class TabledSteps {
 public:
     static size_t table_doubles(const StepConfig& c, uint32_t n_steps, const StepNeeds& needs) {
-        return 2 * PowerTable::kDoubles + (2 + needs.drift + needs.series) * (static_cast<size_t>(n_steps) + 1) +
-               (needs.series ? 2 * (static_cast<size_t>(series_horizon(c)) + 1) : 0);
+        const size_t n1 = static_cast<size_t>(n_steps) + 1;
+        return 2 * PowerTable::kDoubles + (2 + needs.drift) * n1 +
+               (needs.series ? (1 + static_cast<size_t>(series_orders(c))) * n1 + series_doubles(c) : 0);
     }
     static void fill(const StepConfig& c, uint64_t k0, uint32_t n_steps, const StepNeeds& needs, double* out) {
         PowerTable::fill(c.beta1, out);
@@ -265,10 +312,20 @@ public:
             next += n1;
         }
         if (needs.series) {
-            next[0] = 0.0;
-            for (uint32_t u = 1; u <= n_steps; ++u) next[u] = coeffs[u].a / scale[u];
-            // then beta1^j and sqrt(beta2)^j, j = 0..horizon
-            fill_series(c, 1.0, c.beta1, next + n1);
+            double* a_over_S = next;
+            a_over_S[0] = 0.0;
+            for (uint32_t u = 1; u <= n_steps; ++u) a_over_S[u] = coeffs[u].a / scale[u];
+            // per order q the suffix sums G_q(u) = sum_{i=u+1..N} (a_i / S_i) z_q^(i-u):
+            // Q_q(s, n) = S_s (G_q(s) - z_q^n G_q(s + n))
+            const int orders = series_orders(c);
+            for (int q = 0; q < orders; ++q) {
+                double* G = a_over_S + (1 + static_cast<size_t>(q)) * n1;
+                const double z = c.beta1 * std::pow(c.beta2, -0.5 * (q + 1));
+                G[n_steps] = 0.0;
+                for (uint32_t u = n_steps; u-- > 0;) G[u] = z * (a_over_S[u + 1] + G[u + 1]);
+            }
+            // then beta1^j, sqrt(beta2)^j and the orders' z_q^j, j = 0..horizon
+            fill_series(c, 1.0, c.beta1, false, a_over_S + (1 + static_cast<size_t>(orders)) * n1);
         }
     }
 
@@ -281,9 +338,14 @@ public:
           F_(needs.drift ? scale_ + (static_cast<size_t>(n_steps) + 1) : nullptr),
           a_over_S_(needs.series ? scale_ + (1 + needs.drift) * (static_cast<size_t>(n_steps) + 1) : nullptr) {
         if (needs.series) {
+            const size_t n1 = static_cast<size_t>(n_steps) + 1;
             horizon_ = series_horizon(c);
-            series_b_ = a_over_S_ + (static_cast<size_t>(n_steps) + 1);
+            orders_ = series_orders(c);
+            suffix_ = a_over_S_ + n1;
+            n1_ = static_cast<uint32_t>(n1);
+            series_b_ = a_over_S_ + (1 + static_cast<size_t>(orders_)) * n1;
             series_c_ = series_b_ + horizon_ + 1;
+            z_pow_ = series_c_ + horizon_ + 1;
         }
     }
     ASYNCOPT_HD double P(uint32_t s, uint32_t t) const noexcept { return std::exp(log_P_[t] - log_P_[s]); }
@@ -301,6 +363,11 @@ public:
         return scale_[s] * a_over_S_[s + j] * series_b_[j];
     }
     ASYNCOPT_HD double root_beta2(uint32_t j) const noexcept { return series_c_[j]; }
+    ASYNCOPT_HD int orders() const noexcept { return orders_; }
+    ASYNCOPT_HD double order_sum(int q, uint32_t s, uint32_t n) const noexcept {
+        const double* G = suffix_ + static_cast<size_t>(q) * n1_;
+        return scale_[s] * (G[s] - z_pow_[static_cast<size_t>(q) * (horizon_ + 1) + n] * G[s + n]);
+    }
     ASYNCOPT_HD const PowerTable& beta1_pow() const noexcept { return beta1_pow_; }
     ASYNCOPT_HD const PowerTable& beta2_pow() const noexcept { return beta2_pow_; }
 
@@ -310,9 +377,12 @@ private:
     const double* scale_ = nullptr;
     const double* F_ = nullptr;
     const double* a_over_S_ = nullptr;
-    uint32_t horizon_ = 0;
+    uint32_t horizon_ = 0, n1_ = 0;
+    int orders_ = 0;
+    const double* suffix_ = nullptr;
     const double* series_b_ = nullptr;
     const double* series_c_ = nullptr;
+    const double* z_pow_ = nullptr;
 };
 
 // The buffer of one segment's tables and the Steps view over it. steps_at builds the same view
