@@ -37,6 +37,23 @@ def test_the_rule_registry_fills_in_defaults():
         optim.AMSGrad().resolve_regularization("exact", 1e-4)
 
 
+def test_the_registry_and_the_compiled_rule_kinds_agree():
+    """Every Python rule names a compiled kind and every compiled kind has its class; what a rule
+    can do is the compiled rule's declaration (csrc/asyncopt/optim/rules.hpp)."""
+    from asyncopt import _core
+
+    assert set(optim.names()) == set(_core.Rule.__members__)
+    caps = {name: optim.get(name).capabilities for name in optim.names()}
+    assert caps["sgd"]["additive"] and not any(c["additive"] for n, c in caps.items() if n != "sgd")
+    assert [n for n, c in caps.items() if c["series"]] == ["adam"]
+    assert [n for n, c in caps.items() if c["drift"]] == ["amsgrad"]
+    assert optim.SGD().atomic_writes and not optim.Adam().atomic_writes
+    # the estimator's rule constants default to each rule's own
+    assert optim.get("adam", bias_correction=None).bias_correction is True
+    assert optim.get("amsgrad", bias_correction=None).bias_correction is False
+    assert optim.get("adagrad", eps=None).eps == 1e-10
+
+
 def test_settings_are_frozen_picklable_and_compared_by_value():
     s = LogisticSettings(optim.AMSGrad(learning_rate=0.01), 1e-4, "sparse", 4, True, True, 1.0)
     assert pickle.loads(pickle.dumps(s)) == s

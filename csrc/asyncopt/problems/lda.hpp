@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "../core/shared.hpp"
+
 // The E-step is K-wide multiply-adds (a dot product and an axpy per word per iteration). A portable
 // build targets baseline x86-64 (SSE2: two doubles per instruction); GCC's function multiversioning
 // adds an AVX2+FMA clone chosen at load time on CPUs that have it, without -march=native.
@@ -81,6 +83,20 @@ inline void exp_dirichlet_expectation(const double* gamma, int K, double* out) n
     for (int k = 0; k < K; ++k) total += gamma[k];
     const double psi_total = digamma(total);
     for (int k = 0; k < K; ++k) out[k] = std::exp(digamma(gamma[k]) - psi_total);
+}
+
+// The global side of E[log beta], written once for every driver (the threads' read, a DPSVI
+// worker's, the read-only transform): lambda_kw = eta + S mu_wk and lambda's topic sums
+// V eta + S mass_k, S the model's pending scale (1 for a settled model or a worker's copy). The
+// model may be the threads' shared words, so it is read through shared_load.
+//   psi_topic_totals: psi(V eta + S mass_k) for each topic
+//   elog_beta:        E[log beta_kw] = psi(eta + S mu_wk) - psi_total_k
+inline void psi_topic_totals(const double* mass, double S, double eta, int64_t V, int K, double* out) noexcept {
+    const double V_eta = eta * static_cast<double>(V);
+    for (int k = 0; k < K; ++k) out[k] = digamma(V_eta + S * shared_load(mass + k));
+}
+inline double elog_beta(const double* mu_wk, double S, double eta, double psi_total_k) noexcept {
+    return digamma(eta + S * shared_load(mu_wk)) - psi_total_k;
 }
 
 // Scratch of one E-step: 3 K-vectors and one value per distinct word of the longest document.

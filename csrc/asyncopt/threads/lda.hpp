@@ -192,14 +192,11 @@ public:
             const uint32_t u_read = std::max<uint32_t>(
                 u - 1, static_cast<uint32_t>(clock.value.load(std::memory_order_relaxed) - w_.k_base_ - 1));
             const double S_read = w_.scale_[u_read];
-            const double V_eta = eta * static_cast<double>(w_.m_.n_words);
-            for (int k = 0; k < K; ++k)
-                psi_total_[k] = lda::digamma(V_eta + S_read * shared_load(w_.m_.topic_mass + k));
+            lda::psi_topic_totals(w_.m_.topic_mass, S_read, eta, w_.m_.n_words, K, psi_total_.data());
             for (int64_t r = 0; r < n_rows; ++r) {
                 const double* src = mu + static_cast<int64_t>(words_[r]) * K;
                 double* dst = beta_.data() + r * K;
-                for (int k = 0; k < K; ++k)
-                    dst[k] = std::exp(lda::digamma(eta + S_read * shared_load(src + k)) - psi_total_[k]);
+                for (int k = 0; k < K; ++k) dst[k] = std::exp(lda::elog_beta(src + k, S_read, eta, psi_total_[k]));
             }
 
             // local: the E-step of every document, accumulating sstats / exp(E[log beta])
@@ -273,14 +270,14 @@ public:
           table_(static_cast<size_t>(m.n_words) * m.n_topics) {
         const int K = m.n_topics;
         const int64_t V = m.n_words;
-        for (int k = 0; k < K; ++k) psi_total_[k] = lda::digamma(eta * static_cast<double>(V) + m.topic_mass[k]);
+        lda::psi_topic_totals(m.topic_mass, 1.0, eta, V, K, psi_total_.data());
         (void)n_threads;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
         for (int64_t w = 0; w < V; ++w)
             for (int k = 0; k < K; ++k) table_[w * K + k] = std::exp(elog(static_cast<int32_t>(w), k));
     }
     double elog(int32_t w, int k) const noexcept {
-        return lda::digamma(eta_ + m_.mu[static_cast<int64_t>(w) * m_.n_topics + k]) - psi_total_[k];
+        return lda::elog_beta(m_.mu + static_cast<int64_t>(w) * m_.n_topics + k, 1.0, eta_, psi_total_[k]);
     }
     const double* exp_table() const noexcept { return table_.data(); }
 
@@ -347,9 +344,8 @@ inline int64_t lda_batch_stats(const CsrView<double>& X, const int64_t* docs, in
 
     // exp(E[log beta_kw]) = exp(psi(eta + mu_wk) - psi(V eta + mass_k)), as LdaWork's read
     std::vector<double> psi_total(static_cast<size_t>(K)), beta(static_cast<size_t>(n_words * K));
-    const double V_eta = eta * static_cast<double>(X.n_cols);
-    for (int k = 0; k < K; ++k) psi_total[k] = lda::digamma(V_eta + mass[k]);
-    for (int64_t p = 0; p < n_words * K; ++p) beta[p] = std::exp(lda::digamma(eta + mu[p]) - psi_total[p % K]);
+    lda::psi_topic_totals(mass, 1.0, eta, X.n_cols, K, psi_total.data());
+    for (int64_t p = 0; p < n_words * K; ++p) beta[p] = std::exp(lda::elog_beta(mu + p, 1.0, eta, psi_total[p % K]));
 
     // the E-steps, each thread into its own sstats table, summed in thread order (deterministic)
     std::vector<double> acc(static_cast<size_t>(nt) * n_words * K, 0.0);
