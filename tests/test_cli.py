@@ -30,6 +30,18 @@ def test_demo_and_train_on_a_data_file(capsys):
     assert out.count("epoch") >= 2 and "regularization 'sparse'" in out
 
 
+@pytest.mark.parametrize("rule", ["adagrad", "adam"])
+def test_train_and_demo_take_every_registered_rule(capsys, rule):
+    path = str(shared_data("libsvm", "a9a.xz"))
+    assert main(["train", path, "--epochs", "2", "--n-threads", "1", "--optimizer", rule]) == 0
+    out = capsys.readouterr().out
+    assert f"({rule}, 1 threads" in out
+    assert main(["demo", "--data", path, "--epochs", "1", "--threads", "1", "--optimizers", rule]) == 0
+    assert rule in capsys.readouterr().out
+    assert main(["demo", "--data", path, "--epochs", "1", "--threads", "1", "--optimizers", "rmsprop"]) == 2
+    assert "rmsprop" in capsys.readouterr().err
+
+
 def test_info_and_errors(capsys, tmp_path):
     assert main(["info"]) == 0
     assert '"openmp"' in capsys.readouterr().out

@@ -146,10 +146,10 @@ def cmd_train(args):
     clf.fit(X, y, eval_set=eval_set)
     seconds = time.perf_counter() - t
     if clf.backend_ == "threads":
-        print(f"trained in {seconds:.3f}s ({clf.n_threads_} threads, regularization "
+        print(f"trained in {seconds:.3f}s ({optimizer}, {clf.n_threads_} threads, regularization "
               f"{clf.regularization_!r}); staleness {clf.staleness_}")
     elif clf.backend_ == "cuda":
-        print(f"trained in {seconds:.3f}s on {clf.device_} ({clf.gpu_workers_} workers, regularization "
+        print(f"trained in {seconds:.3f}s on {clf.device_} ({optimizer}, {clf.gpu_workers_} workers, regularization "
               f"{clf.regularization_!r}); staleness {clf.staleness_}")
     elif clf.mpi_rank_ == 0:
         _print_mpi_summary(clf, args.method, seconds)
