@@ -156,7 +156,7 @@ void bind_logistic(py::module_& m) {
         .def_readwrite("lockstep", &EpochConfig::lockstep,
                        "Run the epoch in rounds (default False): every thread claims its step, then all update, "
                        "then the next round, so a round's staleness is exactly 0, 1, ..., threads - 1 whatever the "
-                       "scheduling. For tests and controlled studies of staleness (hogwild.hpp).");
+                       "scheduling. For tests and controlled studies of staleness (threads/hogwild.hpp).");
     py::class_<LogisticConfig, EpochConfig>(m, "LogisticConfig",
                                             "Driver settings plus logistic-regression options (threads/logistic.hpp)")
         .def(py::init<>())

@@ -42,7 +42,7 @@ class EpochConfig:
     shuffle: bool
     seed: int
     k0: int
-    lockstep: bool  # rounds with exactly determined staleness; for tests and controlled studies (hogwild.hpp)
+    lockstep: bool  # rounds with exactly determined staleness; for tests and controlled studies (threads/hogwild.hpp)
     def __init__(self) -> None: ...
 
 class LogisticConfig(EpochConfig):

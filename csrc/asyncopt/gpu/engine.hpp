@@ -1,5 +1,5 @@
 // The GPU executor's host side for logistic regression: owns the data and the model in the
-// executor's memory, plans each epoch (epoch_plan.hpp), builds each segment's step tables
+// executor's memory, plans each epoch (core/epoch_plan.hpp), builds each segment's step tables
 // (optim/steps.hpp) and launches the executor's phases. Written once over an Exec, which supplies
 // memory and the phases: CudaExec (csrc/cuda/cuda_exec.cuh) runs them as kernels on the GPU,
 // HostExec (host_exec.hpp) runs the same per-worker code on the host in lockstep rounds.

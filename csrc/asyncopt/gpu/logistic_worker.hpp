@@ -3,7 +3,7 @@
 // Compiled by nvcc for the kernels (csrc/cuda) and by the host compiler for the emulator
 // (host_exec.hpp); a worker is a team of lanes (team.hpp), a warp on the device.
 //
-// One update of worker w (mini-batch B of its slice, as in hogwild.hpp):
+// One update of worker w (mini-batch B of its slice, as in threads/hogwild.hpp):
 //   read   claim step k; margins z_i = w.x_i + b of B's rows, the lanes splitting each row's
 //          nonzeros and summing across the team
 //   write  batch of one row: each lane applies the rule to its share of the row's features (a
@@ -13,7 +13,7 @@
 // Writes race between workers (Hogwild!). With Atomic (SGD only) a weight's step is one atomic add,
 // so concurrent steps of a coordinate are never lost; otherwise load + store, as on the CPU.
 // The intercept, which every update writes, is read and written in place by each team's leader
-// (atomically with Atomic). The CPU's per-thread replicas (intercept.hpp) are not used here: merged
+// (atomically with Atomic). The CPU's per-thread replicas (threads/intercept.hpp) are not used here: merged
 // every 32 updates, W replicas give the intercept a delay of about 32 W updates, and in the
 // emulator's lockstep rounds on a 20000-row synthetic set that took SGD's test loss from 0.646 to
 // 2.74 at 9 workers; in place it was 0.675.
@@ -78,7 +78,7 @@ struct LogisticGpuWork {
     StalenessStats* stats = nullptr;
     GpuScratch scratch;
 
-    // The epoch start: worker w reshuffles its slice with stream w of seed (hogwild.hpp's order).
+    // The epoch start: worker w reshuffles its slice with stream w of seed (threads/hogwild.hpp's order).
     ASYNCOPT_HD void shuffle_slice(int w, uint64_t seed) const {
         Rng rng(seed, static_cast<uint64_t>(w));
         const int64_t lo = slice_begin(n, workers, w);

@@ -113,7 +113,7 @@ public:
         return s;
     }
 
-    // Merge a worker's private replica (intercept.hpp): x and G take the replica's changes (G is a
+    // Merge a worker's private replica (threads/intercept.hpp): x and G take the replica's changes (G is a
     // plain sum of squares, so the steps' contributions add).
     ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t /*steps*/) const noexcept {
         shared_store(&shared->w, static_cast<T>(shared_load(&shared->w) + (replica.w - base.w)));

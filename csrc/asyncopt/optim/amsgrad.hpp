@@ -144,7 +144,7 @@ public:
         return s;
     }
 
-    // Merge a worker's private replica of a coordinate (intercept.hpp), which took `steps` steps since
+    // Merge a worker's private replica of a coordinate (threads/intercept.hpp), which took `steps` steps since
     // it copied `base`: as if those steps were applied to the shared state now. x takes the replica's
     // change, as Hogwild! adds updates; m and v decay by beta^steps (each of the steps decays them
     // once) and take the part the replica's gradients added, m_r - beta1^steps m_base; vhat, a

@@ -123,7 +123,7 @@ public:
     // A copy of a coordinate's shared state, read through shared_load.
     ASYNCOPT_HD static State snapshot(const State* p) noexcept { return State{shared_load(&p->w)}; }
 
-    // Merge a worker's private replica of a coordinate (intercept.hpp), `steps` steps after it was
+    // Merge a worker's private replica of a coordinate (threads/intercept.hpp), `steps` steps after it was
     // taken: add the replica's change since then to the shared value.
     ASYNCOPT_HD void merge(State* shared, const State& replica, const State& base, uint32_t /*steps*/) const noexcept {
         shared_store(&shared->w, static_cast<T>(shared_load(&shared->w) + (replica.w - base.w)));

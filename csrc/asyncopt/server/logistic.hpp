@@ -8,7 +8,7 @@
 // every backend. The rules' lazy catch-up is kept: a message costs O(its nonzeros), whatever the
 // number of features, and read() returns a coordinate as of the latest step.
 //
-// Segments, as in hogwild.hpp: the rules' stamps and tables are relative to a segment start k_base.
+// Segments, as in threads/hogwild.hpp: the rules' stamps and tables are relative to a segment start k_base.
 // The server opens a new segment when the current one is full or when asked to settle (before the
 // estimator reads the state directly: evaluation, the end of a fit); settling brings every touched
 // coordinate up to step k.
