@@ -1,5 +1,5 @@
 // The compiled module asyncopt._core: pybind11 glue only. Each area binds its own
-// functions (bind_io.cpp, bind_optim.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp,
+// functions (bind_io.cpp, bind_optim.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp, bind_compress.cpp,
 // bind_gpu_emulator.cpp); logic lives in the headers under csrc/asyncopt.
 #include <pybind11/pybind11.h>
 
@@ -13,6 +13,7 @@ namespace py = pybind11;
 
 void bind_io(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_compress(py::module_& m);
 void bind_logistic(py::module_& m);
 void bind_lda(py::module_& m);
 void bind_server(py::module_& m);
@@ -25,6 +26,7 @@ PYBIND11_MODULE(_core, m) {
     bind_logistic(m);
     bind_lda(m);  // after bind_logistic: LdaConfig derives from EpochConfig
     bind_server(m);
+    bind_compress(m);
     bind_gpu_emulator(m);
 
     m.def("build_info", []() {

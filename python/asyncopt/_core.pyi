@@ -18,6 +18,16 @@ class Rule:  # csrc/asyncopt/optim/rules.hpp
 
 def rule_capabilities(rule: Rule) -> dict: ...  # additive, reg_in_state, moments, drift, series
 
+class Quantizer:  # csrc/asyncopt/compress/quantizers.hpp
+    identity: Quantizer
+    sign: Quantizer
+    ternary: Quantizer
+    qsgd: Quantizer
+
+def quantized_bytes(n: int, kind: Quantizer, block_size: int, bits: int) -> int: ...
+def quantize(x: np.ndarray, kind: Quantizer, block_size: int, bits: int, seed: int, stream: int) -> np.ndarray: ...
+def dequantize(message: np.ndarray, n: int, kind: Quantizer, block_size: int, bits: int) -> np.ndarray: ...
+
 class Schedule:
     constant: Schedule
     invsqrt: Schedule
