@@ -1,15 +1,16 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
-the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=`` takes their names or objects; the
-registry is :mod:`asyncopt.optim`), and :func:`build_info`.
+the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
+takes their names or objects; the registry is :mod:`asyncopt.optim`), the message quantizers of
+:mod:`asyncopt.compress`, and :func:`build_info`.
 
 The layers, each importing only the ones below it: validation (``_checks``) and the compiled core;
 update rules (``optim``); frozen per-workload settings (``settings``); model states (``state``); the
 one epoch loop (``training``); the backends (``backends``: threads, cuda, mpi); the estimators on top
 (``logistic``, ``lda``).
 """
-from . import _core, backends, datasets, gpu
+from . import _core, backends, compress, datasets, gpu
 from .history import History, Staleness
 from .lda import LDA
 from .logistic import LogisticRegression
