@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "../core/shared.hpp"
+#include "stamped.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
@@ -40,69 +41,23 @@ static_assert(sizeof(AdagradState<float>) == 16, "AdaGrad float state is a quart
 static_assert(sizeof(AdagradState<double>) == 32, "AdaGrad double state is half a cache line");
 
 template <class T, class Steps>
-class AdagradRule {
+class AdagradRule : public StampedRule<AdagradRule<T, Steps>, T, AdagradState<T>> {
+    friend class StampedRule<AdagradRule<T, Steps>, T, AdagradState<T>>;
+
 public:
     using State = AdagradState<T>;
     // Capabilities (optim/rules.hpp): not additive; n/d_j in the state; no moments (no bias
-    // correction), no drift, no series: the catch-up is the shrink P alone.
+    // correction, so the context's a_k is eta_k), no drift, no series: the catch-up is the shrink P.
     static constexpr bool additive = false;
     static constexpr bool reg_in_state = true;
     static constexpr StepNeeds needs{};
-
-    struct Context {
-        uint32_t u_read, u_write;
-        double eta, rho;
-    };
 
     AdagradRule(const Steps& steps, const StepConfig& c) : steps_(steps), eps_t_(static_cast<T>(c.eps)) {}
     AdagradRule() = default;
 
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
 
-    ASYNCOPT_HD static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
-
-    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
-        return Context{u_read, u_write, c.eta, c.rho};
-    }
-
-    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        const double x = shared_load(&p->w);
-        return s >= ctx.u_read ? x : steps_.P(s, ctx.u_read) * x;
-    }
-
-    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
-                           int64_t first = 0, int64_t stride = 1) const noexcept {
-        double z = 0;
-        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
-        return z;
-    }
-
-    // One step; a stamp ahead of the previous step means another thread wrote a later one (a
-    // Hogwild! race): nothing to catch up, and the later stamp is kept.
-    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        T w = shared_load(&p->w), G = shared_load(&p->G);
-        if (s + 1 < ctx.u_write) w = static_cast<T>(steps_.P(s, ctx.u_write - 1) * w);
-        step(w, G, g + regc * static_cast<double>(w), ctx.eta, ctx.rho);
-        shared_store(&p->w, w);
-        shared_store(&p->G, G);
-        shared_store(&p->stamp, s > ctx.u_write ? s : ctx.u_write);
-    }
-
-    // The intercept: never regularised, decayed or caught up; its step is step_scale times eta_k.
-    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
-        T w = shared_load(&p->w), G = shared_load(&p->G);
-        step(w, G, g, step_scale * ctx.eta, 1.0);
-        shared_store(&p->w, w);
-        shared_store(&p->G, G);
-    }
-    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
-
-    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
-        if (p->stamp < n) p->w = static_cast<T>(steps_.P(p->stamp, n) * p->w);
-        p->stamp = 0;
-    }
+    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp).
 
     ASYNCOPT_HD static State snapshot(const State* p) noexcept {
         State s{};
@@ -121,11 +76,28 @@ public:
     }
 
 private:
+    struct Moments {
+        T w, G;
+    };
+    ASYNCOPT_HD static Moments load(const State* p) noexcept { return Moments{shared_load(&p->w), shared_load(&p->G)}; }
+    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
+        shared_store(&p->w, q.w);
+        shared_store(&p->G, q.G);
+    }
+
     // In the model's precision, as AMSGrad: a float32 state cannot hold more.
-    ASYNCOPT_HD void step(T& w, T& G, double g_in, double eta, double rho) const noexcept {
+    ASYNCOPT_HD void step(Moments& q, double g_in, double eta, double rho) const noexcept {
         const T g = static_cast<T>(g_in);
-        G += g * g;
-        w = static_cast<T>(rho) * w - static_cast<T>(eta) * g / (std::sqrt(G) + eps_t_);
+        q.G += g * g;
+        q.w = static_cast<T>(rho) * q.w - static_cast<T>(eta) * g / (std::sqrt(q.G) + eps_t_);
+    }
+
+    // An idle coordinate only shrinks: G stays, x_t = P(s, t) x_s.
+    ASYNCOPT_HD void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
+        q.w = static_cast<T>(steps_.P(s, t) * q.w);
+    }
+    ASYNCOPT_HD double read_stale(const State* p, uint32_t s, uint32_t u) const noexcept {
+        return steps_.P(s, u) * static_cast<double>(shared_load(&p->w));
     }
 
     Steps steps_;

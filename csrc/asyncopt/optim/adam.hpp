@@ -33,6 +33,7 @@
 #include <limits>
 
 #include "../core/shared.hpp"
+#include "stamped.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
@@ -57,7 +58,9 @@ static_assert(sizeof(AdamState<float>) == 32, "Adam float state is half a cache 
 static_assert(sizeof(AdamState<double>) == 64, "Adam double state is one cache line");
 
 template <class T, class Steps>
-class AdamRule {
+class AdamRule : public StampedRule<AdamRule<T, Steps>, T, AdamState<T>> {
+    friend class StampedRule<AdamRule<T, Steps>, T, AdamState<T>>;
+
 public:
     using State = AdamState<T>;
     // Capabilities (optim/rules.hpp): not additive; n/d_j in the state; the moments' step a_k and
@@ -65,11 +68,6 @@ public:
     static constexpr bool additive = false;
     static constexpr bool reg_in_state = true;
     static constexpr StepNeeds needs{true, false, true};
-
-    struct Context {
-        uint32_t u_read, u_write;
-        double a, rho;
-    };
 
     AdamRule(const Steps& steps, const StepConfig& c)
         : steps_(steps), b1_(static_cast<T>(c.beta1)), b2_(static_cast<T>(c.beta2)), eps_(c.eps),
@@ -81,55 +79,7 @@ public:
         return std::min<uint64_t>(std::numeric_limits<uint32_t>::max() - 1, max_updates_for_scale(c, 600.0));
     }
 
-    ASYNCOPT_HD static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
-
-    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
-        return Context{u_read, u_write, c.a, c.rho};
-    }
-
-    // x_j as of the update's read step; the catch-up is computed, not stored (apply() repeats it).
-    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        const double x = shared_load(&p->w);
-        if (s >= ctx.u_read) return x;
-        const double m = shared_load(&p->m), v = shared_load(&p->v);
-        return steps_.P(s, ctx.u_read) * (x - m * series(v, s, ctx.u_read - s));
-    }
-
-    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
-                           int64_t first = 0, int64_t stride = 1) const noexcept {
-        double z = 0;
-        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
-        return z;
-    }
-
-    // One step; a stamp ahead of the previous step means another thread already wrote a later
-    // step (a Hogwild! race): nothing to catch up, and the later stamp is kept.
-    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        Moments q = load(p);
-        if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
-        step(q, g + regc * static_cast<double>(q.w), ctx.a, ctx.rho);
-        store(p, q);
-        shared_store(&p->stamp, s > ctx.u_write ? s : ctx.u_write);
-    }
-
-    // The intercept: touched by every update, never regularised or decayed, never caught up.
-    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
-        Moments q = load(p);
-        step(q, g, step_scale * ctx.a, 1.0);
-        store(p, q);
-    }
-    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
-
-    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
-        if (p->stamp < n) {
-            Moments q = load(p);
-            catch_up(q, p->stamp, n);
-            store(p, q);
-        }
-        p->stamp = 0;
-    }
+    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp).
 
     ASYNCOPT_HD static State snapshot(const State* p) noexcept {
         State s{};
@@ -195,6 +145,12 @@ private:
         ASYNCOPT_SIMD_SUM(sum)
         for (uint32_t j = 1; j <= n; ++j) sum += steps_.weight(s, j) / (root_v * steps_.root_beta2(j) + eps_);
         return sum;
+    }
+
+    // x as of step u > s; the catch-up is computed, not stored (apply() repeats it).
+    ASYNCOPT_HD double read_stale(const State* p, uint32_t s, uint32_t u) const noexcept {
+        const double x = shared_load(&p->w), m = shared_load(&p->m), v = shared_load(&p->v);
+        return steps_.P(s, u) * (x - m * series(v, s, u - s));
     }
 
     // Steps s+1..t with zero gradient.

@@ -26,6 +26,7 @@
 #include <limits>
 
 #include "../core/shared.hpp"
+#include "stamped.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
@@ -56,7 +57,9 @@ static_assert(sizeof(AmsgradState<float>) == 32, "AMSGrad float state is half a 
 static_assert(sizeof(AmsgradState<double>) == 64, "AMSGrad double state is one cache line");
 
 template <class T, class Steps>
-class AmsgradRule {
+class AmsgradRule : public StampedRule<AmsgradRule<T, Steps>, T, AmsgradState<T>> {
+    friend class StampedRule<AmsgradRule<T, Steps>, T, AmsgradState<T>>;
+
 public:
     using State = AmsgradState<T>;
     // Capabilities (optim/rules.hpp): a step is not an addition; n/d_j sits in the state line; the
@@ -65,11 +68,6 @@ public:
     static constexpr bool reg_in_state = true;
     static constexpr StepNeeds needs{true, true, false};
 
-    struct Context {
-        uint32_t u_read, u_write;
-        double a, rho;
-    };
-
     AmsgradRule(const Steps& steps, const StepConfig& c)
         : steps_(steps), b1_(static_cast<T>(c.beta1)), b2_(static_cast<T>(c.beta2)), eps_t_(static_cast<T>(c.eps)) {}
     AmsgradRule() = default;
@@ -77,59 +75,7 @@ public:
     // Stamps are 32-bit and relative to the segment start.
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
 
-    ASYNCOPT_HD static double reg_scale(const State* p, const T*, int32_t) noexcept { return shared_load(&p->reg); }
-
-    ASYNCOPT_HD Context context(uint32_t u_read, uint32_t u_write, const StepCoeffs& c) const noexcept {
-        return Context{u_read, u_write, c.a, c.rho};
-    }
-
-    // x_j as of the step the update reads; a stale coordinate's catch-up is computed, not stored
-    // (apply() repeats it cheaply, saving six stores per nonzero here).
-    ASYNCOPT_HD double read(const State* p, const Context& ctx) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        const double x = shared_load(&p->w);
-        if (s >= ctx.u_read) return x;
-        return steps_.P(s, ctx.u_read) * x - static_cast<double>(shared_load(&p->d)) * steps_.E(s, ctx.u_read);
-    }
-
-    // w.x of a row as of the update's read step (one GPU lane's share with first/stride).
-    ASYNCOPT_HD double dot(const State* state, const int32_t* idx, const T* val, int64_t nnz, const Context& ctx,
-                           int64_t first = 0, int64_t stride = 1) const noexcept {
-        double z = 0;
-        for (int64_t a = first; a < nnz; a += stride) z += static_cast<double>(val[a]) * read(state + idx[a], ctx);
-        return z;
-    }
-
-    // One step with data gradient g; regc * x_j is the sparse regulariser's share (0 when off). A
-    // stamp ahead of the previous step means another thread already wrote a later step (a Hogwild!
-    // race): nothing to catch up, and the later stamp is kept.
-    ASYNCOPT_HD void apply(State* p, const Context& ctx, double g, double regc) const noexcept {
-        const uint32_t s = shared_load(&p->stamp);
-        Moments q = load(p);
-        if (s + 1 < ctx.u_write) catch_up(q, s, ctx.u_write - 1);
-        step(q, g + regc * static_cast<double>(q.w), ctx.a, ctx.rho);
-        store(p, q);
-        shared_store(&p->stamp, s > ctx.u_write ? s : ctx.u_write);
-    }
-
-    // The intercept: touched by every update, never regularised or decayed, never caught up; its
-    // step is step_scale times a_k.
-    ASYNCOPT_HD void apply_intercept(State* p, const Context& ctx, double g, double step_scale) const noexcept {
-        Moments q = load(p);
-        step(q, g, step_scale * ctx.a, 1.0);
-        store(p, q);
-    }
-    ASYNCOPT_HD double read_intercept(const State* p) const noexcept { return shared_load(&p->w); }
-
-    // Segment end (no thread running): bring the coordinate to step n and rebase its stamp to 0.
-    ASYNCOPT_HD void finish(State* p, uint32_t n) const noexcept {
-        if (p->stamp < n) {
-            Moments q = load(p);
-            catch_up(q, p->stamp, n);
-            store(p, q);
-        }
-        p->stamp = 0;
-    }
+    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp).
 
     // A copy of a coordinate's shared state, read through shared_load.
     ASYNCOPT_HD static State snapshot(const State* p) noexcept {
@@ -190,6 +136,12 @@ private:
         q.vhat = q.vhat > q.v ? q.vhat : q.v;
         q.d = q.m / (std::sqrt(q.vhat) + eps_t_);
         q.w = static_cast<T>(rho) * q.w - static_cast<T>(a) * q.d;
+    }
+
+    // x as of step u > s, in closed form: the direction d decays with m while vhat stays (steps.hpp).
+    ASYNCOPT_HD double read_stale(const State* p, uint32_t s, uint32_t u) const noexcept {
+        return steps_.P(s, u) * static_cast<double>(shared_load(&p->w)) -
+               static_cast<double>(shared_load(&p->d)) * steps_.E(s, u);
     }
 
     // Steps s+1..t with zero gradient, in closed form (steps.hpp).
