@@ -163,14 +163,6 @@ class Optimizer:
         return {"name": self.name, **dataclasses.asdict(self)}
 
 
-def _check_moments(opt):
-    check_real("beta1", opt.beta1, low=0, high=1, high_open=True)
-    check_real("beta2", opt.beta2, low=0, high=1, high_open=True)
-    check_real("eps", opt.eps, low=0, low_open=True)
-    if not isinstance(opt.bias_correction, bool):
-        raise ValueError(f"bias_correction must be True or False, got {opt.bias_correction!r}")
-
-
 @register
 @dataclass(frozen=True)
 class SGD(Optimizer):
@@ -186,23 +178,34 @@ class SGD(Optimizer):
         return ""
 
 
-@register
 @dataclass(frozen=True)
-class AMSGrad(Optimizer):
-    """AMSGrad as run asynchronously by APAM (Xu et al. 2020)."""
+class MomentRule(Optimizer):
+    """What the Adam family shares: first and second moments with decays beta1 and beta2, eps, and
+    Adam's optional bias correction folded into the step. Not a rule by itself."""
 
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
     bias_correction: bool = False
 
-    name: ClassVar[str] = "amsgrad"
     default_learning_rate: ClassVar[float] = 0.003
     regularizations: ClassVar[tuple] = ("sparse", "decoupled")
 
     def __post_init__(self):
         super().__post_init__()
-        _check_moments(self)
+        check_real("beta1", self.beta1, low=0, high=1, high_open=True)
+        check_real("beta2", self.beta2, low=0, high=1, high_open=True)
+        check_real("eps", self.eps, low=0, low_open=True)
+        if not isinstance(self.bias_correction, bool):
+            raise ValueError(f"bias_correction must be True or False, got {self.bias_correction!r}")
+
+
+@register
+@dataclass(frozen=True)
+class AMSGrad(MomentRule):
+    """AMSGrad as run asynchronously by APAM (Xu et al. 2020)."""
+
+    name: ClassVar[str] = "amsgrad"
 
     def decay_shrink_bound(self):
         # The catch-up's suffix sum F (steps.hpp) stays bounded only while beta1 < rho = 1 - eta alpha.
@@ -232,7 +235,7 @@ class AdaGrad(Optimizer):
 
 @register
 @dataclass(frozen=True)
-class Adam(Optimizer):
+class Adam(MomentRule):
     """Adam (Kingma & Ba 2015), the rule Efficient-Adam's workers run::
 
         m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
@@ -245,18 +248,12 @@ class Adam(Optimizer):
     ``sqrt(v)``, by summing its first ``asyncopt._core.series_horizon`` terms
     (``csrc/asyncopt/optim/adam.hpp``)."""
 
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
     bias_correction: bool = True
 
     name: ClassVar[str] = "adam"
-    default_learning_rate: ClassVar[float] = 0.003
-    regularizations: ClassVar[tuple] = ("sparse", "decoupled")
 
     def __post_init__(self):
         super().__post_init__()
-        _check_moments(self)
         if not self.beta1 < self.beta2 ** 0.5:
             raise ValueError(f"Adam needs beta1 < sqrt(beta2) (got beta1={self.beta1}, beta2={self.beta2}): its lazy "
                              "catch-up sums terms that shrink by beta1 / sqrt(beta2) per skipped step")
