@@ -55,30 +55,17 @@ def combos(*axes):
 SCHEDULES = ["constant", "invsqrt", "optimal"]
 
 
-@pytest.mark.parametrize("case,batch_size,schedule", combos(SGD_CASES, [1, 8], SCHEDULES))
-def test_sgd_matches_dense_reference(case, batch_size, schedule):
-    clf, w, b = fit_both("sgd", case, batch_size, schedule)
-    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+# Every rule under every regularisation mode it has, both batch sizes and every schedule; the moment
+# rules with and without bias correction.
+REFERENCE_CASES = (
+    [("sgd", *c, False) for c in combos(SGD_CASES, [1, 8], SCHEDULES)]
+    + [("adagrad", *c, False) for c in combos(AMS_CASES, [1, 8], SCHEDULES)]
+    + [(rule, *c) for rule in ("amsgrad", "adam") for c in combos(AMS_CASES, [1, 8], SCHEDULES, [False, True])])
 
 
-@pytest.mark.parametrize("case,batch_size,schedule,bias_correction", combos(AMS_CASES, [1, 8], SCHEDULES, [False, True]))
-def test_amsgrad_matches_dense_reference(case, batch_size, schedule, bias_correction):
-    clf, w, b = fit_both("amsgrad", case, batch_size, schedule, bias_correction=bias_correction)
-    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
-
-
-@pytest.mark.parametrize("case,batch_size,schedule", combos(AMS_CASES, [1, 8], SCHEDULES))
-def test_adagrad_matches_dense_reference(case, batch_size, schedule):
-    clf, w, b = fit_both("adagrad", case, batch_size, schedule)
-    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
-
-
-@pytest.mark.parametrize("case,batch_size,schedule,bias_correction", combos(AMS_CASES, [1, 8], SCHEDULES, [False, True]))
-def test_adam_matches_dense_reference(case, batch_size, schedule, bias_correction):
-    clf, w, b = fit_both("adam", case, batch_size, schedule, bias_correction=bias_correction)
+@pytest.mark.parametrize("optimizer,case,batch_size,schedule,bias_correction", REFERENCE_CASES)
+def test_one_thread_matches_dense_reference(optimizer, case, batch_size, schedule, bias_correction):
+    clf, w, b = fit_both(optimizer, case, batch_size, schedule, bias_correction=bias_correction)
     np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
 
