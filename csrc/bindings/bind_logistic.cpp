@@ -28,7 +28,7 @@ struct EpochArgs {
 };
 
 template <class T, class Rule, class Steps>
-EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& cfg) {
+py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& cfg) {
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols, a.check_input);
     const double* y = checked<double>(a.y, "y", {X.n_rows}, false);
@@ -47,9 +47,21 @@ EpochResult run_with(const EpochArgs& a, const StepConfig& sc, const LogisticCon
     const int64_t n_active = a.active.shape(0);
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
-    py::gil_scoped_release nogil;
-    LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active);
-    return hogwild_epoch(n_visit, perm, cfg, work);
+    EpochResult res;
+    logistic::ProgressiveLoss progress;
+    {
+        py::gil_scoped_release nogil;
+        LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active);
+        res = hogwild_epoch(n_visit, perm, cfg, work);
+        progress = work.progress();
+    }
+    py::dict d = staleness_dict(res);
+    if (cfg.progressive_loss) {
+        d["loss_sum"] = progress.loss;
+        d["correct"] = progress.correct;
+        d["rows"] = progress.rows;
+    }
+    return d;
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
@@ -61,9 +73,9 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
                 reg_scale.is_none() ? py::array() : py::array(reg_scale), active, n_cols, check_input};
     auto run = [&](auto precision) {
         using T = decltype(precision);
-        return staleness_dict(visit_rule<T>(rule, sc, [&](auto v) {
+        return visit_rule<T>(rule, sc, [&](auto v) {
             return run_with<T, typename decltype(v)::Rule, typename decltype(v)::Steps>(a, sc, cfg);
-        }));
+        });
     };
     const py::dtype dt = data.dtype();
     if (is_dtype<float>(dt)) return run(float{});
@@ -162,14 +174,25 @@ void bind_logistic(py::module_& m) {
         .def(py::init<>())
         .def_readwrite("sparse_alpha", &LogisticConfig::sparse_alpha)
         .def_readwrite("fit_intercept", &LogisticConfig::fit_intercept)
-        .def_readwrite("intercept_scale", &LogisticConfig::intercept_scale);
+        .def_readwrite("intercept_scale", &LogisticConfig::intercept_scale)
+        .def_readwrite("progressive_loss", &LogisticConfig::progressive_loss,
+                       "Sum every row's log-loss and correctness at the model its update read (default True); "
+                       "the epoch's result then holds loss_sum, correct and rows.");
     m.attr("STALENESS_BINS") = kStalenessBins;
+    m.def("thread_pool_size", [] { return ThreadPool::instance().size(); },
+          "Threads of the native pool that runs the threads backend's epochs (started on demand, asleep between "
+          "jobs; the caller's own thread is not counted).");
+    m.def("hold_pool_joiners_for_testing", [](bool on) { ThreadPool::instance().hold_joiners_for_testing(on); },
+          py::arg("on"),
+          "Tests only: pool threads arrive after every job has been closed, as if never scheduled in time, so every "
+          "multi-thread epoch is run by the calling thread alone.");
 
     m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
           py::arg("y"), py::arg("perm").noconvert(), py::arg("state").noconvert(), py::arg("reg_scale"),
           py::arg("active"), py::arg("rule"), py::arg("steps"), py::arg("config"), py::arg("check_input") = true,
           "Run one lock-free epoch of logistic regression in place on `state` over the rows listed in `perm`; "
-          "returns update and staleness counts. The GIL is released while threads run. check_input=False skips the O(nnz) CSR and "
+          "returns update and staleness counts (and, with config.progressive_loss, the rows' loss_sum, correct and "
+          "rows at the models their updates read). The GIL is released while threads run. check_input=False skips the O(nnz) CSR and "
           "O(n) perm content checks (the caller ran validate_csr on these arrays and owns perm).");
     m.def(
         "validate_csr",

@@ -20,6 +20,8 @@ class LogisticSettings:
     optimizer : a resolved Optimizer (learning_rate filled in)
     regularization : the mode used, 'none', 'exact', 'sparse' or 'decoupled'
     intercept_scale : the intercept's step relative to the weights'
+    train_loss : 'progressive' (records hold the epoch's rows' losses at the models their updates
+        read, summed as the epoch runs) or 'exact' (one more pass over the data per record)
     """
 
     optimizer: Optimizer
@@ -29,6 +31,7 @@ class LogisticSettings:
     shuffle: bool
     fit_intercept: bool
     intercept_scale: float
+    train_loss: str = "progressive"
 
     @property
     def sparse_alpha(self):
@@ -47,6 +50,7 @@ class LogisticSettings:
         cfg.sparse_alpha = self.sparse_alpha
         cfg.fit_intercept = self.fit_intercept
         cfg.intercept_scale = self.intercept_scale
+        cfg.progressive_loss = self.train_loss == "progressive"
         return cfg
 
 

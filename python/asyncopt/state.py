@@ -148,14 +148,25 @@ class LogisticState(TrainingProgress):
         return reg_scale
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, Xn, shape, ypm, val, settings, n_threads):
-        """The record's model fields: training loss, accuracy and objective, and the validation pair's."""
-        loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.native_rule,
-                                                    settings.fit_intercept, n_threads)
-        n = shape[0]
+    def evaluate(self, Xn, shape, ypm, val, settings, n_threads, progressive=None):
+        """The record's model fields: training loss, accuracy and objective, and the validation pair's.
+
+        progressive: an epoch's native result holding its rows' summed losses at the models their
+        updates read (``loss_sum``, ``correct``, ``rows``); with it the training fields are those
+        sums and no pass over the training set is made (``train_loss_kind`` 'progressive'), without
+        it they are measured at the current model ('exact'). The objective's L2 term is always the
+        current model's (O(features touched), no pass over the rows)."""
+        if progressive is not None and "loss_sum" in progressive:
+            loss_sum, correct, n = progressive["loss_sum"], progressive["correct"], progressive["rows"]
+            kind = "progressive"
+        else:
+            loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.native_rule,
+                                                        settings.fit_intercept, n_threads)
+            n, kind = shape[0], "exact"
         sq = _core.squared_norm(self.array, self.active, self.native_rule, self.dtype.name)
         rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "objective": loss_sum / n + 0.5 * settings.alpha * sq, "val_loss": None, "val_accuracy": None}
+               "objective": loss_sum / n + 0.5 * settings.alpha * sq, "train_loss_kind": kind,
+               "val_loss": None, "val_accuracy": None}
         if val is not None:
             Xv, vshape, yv = val
             vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self.array, self.native_rule, settings.fit_intercept,

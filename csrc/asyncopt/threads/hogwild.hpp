@@ -4,9 +4,12 @@
 // mini-batch when, numbers the updates and measures their staleness.
 //
 // Work split (epoch_plan.hpp): the epoch's item order lives in `perm` (kept across epochs by the
-// caller). Thread t owns the contiguous slice [n t / T, n (t+1) / T) of it, reshuffles that slice
-// with its own RNG stream at the start of the epoch, and walks it in mini-batches. The caller
-// shuffles `perm` once globally at the start of a fit, so slices are random samples of the items.
+// caller). It is cut into T contiguous slices [n t / T, n (t+1) / T); slice t is reshuffled with
+// RNG stream t at the start of the epoch and walked in mini-batches. The caller shuffles `perm`
+// once globally at the start of a fit, so slices are random samples of the items. Free-running,
+// thread t starts on slice t and then helps with the others (hogwild_free_running: the threads
+// are an elastic team of core/thread_pool.hpp, and one that the OS has not scheduled yet must
+// not hold the others up); in lockstep thread t walks exactly slice t.
 //
 // One update (mini-batch B):
 //   claim  k = ++clock: the update's global step number (its step size, its stamps); the model
@@ -20,8 +23,8 @@
 // Each thread keeps its own counters, merged after the epoch.
 //
 // Segments (epoch_plan.hpp): the problem may cap how many updates run between two points where no
-// thread is running; each segment is one parallel region framed by the problem's begin_segment /
-// end_segment.
+// thread is running; each segment is one job of the team (in lockstep, one OpenMP region) framed by
+// the problem's begin_segment / end_segment.
 //
 // Lockstep (EpochConfig::lockstep; for tests and controlled studies of staleness, never on in the
 // estimators): the free-running loop's staleness is whatever the OS's scheduling made it (two
@@ -43,7 +46,8 @@
 // A problem ("Work") supplies:
 //   uint64_t max_segment_updates() const
 //   void begin_segment(uint64_t k_base, uint32_t n_updates)   serial, before the threads start
-//   Worker worker(int thread)            per-thread scratch; Worker has
+//   Worker worker(int thread)            per-thread scratch (thread: the slot, 0 .. n_threads - 1;
+//                                        a slot may do no update at all); Worker has
 //       void update(const int64_t* items, int64_t count, const int64_t* items_end, uint64_t k, uint32_t u,
 //                   const StepClock& clock)
 //                                        u = k - k_base; items_end: end of the thread's items in this
@@ -56,6 +60,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -63,6 +68,7 @@
 
 #include "../core/epoch_plan.hpp"
 #include "../core/parallel.hpp"
+#include "../core/thread_pool.hpp"
 #include "../core/rng.hpp"
 
 namespace asyncopt {
@@ -109,6 +115,98 @@ private:
     const int n_;
 };
 
+// The epoch's segments, in order: begin_segment, run(g, k_base, clock) (one job of the threads,
+// which starts the clock at k_base: the updates before the segment), end_segment. Returns the
+// epoch's update count.
+template <class Work, class Run>
+uint64_t run_segments(const EpochPlan& plan, uint64_t k0, int nt, Work& work, Run&& run) {
+    uint64_t k_base = k0;
+    for (int64_t g = 0; g < plan.segments(); ++g) {
+        const uint64_t seg_updates = plan.segment_updates(g);
+        work.begin_segment(k_base, static_cast<uint32_t>(seg_updates));
+        StepClock clock;
+        clock.value.store(k_base);
+        run(g, k_base, clock);
+        work.end_segment(static_cast<uint32_t>(seg_updates), nt);
+        k_base += seg_updates;
+    }
+    return k_base - k0;
+}
+
+// One slice's claim counter, on a cache line of its own (its owner claims from it; others only
+// once they have run out of work).
+struct alignas(64) SliceCursor {
+    std::atomic<int64_t> next{0};
+    int64_t last = 0;
+    std::atomic<int> shuffled{0};  // 0: not yet, 1: being shuffled, 2: ready (segment 0 of a shuffled epoch)
+};
+
+// The free-running epoch on an elastic team (core/thread_pool.hpp). No mini-batch belongs to a
+// thread: slot s starts on slice s and, when it is done, claims chunks of the other slices, so a
+// thread the OS has not scheduled delays nobody and the team's last thread to arrive is one that
+// is running. With every thread running, each walks its own slice exactly as the static split
+// did and only the tail is shared; with one thread the run is the same sequence of updates.
+// A slice is reshuffled (its own stream, as before) by the first thread to reach it.
+template <class Work>
+void hogwild_free_running(int64_t n, int64_t* perm, const EpochConfig& cfg, Work& work, const EpochPlan& plan,
+                          int nt, EpochResult& res) {
+    const int64_t B = cfg.batch_size;
+    ParallelExceptions errors;
+    std::mutex merge;
+    std::vector<SliceCursor> cursors(static_cast<size_t>(nt));
+    res.updates = run_segments(plan, cfg.k0, nt, work, [&](int64_t g, uint64_t k_base, StepClock& clock) {
+        int64_t most_batches = 1;
+        for (int t = 0; t < nt; ++t) {
+            const SliceRange r = plan.items(t, g);
+            cursors[static_cast<size_t>(t)].next.store(r.first, std::memory_order_relaxed);
+            cursors[static_cast<size_t>(t)].last = r.last;
+            cursors[static_cast<size_t>(t)].shuffled.store(cfg.shuffle && g == 0 ? 0 : 2, std::memory_order_relaxed);
+            most_batches = std::max(most_batches, (r.last - r.first + B - 1) / B);
+        }
+        // Claims of 1/32 of a slice (at most 64 mini-batches): one atomic per chunk on the owner's
+        // own line, and a tail short enough that no thread waits long for another's last chunk.
+        const int64_t chunk = B * std::max<int64_t>(1, std::min<int64_t>(64, most_batches / 32));
+
+        ThreadPool::instance().run(nt, [&](int s) {
+            StalenessStats st;  // thread-local: no false sharing on the per-update counters
+            errors.capture([&] {
+                auto worker = work.worker(s);
+                for (int i = 0; i < nt && !errors.failed(); ++i) {
+                    const int u = (s + i) % nt;
+                    SliceCursor& c = cursors[static_cast<size_t>(u)];
+                    if (c.shuffled.load(std::memory_order_acquire) != 2) {
+                        int expected = 0;
+                        if (c.shuffled.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+                            Rng rng(cfg.seed, static_cast<uint64_t>(u));
+                            const int64_t lo = slice_begin(n, nt, u);
+                            shuffle(perm + lo, static_cast<uint64_t>(slice_begin(n, nt, u + 1) - lo), rng);
+                            c.shuffled.store(2, std::memory_order_release);
+                        } else {
+                            while (c.shuffled.load(std::memory_order_acquire) != 2) std::this_thread::yield();
+                        }
+                    }
+                    for (int64_t p0; (p0 = c.next.fetch_add(chunk, std::memory_order_relaxed)) < c.last;) {
+                        const int64_t p1 = std::min(c.last, p0 + chunk);
+                        for (int64_t p = p0; p < p1; p += B) {
+                            if (errors.failed()) break;
+                            // claim: the step number (the model it reads is the one as of step k - 1)
+                            const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
+                            worker.update(perm + p, std::min(B, p1 - p), perm + c.last, k,
+                                          static_cast<uint32_t>(k - k_base), clock);
+                            // the clock after the write: claims by other threads in between are the delay
+                            st.add(clock.value.load(std::memory_order_relaxed) - k);
+                        }
+                    }
+                }
+                worker.done();
+            });
+            std::lock_guard<std::mutex> lock(merge);
+            res.staleness.merge(st);
+        });
+        errors.rethrow();
+    });
+}
+
 template <class Work>
 EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work& work) {
     const int nt = have_openmp() ? std::max(1, cfg.n_threads) : 1;
@@ -117,6 +215,10 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
     EpochResult res;
 
     const EpochPlan plan(n, nt, B, work.max_segment_updates());
+    if (!cfg.lockstep) {
+        hogwild_free_running(n, perm, cfg, work, plan, nt, res);
+        return res;
+    }
 
     if (cfg.shuffle) {
 #pragma omp parallel num_threads(nt)
@@ -128,19 +230,14 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
         }
     }
 
-    uint64_t k_base = cfg.k0;  // updates before this segment
-    for (int64_t g = 0; g < plan.segments(); ++g) {
-        const uint64_t seg_updates = plan.segment_updates(g);
-        work.begin_segment(k_base, static_cast<uint32_t>(seg_updates));
-        StepClock clock;
-        clock.value.store(k_base);
-        // lockstep: each thread's mini-batches in this segment, and the rounds they take
-        std::vector<int64_t> batches(cfg.lockstep ? static_cast<size_t>(nt) : 0);
+    res.updates = run_segments(plan, cfg.k0, nt, work, [&](int64_t g, uint64_t k_base, StepClock& clock) {
+        // each thread's mini-batches in this segment, and the rounds they take
+        std::vector<int64_t> batches(static_cast<size_t>(nt));
         for (size_t t = 0; t < batches.size(); ++t) {
             const SliceRange r = plan.items(static_cast<int>(t), g);
             batches[t] = (r.last - r.first + B - 1) / B;
         }
-        const int64_t rounds = batches.empty() ? 0 : *std::max_element(batches.begin(), batches.end());
+        const int64_t rounds = *std::max_element(batches.begin(), batches.end());
         RoundBarrier barrier(nt);
 
 #pragma omp parallel num_threads(nt)
@@ -151,46 +248,34 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                 const SliceRange r = plan.items(t, g);
                 const int64_t first = r.first, last = r.last;
                 auto worker = work.worker(t);
-                if (cfg.lockstep) {
 #ifdef _OPENMP
-                    // every barrier waits for nt threads: a smaller team would wait forever
-                    if (omp_get_num_threads() != nt)
-                        throw std::runtime_error("lockstep epoch: OpenMP started " +
-                                                 std::to_string(omp_get_num_threads()) + " of the " +
-                                                 std::to_string(nt) + " threads asked for (OMP_DYNAMIC or a "
-                                                 "thread limit?); lockstep needs all of them");
+                // every barrier waits for nt threads: a smaller team would wait forever
+                if (omp_get_num_threads() != nt)
+                    throw std::runtime_error("lockstep epoch: OpenMP started " +
+                                             std::to_string(omp_get_num_threads()) + " of the " +
+                                             std::to_string(nt) + " threads asked for (OMP_DYNAMIC or a "
+                                             "thread limit?); lockstep needs all of them");
 #endif
-                    uint64_t k_round = k_base;  // updates of the segment's earlier rounds
-                    for (int64_t round = 0; round < rounds; ++round) {
-                        int before = 0, active = 0;
-                        for (int u = 0; u < nt; ++u) {
-                            if (batches[static_cast<size_t>(u)] <= round) continue;
-                            ++active;
-                            before += u < t;
-                        }
-                        const bool mine = batches[static_cast<size_t>(t)] > round;
-                        const uint64_t k = k_round + 1 + static_cast<uint64_t>(before);
-                        if (mine) clock.value.fetch_add(1, std::memory_order_relaxed);  // claim
-                        if (!barrier.arrive_and_wait(errors)) break;
-                        if (mine) {
-                            const int64_t p = first + round * B;
-                            worker.update(perm + p, std::min(B, last - p), perm + last, k,
-                                          static_cast<uint32_t>(k - k_base), clock);
-                            st.add(clock.value.load(std::memory_order_relaxed) - k);
-                        }
-                        if (!barrier.arrive_and_wait(errors)) break;
-                        k_round += static_cast<uint64_t>(active);
+                uint64_t k_round = k_base;  // updates of the segment's earlier rounds
+                for (int64_t round = 0; round < rounds; ++round) {
+                    int before = 0, active = 0;
+                    for (int u = 0; u < nt; ++u) {
+                        if (batches[static_cast<size_t>(u)] <= round) continue;
+                        ++active;
+                        before += u < t;
                     }
-                } else {
-                    for (int64_t p = first; p < last; p += B) {
-                        if (errors.failed()) break;
-                        // claim: the step number (the model it reads is the one as of step k - 1)
-                        const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
+                    const bool mine = batches[static_cast<size_t>(t)] > round;
+                    const uint64_t k = k_round + 1 + static_cast<uint64_t>(before);
+                    if (mine) clock.value.fetch_add(1, std::memory_order_relaxed);  // claim
+                    if (!barrier.arrive_and_wait(errors)) break;
+                    if (mine) {
+                        const int64_t p = first + round * B;
                         worker.update(perm + p, std::min(B, last - p), perm + last, k,
                                       static_cast<uint32_t>(k - k_base), clock);
-                        // the clock after the write: claims by other threads in between are the delay
                         st.add(clock.value.load(std::memory_order_relaxed) - k);
                     }
+                    if (!barrier.arrive_and_wait(errors)) break;
+                    k_round += static_cast<uint64_t>(active);
                 }
                 worker.done();
             });
@@ -198,10 +283,7 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
             res.staleness.merge(st);
         }
         errors.rethrow();
-        work.end_segment(static_cast<uint32_t>(seg_updates), nt);
-        k_base += seg_updates;
-    }
-    res.updates = k_base - cfg.k0;
+    });
     return res;
 }
 

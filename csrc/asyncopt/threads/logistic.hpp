@@ -21,6 +21,7 @@
 #include "../problems/logistic.hpp"
 #include "../core/shared.hpp"
 #include "../core/sparse.hpp"
+#include "../core/thread_pool.hpp"
 #include "../optim/steps.hpp"
 
 namespace asyncopt {
@@ -29,6 +30,7 @@ struct LogisticConfig : EpochConfig {
     double sparse_alpha = 0;  // alpha of the frequency-scaled sparse L2 (0 = off), see LogisticWork
     bool fit_intercept = true;
     double intercept_scale = 1;  // the intercept's step is this times the weights' step
+    bool progressive_loss = true;  // sum each row's loss at the model its update read (progress())
 };
 
 // One epoch of logistic-regression training, Rule and Steps as in optim/. state has n_cols + 1
@@ -48,7 +50,16 @@ public:
           n_active_(n_active),
           // Prefetching the model's lines pays only when the model does not sit in the core's own
           // caches (measured on 2^20 features: AMSGrad's 32 MiB state faster, SGD's 4 MiB slower).
-          prefetch_model_(static_cast<double>(X.n_cols) * sizeof(State) > 8.0 * (1 << 20)) {}
+          prefetch_model_(static_cast<double>(X.n_cols) * sizeof(State) > 8.0 * (1 << 20)),
+          progress_(static_cast<size_t>(std::max(1, cfg.n_threads))) {}
+
+    // The epoch's progressive loss so far: every thread's sum, added in thread order (so a
+    // one-thread epoch's figure is reproducible to the bit).
+    logistic::ProgressiveLoss progress() const {
+        logistic::ProgressiveLoss total;
+        for (const logistic::ProgressiveLoss& p : progress_) total.merge(p);
+        return total;
+    }
 
     uint64_t max_segment_updates() const { return Rule::max_segment_updates(sc_); }
 
@@ -60,18 +71,18 @@ public:
     }
 
     // Segment end: every coordinate this model can have moved is brought to the last step.
+    // On the elastic team, as the updates (core/thread_pool.hpp): no waiting for an unscheduled thread.
     void end_segment(uint32_t n_updates, int n_threads) {
-        (void)n_threads;
         const Rule& rule = *rule_;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t a = 0; a < n_active_; ++a) rule.finish(state_ + active_[a], n_updates);
+        ThreadPool::instance().parallel_for(n_threads, n_active_, 1 << 14,
+                                            [&](int64_t a) { rule.finish(state_ + active_[a], n_updates); });
     }
 
     class Worker {
     public:
-        Worker(const LogisticWork& w, int n_threads)
+        Worker(const LogisticWork& w, int thread, int n_threads)
             : w_(w), rule_(*w.rule_), prefetch_(w.X_), intercept_(rule_, w.state_ + w.X_.n_cols, n_threads == 1),
-              coef_(static_cast<size_t>(w.cfg_.batch_size)) {}
+              coef_(static_cast<size_t>(w.cfg_.batch_size)), thread_(thread) {}
 
         void update(const int64_t* rows, int64_t count, const int64_t* rows_end, uint64_t k, uint32_t u,
                     const StepClock& /*clock*/) {
@@ -89,13 +100,17 @@ public:
                     return rule_.dot(state, row.idx, row.val, row.nnz, ctx);
                 },
                 [&](int32_t j) { return static_cast<double>(rule_.reg_scale(state + j, w_.reg_scale_, j)); },
-                [&](int32_t j, double g, double regc) { rule_.apply(state + j, ctx, g, regc); });
+                [&](int32_t j, double g, double regc) { rule_.apply(state + j, ctx, g, regc); },
+                w_.cfg_.progressive_loss ? &progress_ : nullptr);
             if (w_.cfg_.fit_intercept) {
                 rule_.apply_intercept(intercept_.target(), ctx, coef_sum, w_.cfg_.intercept_scale);
                 intercept_.updated();
             }
         }
-        void done() { intercept_.sync(); }
+        void done() {
+            intercept_.sync();
+            w_.progress_[static_cast<size_t>(thread_)].merge(progress_);  // the thread's own slot
+        }
 
     private:
         const LogisticWork& w_;
@@ -104,9 +119,11 @@ public:
         InterceptReplica<Rule> intercept_;
         BatchAccumulator acc_;
         std::vector<double> coef_;
+        logistic::ProgressiveLoss progress_;  // this segment's rows of this thread
+        int thread_;
     };
 
-    Worker worker(int /*thread*/) const { return Worker(*this, have_openmp() ? std::max(1, cfg_.n_threads) : 1); }
+    Worker worker(int thread) const { return Worker(*this, thread, have_openmp() ? std::max(1, cfg_.n_threads) : 1); }
 
 private:
     const CsrView<T>& X_;
@@ -118,29 +135,44 @@ private:
     const int32_t* active_;
     int64_t n_active_;
     bool prefetch_model_;
+    // one slot per thread, each written only by its own thread at its segment ends
+    mutable std::vector<logistic::ProgressiveLoss> progress_;
     std::optional<StepTables<Steps>> tables_;
     std::optional<Rule> rule_;
 };
 
-// Mean log-loss and accuracy of the current model on (X, y); read-only, parallel over rows.
+// Mean log-loss and accuracy of the current model on (X, y); read-only, over rows in chunks on the
+// elastic team. One partial sum per chunk, added in chunk order: the result does not depend on
+// which thread ran which chunk.
 template <class T, class State>
 void evaluate_logistic(const CsrView<T>& X, const double* y, const State* state, bool fit_intercept,
                        int n_threads, double* loss_sum, int64_t* correct) {
     const double b = fit_intercept ? static_cast<double>(state[X.n_cols].w) : 0.0;
-    double loss = 0;
-    int64_t ok = 0;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    (void)nt;  // unused without OpenMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss, ok)
-    for (int64_t i = 0; i < X.n_rows; ++i) {
-        const auto row = X.row(i);
-        double z = b;
-        for (int64_t a = 0; a < row.nnz; ++a) z += static_cast<double>(row.val[a]) * state[row.idx[a]].w;
-        loss += logistic::loss(z, y[i]);
-        ok += ((z > 0 ? 1.0 : -1.0) == y[i]);
+    const int64_t chunk = 2048;
+    std::vector<double> loss(static_cast<size_t>((X.n_rows + chunk - 1) / chunk), 0.0);
+    std::vector<int64_t> ok(loss.size(), 0);
+    ThreadPool::instance().parallel_chunks(nt, X.n_rows, chunk, [&](int64_t c, int64_t lo, int64_t hi) {
+        double l = 0;
+        int64_t k = 0;
+        for (int64_t i = lo; i < hi; ++i) {
+            const auto row = X.row(i);
+            double z = b;
+            for (int64_t a = 0; a < row.nnz; ++a) z += static_cast<double>(row.val[a]) * state[row.idx[a]].w;
+            l += logistic::loss(z, y[i]);
+            k += ((z > 0 ? 1.0 : -1.0) == y[i]);
+        }
+        loss[static_cast<size_t>(c)] = l;
+        ok[static_cast<size_t>(c)] = k;
+    });
+    double total = 0;
+    int64_t right = 0;
+    for (size_t c = 0; c < loss.size(); ++c) {
+        total += loss[c];
+        right += ok[c];
     }
-    *loss_sum = loss;
-    *correct = ok;
+    *loss_sum = total;
+    *correct = right;
 }
 
 }  // namespace asyncopt
