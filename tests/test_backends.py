@@ -17,7 +17,8 @@ def test_an_optimizer_object_is_the_same_fit_as_its_flat_parameters():
     flat = asyncopt.LogisticRegression(optimizer="amsgrad", beta1=0.8, learning_rate=0.01, **kw).fit(X, y)
     obj = asyncopt.LogisticRegression(optimizer=asyncopt.AMSGrad(beta1=0.8, learning_rate=0.01), **kw).fit(X, y)
     np.testing.assert_array_equal(flat.coef_, obj.coef_)
-    assert obj.optimizer_ == asyncopt.AMSGrad(beta1=0.8, learning_rate=0.01)
+    # the fitted object has its schedule filled in: the rule's default
+    assert obj.optimizer_ == asyncopt.AMSGrad(beta1=0.8, learning_rate=0.01, schedule="constant")
     assert flat.optimizer_ == obj.optimizer_  # the flat form builds the same object
     with pytest.raises(ValueError, match=r"set \['beta1'\] on it instead"):
         asyncopt.LogisticRegression(optimizer=asyncopt.AMSGrad(), beta1=0.5).fit(X, y)
@@ -27,9 +28,13 @@ def test_an_optimizer_object_is_the_same_fit_as_its_flat_parameters():
 
 def test_the_rule_registry_fills_in_defaults():
     assert optim.names()[:2] == ("sgd", "amsgrad")
-    assert optim.get("sgd").resolved(1e-4).learning_rate == 0.1
-    assert optim.get("amsgrad").resolved(1e-4).learning_rate == 0.003
-    assert optim.get("sgd", schedule="optimal").resolved(1e-4).learning_rate == pytest.approx(1e-4 ** -0.25)
+    # SGD's default schedule is 'optimal' (first step alpha^(-1/4)), or 'constant' (0.1) without L2
+    sgd = optim.get("sgd").resolved(1e-4)
+    assert sgd.schedule == "optimal" and sgd.learning_rate == pytest.approx(1e-4 ** -0.25)
+    assert optim.get("sgd").resolved(0.0) == optim.SGD(learning_rate=0.1, schedule="constant")
+    assert optim.get("sgd", schedule="constant").resolved(1e-4).learning_rate == 0.1
+    amsgrad = optim.get("amsgrad").resolved(1e-4)
+    assert amsgrad.schedule == "constant" and amsgrad.learning_rate == 0.003
     assert optim.SGD().resolve_regularization("auto", 1e-4) == "exact"
     assert optim.AMSGrad().resolve_regularization("auto", 1e-4) == "sparse"
     assert optim.AMSGrad().resolve_regularization("auto", 0.0) == "none"

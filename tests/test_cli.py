@@ -13,12 +13,18 @@ def test_demo_prints_one_row_per_optimizer_and_thread_count(capsys, tmp_path):
     assert main(["demo", "--samples", "3000", "--features", "4096", "--epochs", "2", "--threads", "1,2",
                  "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    assert "built-in synthetic problem" in out and "speedup" in out
+    assert "built-in synthetic problem" in out and "speedup" in out and "vs sklearn" in out
     rows = json.loads(out_json.read_text())["rows"]
-    assert [(r["optimizer"], r["threads"]) for r in rows] == [("sgd", 1), ("sgd", 2), ("amsgrad", 1), ("amsgrad", 2)]
+    assert [(r["optimizer"], r["threads"]) for r in rows] == [("sklearn-sgd", 1), ("sgd", 1), ("sgd", 2),
+                                                              ("amsgrad", 1), ("amsgrad", 2)]
     # every model learned: training objective well below log 2 (the zero model's), test accuracy > 0.6
-    assert all(r["objective"] < 0.6 and r["test_accuracy"] > 0.6 and r["speedup"] > 0 for r in rows)
-    assert rows[0]["speedup"] == 1.0 and rows[0]["staleness_max"] == 0
+    assert all(r["objective"] < 0.6 and r["test_accuracy"] > 0.6 and r["fit_time"] > 0 for r in rows)
+    assert rows[1]["speedup"] == 1.0 and rows[1]["staleness_max"] == 0 and rows[1]["epochs"] == 2
+    # the table's objective is measured at the final model: it matches the estimator's exact objective
+    X, y = asyncopt.datasets.make_sparse_classification(n_samples=3000 + 750, n_features=4096, random_state=0)
+    clf = asyncopt.LogisticRegression(schedule="optimal", alpha=1e-5, epochs=2, tol=None, n_threads=1,
+                                      random_state=0, train_loss="exact").fit(X[:3000], y[:3000])
+    assert rows[1]["objective"] == pytest.approx(clf.history_[-1]["objective"], rel=1e-6)
 
 
 def test_demo_and_train_on_a_data_file(capsys):

@@ -83,7 +83,7 @@ def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
     with no feature at all (an empty read, an intercept-only step)."""
     cases = [dict(case, batch_size=4) for case in EXACT_CASES] + [
         dict(optimizer="sgd", learning_rate=0.3, alpha=0.01, regularization="sparse", batch_size=1)]
-    common = dict(epochs=3, shuffle=False, random_state=0)
+    common = dict(epochs=3, shuffle=False, random_state=0, tol=None)
     runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in cases]
     rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=60, d=150, seed=3, empty_rows=[5, 6, 40]))
     assert rc == 0, output
@@ -99,11 +99,28 @@ def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
         assert res["staleness"]["max"] == 0 and res["staleness"]["count"] == res["t"]
 
 
+def test_plateau_drops_reach_the_server_as_they_reach_the_threads(tmp_path):
+    """The default stopping rule's step drops on the MPI server: with a tol no epoch can meet, each
+    of the first two records cuts the step tenfold and the third stops the fit, and the sync run of
+    one worker stays the one-thread run (the server settles and applies the new scale exactly)."""
+    kw = dict(optimizer="sgd", learning_rate=0.3, schedule="constant", alpha=0.01, epochs=50, shuffle=False,
+              random_state=0, tol=10.0, n_iter_no_change=1, plateau_drops=2, batch_size=4)
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg([dict(kw, mpi={"method": "sync"})], n=60, d=150, seed=3))
+    assert rc == 0, output
+    X, y = sparse_problem(n=60, d=150, seed=3)
+    ref = asyncopt.LogisticRegression(**kw, n_threads=1).fit(X, y)
+    res = results[0]
+    assert [rec["step_scale"] for rec in res["history"]] == pytest.approx([1, 1, 0.1, 0.01])
+    assert ref.history_.column("step_scale").tolist() == pytest.approx([1, 1, 0.1, 0.01])
+    np.testing.assert_allclose(res["coef"], ref.coef_[0], rtol=1e-9, atol=1e-12)
+    assert res["t"] == ref.t_ == 4 * 15
+
+
 def test_warm_start_continues_the_distributed_run(tmp_path):
     """Two fits with warm_start: the second continues from the first's model and step count, as
     the threads backend's do."""
     kw = dict(optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt", alpha=0.01, batch_size=4, epochs=2,
-              shuffle=False, random_state=0, warm_start=True)
+              shuffle=False, random_state=0, warm_start=True, tol=None)
     rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg([dict(kw, fits=2, mpi={"method": "sync"})], n=40,
                                                                d=100, seed=6))
     assert rc == 0, output
@@ -120,7 +137,7 @@ def test_dense_messages_give_the_same_run(tmp_path):
     """With 12 features a mini-batch's gradient and keys cost more as index/value pairs than the
     dense vector, so both directions go dense (and the server skips the zero entries): the run is
     still the one-thread run, in float32 too."""
-    common = dict(batch_size=8, epochs=2, shuffle=False, random_state=0, alpha=0.01)
+    common = dict(batch_size=8, epochs=2, shuffle=False, random_state=0, alpha=0.01, tol=None)
     cases = [dict(optimizer="sgd", learning_rate=0.3, regularization="sparse"),
              dict(optimizer="amsgrad", learning_rate=0.05, regularization="sparse")]
     runs = [dict(case, **common, mpi={"method": "sync", "timeout": 60}) for case in cases]
@@ -139,7 +156,8 @@ def test_dense_messages_give_the_same_run(tmp_path):
         assert stats["bytes_out"] == stats["messages_out"] * (64 + 8 + 8 * 12) - len(stats["workers"]) * 8 * 12
 
 
-@pytest.mark.parametrize("optimizer,kw", [("sgd", dict(learning_rate=0.3, alpha=0.01, regularization="exact")),
+@pytest.mark.parametrize("optimizer,kw", [("sgd", dict(learning_rate=0.3, schedule="constant", alpha=0.01,
+                                                       regularization="exact")),
                                           ("amsgrad", dict(learning_rate=0.05, alpha=0.01, regularization="sparse"))])
 def test_sync_rounds_match_the_sequential_minibatch_run(tmp_path, optimizer, kw):
     """K = 3: round r applies the mean gradient of worker 1's and worker 2's r-th batches, i.e. one
@@ -220,7 +238,7 @@ def test_every_method_reaches_the_optimum_on_a9a(tmp_path, a9a_optimum, n_ranks)
 
 
 def test_picky_filter_drops_with_a_tiny_threshold_and_never_with_a_huge_one(tmp_path):
-    common = dict(optimizer="sgd", learning_rate=0.2, alpha=1e-3, epochs=4, batch_size=2, random_state=1)
+    common = dict(optimizer="sgd", learning_rate=0.2, alpha=1e-3, epochs=4, batch_size=2, random_state=1, tol=None)
     runs = [dict(common, mpi={"method": "picky", "picky_threshold": 1e-12, "timeout": 60}),
             dict(common, mpi={"method": "picky", "picky_threshold": 1e300, "timeout": 60})]
     rc, results, output, _ = run_mpi(tmp_path, 4, problem_cfg(runs, n=300, d=400, seed=2))

@@ -34,7 +34,7 @@ def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, 
     X, y = problem or sparse_problem(dtype=dtype)
     lr = learning_rate or (0.5 if optimizer == "sgd" else 0.05)
     rule = optim.get(optimizer)  # its defaults (eps) for the reference
-    clf = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=lr, schedule=schedule, eps=eps,
+    clf = asyncopt.LogisticRegression(tol=None, optimizer=optimizer, learning_rate=lr, schedule=schedule, eps=eps,
                                       bias_correction=bias_correction, batch_size=batch_size, epochs=epochs,
                                       shuffle=False, n_threads=1, fit_intercept=fit_intercept, **case)
     scale = 0.01 if schedule == "optimal" else 1.0  # the estimator's intercept_scale=None
@@ -131,7 +131,7 @@ def test_float32_stays_float32_and_close_to_reference(optimizer):
 
 def test_beta1_zero_matches_reference():
     X, y = sparse_problem()
-    clf = asyncopt.LogisticRegression(optimizer="amsgrad", learning_rate=0.05, beta1=0.0, alpha=0.05,
+    clf = asyncopt.LogisticRegression(tol=None, optimizer="amsgrad", learning_rate=0.05, beta1=0.0, alpha=0.05,
                                       regularization="decoupled", epochs=2, shuffle=False, n_threads=1).fit(X, y)
     w, b = logistic_reference(X, y, optimizer="amsgrad", learning_rate=0.05, beta1=0.0, alpha=0.05,
                               regularization="decoupled", epochs=2)
@@ -143,8 +143,8 @@ def test_partial_fit_continues_exactly(optimizer):
     """Three partial_fit calls == one three-epoch fit: the step clock and the state carry over."""
     X, y = sparse_problem()
     kw = dict(optimizer=optimizer, schedule="invsqrt", alpha=0.05, shuffle=False, n_threads=1, batch_size=3)
-    full = asyncopt.LogisticRegression(epochs=3, **kw).fit(X, y)
-    inc = asyncopt.LogisticRegression(**kw)
+    full = asyncopt.LogisticRegression(tol=None, epochs=3, **kw).fit(X, y)
+    inc = asyncopt.LogisticRegression(tol=None, **kw)
     for _ in range(3):
         inc.partial_fit(X, y, classes=[-1.0, 1.0])
     assert inc.t_ == full.t_
@@ -155,19 +155,49 @@ def test_partial_fit_continues_exactly(optimizer):
 def test_one_thread_is_bit_reproducible_with_shuffling(optimizer):
     X, y = sparse_problem()
     kw = dict(optimizer=optimizer, epochs=3, n_threads=1, random_state=42, alpha=0.01)
-    a = asyncopt.LogisticRegression(**kw).fit(X, y)
-    b = asyncopt.LogisticRegression(**kw).fit(X, y)
+    a = asyncopt.LogisticRegression(tol=None, **kw).fit(X, y)
+    b = asyncopt.LogisticRegression(tol=None, **kw).fit(X, y)
     assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
-    c = asyncopt.LogisticRegression(**{**kw, "random_state": 43}).fit(X, y)
+    c = asyncopt.LogisticRegression(tol=None, **{**kw, "random_state": 43}).fit(X, y)
     assert not np.array_equal(a.coef_, c.coef_)
 
 
 def test_objective_in_history_matches_numpy():
     X, y = sparse_problem()
-    clf = asyncopt.LogisticRegression(alpha=0.05, epochs=2, n_threads=1, random_state=0).fit(X, y)
+    clf = asyncopt.LogisticRegression(tol=None, alpha=0.05, epochs=2, n_threads=1, random_state=0,
+                                      train_loss="exact").fit(X, y)
     z = X @ clf.coef_[0] + clf.intercept_[0]
     obj = np.mean(np.logaddexp(0, -y * z)) + 0.025 * np.sum(clf.coef_ ** 2)
     assert clf.history_[-1]["objective"] == pytest.approx(obj, rel=1e-10)
+    assert clf.history_[-1]["train_loss_kind"] == "exact"
+
+
+@pytest.mark.parametrize("optimizer,batch_size", [("sgd", 1), ("sgd", 3), ("amsgrad", 1), ("adam", 2)])
+def test_progressive_loss_is_each_rows_loss_at_the_model_its_update_read(optimizer, batch_size):
+    """The default record: every row's loss at the model before its update, summed during the epoch.
+    With one thread and rows in order, the model before the update of batch q is the fit of the rows
+    before q, so the reference is a fit per prefix, entirely outside the epoch being checked."""
+    X, y = sparse_problem(n=30, d=12, seed=3)
+    # exact L2 for SGD; none for the adaptive rules, whose default (sparse) L2 depends on the rows fit
+    alpha = 0.05 if optimizer == "sgd" else 0.0
+    kw = dict(optimizer=optimizer, alpha=alpha, shuffle=False, n_threads=1, batch_size=batch_size)
+    clf = asyncopt.LogisticRegression(tol=None, epochs=1, **kw).fit(X, y)
+    rec = clf.history_[-1]
+    losses, correct = [], []
+    for start in range(0, X.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        if start == 0:
+            w, b = np.zeros(X.shape[1]), 0.0
+        else:
+            prefix = asyncopt.LogisticRegression(tol=None, **kw).partial_fit(X[:start], y[:start], classes=[-1.0, 1.0])
+            w, b = prefix.coef_[0], prefix.intercept_[0]
+        z = X[rows] @ w + b
+        losses += list(np.logaddexp(0, -y[rows] * z))
+        correct += list(np.where(z > 0, 1, -1) == y[rows])
+    assert rec["train_loss_kind"] == "progressive"
+    assert rec["train_loss"] == pytest.approx(np.mean(losses), rel=1e-10)
+    assert rec["train_accuracy"] == np.mean(correct)
+    assert rec["objective"] == pytest.approx(np.mean(losses) + 0.5 * alpha * np.sum(clf.coef_ ** 2), rel=1e-10)
 
 
 @pytest.mark.parametrize("dtype,schedule", [(np.float32, "constant"), (np.float32, "invsqrt"), (np.float32, "optimal"),
@@ -177,8 +207,8 @@ def test_sgd_exact_l2_across_many_segments(dtype, schedule):
     segments (fold S into w at each end); the result must still be the dense algorithm's."""
     X, y = sparse_problem(n=400, dtype=dtype)
     lr, alpha = 0.6, 0.5 if dtype == np.float32 else 0.9
-    clf = asyncopt.LogisticRegression(learning_rate=lr, alpha=alpha, schedule=schedule, epochs=2, shuffle=False,
-                                      n_threads=1).fit(X, y)
+    clf = asyncopt.LogisticRegression(tol=None, learning_rate=lr, alpha=alpha, schedule=schedule, epochs=2,
+                                      shuffle=False, n_threads=1).fit(X, y)
     w, b = logistic_reference(X, y, learning_rate=lr, alpha=alpha, schedule=schedule, regularization="exact",
                               epochs=2, intercept_scale=0.01 if schedule == "optimal" else 1.0)
     tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-5, atol=1e-12)

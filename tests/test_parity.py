@@ -18,7 +18,7 @@ from conftest import sparse_problem
 from reference import logistic_reference
 
 PROBLEM = dict(n=60, d=150, seed=3)
-COMMON = dict(epochs=3, batch_size=4, shuffle=False, random_state=0)
+COMMON = dict(epochs=3, batch_size=4, shuffle=False, random_state=0, tol=None)
 
 
 def cases():
@@ -30,7 +30,7 @@ def cases():
         cls = optim.REGISTRY[name]
         regs = cls.regularizations
         lr = 0.3 if name == "sgd" else 0.05
-        first = dict(optimizer=name, learning_rate=lr, alpha=0.01, regularization=regs[0])
+        first = dict(optimizer=name, learning_rate=lr, alpha=0.01, regularization=regs[0], schedule="constant")
         second = dict(optimizer=name, learning_rate=lr, alpha=0.01, regularization=regs[-1], schedule="invsqrt")
         if "bias_correction" in {f.name for f in optim.dataclasses.fields(cls)}:
             second["bias_correction"] = not cls().bias_correction

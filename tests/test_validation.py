@@ -165,8 +165,11 @@ def test_callback_tol_verbose(data, capsys):
     clf = fit(X, y, epochs=10, callback=lambda rec: seen.append(rec["epoch"]) or rec["epoch"] == 3)
     assert seen == [1, 2, 3] and clf.n_iter_ == 3
     # the first epoch sets the best objective; no later one improves it by 10: stop 2 epochs later
-    clf = fit(X, y, epochs=50, tol=10.0, n_iter_no_change=2)
+    clf = fit(X, y, epochs=50, tol=10.0, n_iter_no_change=2, plateau_drops=0)
     assert clf.n_iter_ == 3
+    # with plateau drops, each of the first two stalls cuts the step tenfold instead of stopping
+    clf = fit(X, y, epochs=50, tol=10.0, n_iter_no_change=1, plateau_drops=2)
+    assert clf.n_iter_ == 4 and clf.history_.column("step_scale").tolist() == pytest.approx([1, 1, 0.1, 0.01])
     fit(X, y, epochs=2, verbose=1)
     out = capsys.readouterr().out
     assert out.count("epoch") == 2 and "objective" in out
@@ -336,6 +339,14 @@ class TestMpiSettings:
         X, y = sparse_problem(n=20, d=30)
         with pytest.raises(ValueError, match="partial_fit is not available with backend='mpi'"):
             asyncopt.LogisticRegression(backend="mpi").partial_fit(X, y, classes=[-1.0, 1.0])
+
+    def test_dpsgd_refuses_plateau_drops_it_cannot_apply(self):
+        """DPSGD's steps run on the workers, which the epoch loop's step drops do not reach: the
+        default stopping rule is refused by name rather than silently ignored."""
+        pytest.importorskip("mpi4py")
+        X, y = sparse_problem(n=20, d=30)
+        with pytest.raises(ValueError, match="pass plateau_drops=0"):
+            asyncopt.LogisticRegression(backend="mpi", mpi={"method": "dpsgd"}).fit(X, y)
 
     def test_one_rank_is_not_enough(self):
         pytest.importorskip("mpi4py")

@@ -136,16 +136,19 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
              "Upload the model (state, reg_scale, active features) and the visiting order; keeps `data` alive.")
         .def(
             "epoch",
-            [be](PyLogisticEngine& e, uint64_t seed, uint64_t k0) {
+            [be](PyLogisticEngine& e, uint64_t seed, uint64_t k0, double step_scale) {
+                if (!(step_scale > 0 && step_scale <= 1)) throw py::value_error("step_scale must be in (0, 1]");
                 asyncopt::EpochResult r;
                 {
                     py::gil_scoped_release nogil;
                     be->use_device(e.device);
-                    r = e.engine->epoch(seed, k0);
+                    r = e.engine->epoch(seed, k0, step_scale);
                 }
                 return staleness_dict(r);
             },
-            py::arg("seed"), py::arg("k0"), "One epoch; returns update and staleness counts like logistic_epoch.")
+            py::arg("seed"), py::arg("k0"), py::arg("step_scale") = 1.0,
+            "One epoch, every step multiplied by step_scale; returns update and staleness counts like "
+            "logistic_epoch.")
         .def(
             "evaluate",
             [be](PyLogisticEngine& e, const PyGpuDataset& data) {

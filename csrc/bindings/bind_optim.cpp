@@ -25,7 +25,14 @@ void bind_optim(py::module_& m) {
         .def_readwrite("beta1", &StepConfig::beta1)
         .def_readwrite("beta2", &StepConfig::beta2)
         .def_readwrite("eps", &StepConfig::eps)
-        .def_readwrite("decay", &StepConfig::decay);
+        .def_readwrite("decay", &StepConfig::decay)
+        .def_property(
+            "scale", [](const StepConfig& c) { return c.scale; },
+            [](StepConfig& c, double s) {
+                if (!(s > 0 && s <= 1)) throw py::value_error("StepConfig.scale must be in (0, 1], got " + std::to_string(s));
+                c.scale = s;
+            },
+            "Multiplies every step eta_k (the epoch loop's plateau drops); in (0, 1].");
     m.def(
         "rule_capabilities",
         [](RuleKind rule) {

@@ -34,6 +34,7 @@ public:
     virtual void reset(int slot) = 0;
     virtual bool tracking() const = 0;
     virtual void settle() = 0;
+    virtual void set_step_scale(double s) = 0;
     virtual const std::vector<int32_t>& touched() const = 0;
 
     py::object state_owner;  // keeps the numpy state array alive while the model points into it
@@ -57,6 +58,7 @@ public:
     void reset(int slot) override { m_.reset(slot); }
     bool tracking() const override { return m_.tracking(); }
     void settle() override { m_.settle(); }
+    void set_step_scale(double s) override { m_.set_step_scale(s); }
     const std::vector<int32_t>& touched() const override { return m_.touched(); }
 
 private:
@@ -212,6 +214,13 @@ void bind_server(py::module_& m) {
                 h.reset(slot);
             },
             py::arg("slot"), "The worker in this slot has just read the model.")
+        .def(
+            "set_step_scale",
+            [](ServerHandle& h, double s) {
+                if (!(s > 0 && s <= 1)) throw py::value_error("step scale must be in (0, 1]");
+                h.set_step_scale(s);
+            },
+            py::arg("scale"), "Multiply every later step by scale (the plateau drops); settles the model first.")
         .def("settle", &ServerHandle::settle,
              "Bring every touched coordinate up to the latest step, so the state array holds the model.")
         .def_property_readonly(

@@ -53,7 +53,8 @@ class Staleness:
 
 
 HISTORY_FIELDS = ("epoch", "time", "epoch_time", "eval_time", "objective", "train_loss", "train_accuracy",
-                  "updates", "staleness_mean", "staleness_max", "val_loss", "val_accuracy")
+                  "train_loss_kind", "updates", "staleness_mean", "staleness_max", "val_loss", "val_accuracy",
+                  "step_scale")
 
 
 def format_epoch(epoch) -> str:
@@ -66,6 +67,13 @@ class History(list):
 
     ``time`` is cumulative training time in seconds, excluding the evaluation that produced the
     record (``eval_time``), so it compares with other libraries' training time.
+
+    A logistic record's ``train_loss``, ``train_accuracy`` and ``objective`` are of the kind its
+    ``train_loss_kind`` names: 'progressive', the mean over the epoch's rows of each row's loss at
+    the model its update read (measured while training, like scikit-learn SGD's stopping test;
+    it lags the epoch's final model), or 'exact', the loss of the final model on every training row
+    (an extra pass). The objective adds alpha/2 ||w||^2 of the final model either way.
+    ``step_scale`` (with plateau drops) is what the record's epoch multiplied every step by.
     """
 
     def column(self, name):
@@ -74,7 +82,8 @@ class History(list):
     @staticmethod
     def format_row(rec) -> str:
         """A logistic record as one line of text (verbose output)."""
-        s = (f"epoch {format_epoch(rec['epoch'])}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}  "
+        kind = " (progressive)" if rec.get("train_loss_kind") == "progressive" else ""
+        s = (f"epoch {format_epoch(rec['epoch'])}  time {rec['time']:8.3f}s  objective {rec['objective']:.6f}{kind}  "
              f"train acc {rec['train_accuracy']:.4f}  staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
         if rec.get("val_loss") is not None:
             s += f"  val loss {rec['val_loss']:.6f}  val acc {rec['val_accuracy']:.4f}"

@@ -68,33 +68,40 @@ class Optimizer:
     """What every rule has: a base step size and its schedule.
 
     Class attributes a rule sets: ``name`` (its native rule kind, ``asyncopt._core.Rule``, and its
-    ``optimizer=`` name), ``default_learning_rate`` and ``regularizations`` (the modes it supports,
-    the first being its default); it may override :meth:`decay_shrink_bound`. What the compiled
+    ``optimizer=`` name), ``default_learning_rate``, ``default_schedule`` (what ``schedule=None``
+    means) and ``regularizations`` (the modes it supports, the first being its default); it may
+    override :meth:`decay_shrink_bound`. What the compiled
     rule can do is read from the core (:attr:`capabilities`), not restated here.
     """
 
     learning_rate: Optional[float] = None
-    schedule: str = "constant"
+    schedule: Optional[str] = None
 
     name: ClassVar[str] = ""
     default_learning_rate: ClassVar[float] = 0.1
+    default_schedule: ClassVar[str] = "constant"
     regularizations: ClassVar[tuple] = ("sparse",)
 
     def __post_init__(self):
         check_real("learning_rate", self.learning_rate, low=0, low_open=True, allow_none=True)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be None or one of {SCHEDULES}, got {self.schedule!r}")
 
     # ------------------------------------------------------------------ resolution
     def resolved(self, alpha):
-        """This rule with ``learning_rate`` filled in: the rule's default or, for the 'optimal'
-        schedule, Bottou's heuristic alpha^(-1/4) (as scikit-learn)."""
-        if self.schedule == "optimal" and alpha == 0:
+        """This rule with ``schedule`` and ``learning_rate`` filled in. schedule None: the rule's
+        default (for SGD 'optimal', which needs alpha > 0: 'constant' when alpha is 0).
+        learning_rate None: the rule's default or, for the 'optimal' schedule, Bottou's heuristic
+        alpha^(-1/4) (as scikit-learn)."""
+        schedule = self.schedule
+        if schedule is None:
+            schedule = self.default_schedule if not (self.default_schedule == "optimal" and alpha == 0) else "constant"
+        if schedule == "optimal" and alpha == 0:
             raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
-        if self.learning_rate is not None:
-            return self
-        lr = float(alpha) ** -0.25 if self.schedule == "optimal" else self.default_learning_rate
-        return dataclasses.replace(self, learning_rate=lr)
+        lr = self.learning_rate
+        if lr is None:
+            lr = float(alpha) ** -0.25 if schedule == "optimal" else self.default_learning_rate
+        return dataclasses.replace(self, learning_rate=lr, schedule=schedule)
 
     def decay_shrink_bound(self):
         """learning_rate * alpha must stay below this under a multiplicative shrink (1 for the shrink
@@ -147,7 +154,10 @@ class Optimizer:
         return self.capabilities["additive"]
 
     def step_config(self, alpha, regularization):
-        """The native ``StepConfig`` (steps and rule constants) for a resolved regularisation mode."""
+        """The native ``StepConfig`` (steps and rule constants) for a resolved regularisation mode
+        (of this rule resolved for alpha, when its schedule or learning rate is still None)."""
+        if self.schedule is None or self.learning_rate is None:
+            return self.resolved(alpha).step_config(alpha, regularization)
         sc = _core.StepConfig()
         sc.learning_rate = self.learning_rate
         sc.schedule = getattr(_core.Schedule, self.schedule)
@@ -170,6 +180,9 @@ class SGD(Optimizer):
 
     name: ClassVar[str] = "sgd"
     default_learning_rate: ClassVar[float] = 0.1
+    # Bottou's 1/t steps: with the estimator's default plateau drops, the setting that measured
+    # best on a9a, news20, rcv1 and the synthetic set (bench/bench_defaults.py; bench/README.md)
+    default_schedule: ClassVar[str] = "optimal"
     regularizations: ClassVar[tuple] = ("exact", "sparse")
 
     def _unsupported_reason(self, regularization):

@@ -21,8 +21,11 @@ CONTINUE, STOP, DIVERGED = "continue", "stop", "diverged"
 @dataclass
 class EpochLoop:
     """epochs : passes in this call (at most, with tol or a callback)
-    tol, n_iter_no_change : stop when ``objective`` has not improved by at least tol for that many
-        records in a row (tol None: never)
+    tol, n_iter_no_change : ``objective`` has stalled when it has not improved by at least tol for
+        that many records in a row (tol None: never); a stall stops the run, or first drops the step
+    step_drops, drop_factor : the first ``step_drops`` stalls multiply every later step by
+        drop_factor (``step_scale``, which a backend applies to its steps) instead of stopping: the
+        plateau schedule (scikit-learn's 'adaptive' learning rate, on top of any schedule)
     verbose : print each record (through ``format``)
     callback : ``callback(record)`` after each record; True stops
     format : record -> line of text
@@ -36,10 +39,14 @@ class EpochLoop:
     n_iter_no_change: int = 5
     verbose: int = 0
     callback: Optional[Callable] = None
+    step_drops: int = 0
+    drop_factor: float = 0.1
 
     def __post_init__(self):
         self._best = np.inf
         self._stale = 0
+        self.drops = 0  # stalls so far that dropped the step
+        self.step_scale = 1.0  # what every step is multiplied by now
         self.divergence = None  # the message of the divergence that stopped the run, if any
 
     def record(self, model, rec, sync=None):
@@ -66,7 +73,12 @@ class EpochLoop:
                 self._stale = 0
             self._best = min(self._best, rec["objective"])
             if self._stale >= self.n_iter_no_change:
-                status = STOP
+                if self.drops < self.step_drops:
+                    self.drops += 1
+                    self.step_scale *= self.drop_factor
+                    self._stale = 0
+                else:
+                    status = STOP
         return status
 
     def run(self, model, epoch, evaluate, rng, sync=None):
@@ -83,6 +95,8 @@ class EpochLoop:
                 model.advance(res, epoch_time)
                 t1 = time.perf_counter()
                 rec = evaluate(res)
+                if self.step_drops:
+                    rec["step_scale"] = self.step_scale  # before record() may drop it for the next epoch
                 rec.update(epoch=model.epochs_done, time=model.train_time, epoch_time=epoch_time,
                            eval_time=time.perf_counter() - t1, updates=model.t,
                            staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),

@@ -149,7 +149,8 @@ class LogisticEngine {
 public:
     virtual ~LogisticEngine() = default;
     // One epoch: reshuffle (if configured), then the plan's segments; k0 = updates before it.
-    virtual EpochResult epoch(uint64_t seed, uint64_t k0) = 0;
+    // step_scale: StepConfig::scale for this epoch (the epoch loop's plateau drops)
+    virtual EpochResult epoch(uint64_t seed, uint64_t k0, double step_scale) = 0;
     // Sum of log-losses and correct predictions on a data set in the executor's memory.
     virtual void evaluate(const CsrView<float>& X, const double* y, double* loss_sum, int64_t* correct) = 0;
     virtual double squared_norm() = 0;  // sum of w_j^2 over the active features
@@ -197,7 +198,9 @@ public:
         if (cfg.batch_size > 1) alloc_scratch();
     }
 
-    EpochResult epoch(uint64_t seed, uint64_t k0) override {
+    EpochResult epoch(uint64_t seed, uint64_t k0, double step_scale) override {
+        sc_.scale = step_scale;
+        work_.sc.scale = step_scale;
         const EpochPlan plan(work_.n, cfg_.workers, cfg_.batch_size,
                              std::min<uint64_t>(Rule::max_segment_updates(sc_), cfg_.max_segment_updates));
         stats_.zero();

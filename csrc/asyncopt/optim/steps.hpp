@@ -61,6 +61,10 @@ struct StepConfig {
     double beta2 = 0.999;         // rules with moments only
     double eps = 1e-8;            // the adaptive rules' denominator guard
     double decay = 0.0;           // see rho_k above; 0 = no multiplicative shrink
+    // Multiplies every eta_k, in (0, 1]: the epoch loop's plateau drops (python/asyncopt/training.py)
+    // lower it between epochs. Never above 1, so learning_rate stays the bound on every step that
+    // the tables' sizing below relies on.
+    double scale = 1.0;
 };
 
 // What a rule reads from the step tables, declared by each rule as `static constexpr StepNeeds needs`:
@@ -80,15 +84,15 @@ struct StepCoeffs {
     double rho;  // shrink of this step, 1 - eta_k * decay
 };
 
-// eta_k for k >= 1; every schedule starts at learning_rate and never grows.
+// eta_k for k >= 1; every schedule starts at learning_rate (times scale) and never grows.
 ASYNCOPT_HD inline double schedule_eta(const StepConfig& c, uint64_t k) noexcept {
     switch (c.schedule) {
         case Schedule::invsqrt:
-            return c.learning_rate / std::sqrt(static_cast<double>(k));
+            return c.scale * c.learning_rate / std::sqrt(static_cast<double>(k));
         case Schedule::optimal:
-            return c.learning_rate / (1.0 + c.schedule_alpha * c.learning_rate * static_cast<double>(k - 1));
+            return c.scale * c.learning_rate / (1.0 + c.schedule_alpha * c.learning_rate * static_cast<double>(k - 1));
         default:
-            return c.learning_rate;
+            return c.scale * c.learning_rate;
     }
 }
 

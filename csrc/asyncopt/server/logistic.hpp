@@ -173,6 +173,14 @@ public:
         begin_segment();
     }
 
+    // Every later step times s (StepConfig::scale; the epoch loop's plateau drops). Settles first:
+    // the current segment's tables were built with the old steps.
+    void set_step_scale(double s) {
+        settle();
+        sc_.scale = s;
+        begin_segment();
+    }
+
     // Every feature any step has touched (plus the initial active ones), in first-touch order.
     const std::vector<int32_t>& touched() const noexcept { return touched_; }
 

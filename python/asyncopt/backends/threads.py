@@ -52,11 +52,12 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
 
     def epoch(seed, k0):
         cfg.seed, cfg.k0 = seed, k0
+        sc.scale = loop.step_scale
         return _core.logistic_epoch(*Xn, d, ypm, perm, model.array, reg_scale, model.active, rule, sc, cfg,
                                     check_input=False)
 
-    def evaluate(_):
-        return model.evaluate(Xn, X.shape, ypm, val, settings, n_threads)
+    def evaluate(res):
+        return model.evaluate(Xn, X.shape, ypm, val, settings, n_threads, progressive=res)
 
     return loop.run(model, epoch, evaluate, rng)
 

@@ -70,6 +70,9 @@ def fit(model, X, y, eval_set, settings, loop, run):
     X = check_matrix(X)
     y = check_labels(y, X.shape[0])
     opts = run.options
+    if opts.method == "dpsgd" and loop.tol is not None and loop.step_drops:
+        raise ValueError("method 'dpsgd' runs its steps on the workers, which the plateau drops do not reach: "
+                         "pass plateau_drops=0 (or tol=None)")
     comm = world()
     end_job_together(comm, opts)  # registered before anything can fail: the job must end, whatever happens
     rank = comm.Get_rank()
@@ -117,6 +120,7 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
     server_model = LogisticModel(core, d, opts.method, opts.picky_threshold)
     eval_threads = resolve_n_threads(run.n_threads) if run.n_threads is not None else 1
     base_time = model.train_time
+    scale = [loop.step_scale]
 
     def catch_up():
         model.active = core.touched
@@ -128,7 +132,13 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         catch_up()
         rec = model.evaluate(Xn, X.shape, ypm, val, settings, eval_threads)
         rec.update(server.record(), time=base_time + server.train_time, eval_time=time.perf_counter() - t1)
-        return loop.record(model, rec) != CONTINUE
+        if loop.step_drops:
+            rec["step_scale"] = scale[0]
+        status = loop.record(model, rec)
+        if loop.step_scale != scale[0]:  # a plateau drop: the server applies every step
+            scale[0] = loop.step_scale
+            core.set_step_scale(scale[0])
+        return status != CONTINUE
 
     server = ParameterServer(comm, server_model, opts, n_total, loop.epochs, evaluate, epoch0=model.epochs_done)
     return server.train(model, run, loop, catch_up)
