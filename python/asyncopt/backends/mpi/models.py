@@ -3,7 +3,9 @@ server models, which apply the update rules with the GIL released.
 
 A model names its message shape (``width`` values per coordinate, ``n_extra`` values besides them
 in an answer, ``n_keys`` coordinates in all) and how one message, one sync round, and one read are
-done. The loop itself knows nothing of logistic regression or LDA.
+done. The loop itself knows nothing of logistic regression or LDA. A model may add fields to the
+history records (``record()``) and to the run's summary (``summary()``), and a synchronous one may
+answer a round with one ``broadcast`` for every worker instead of values (EfficientAdamModel).
 """
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ class LogisticModel:
     def steps(self):
         return self.core.steps
 
+    @property
+    def touched(self):
+        return self.core.touched
+
     def _sparse(self, push):
         if not push.dense:
             return push.idx, push.values
@@ -47,7 +53,7 @@ class LogisticModel:
         self.core.apply(idx, values, push.g0)
         return True
 
-    def entry(self, push):
+    def entry(self, push, rank=None):
         """A copy of what a sync round keeps of a message (the receive buffer is reused)."""
         idx, values = self._sparse(push)
         return idx.copy(), values.copy(), push.g0, push.rows
@@ -93,7 +99,7 @@ class LdaModel:
         self.core.apply(push.idx, push.values, float(push.rows))  # rows: the mini-batch's documents
         return True
 
-    def entry(self, push):
+    def entry(self, push, rank=None):
         return push.idx.copy(), push.values.copy(), 0.0, push.rows
 
     def apply_round(self, entries):
@@ -110,3 +116,91 @@ class LdaModel:
 
     def settle(self):
         self.drift = max(self.drift, self.core.settle())  # reported in the history's topic_mass_drift
+
+
+class EfficientAdamModel:
+    """Method 'efficient-adam' on rank 0 (efficient_adam.py has the arithmetic): rank 0's replica x of
+    the model (float64, bit-identical to every worker's), the server's half of each round, and the
+    round's broadcast (``broadcast``: the packed server step the loop sends to every worker).
+
+    state : the estimator's model state array, into which ``settle`` writes x (its dtype)
+    server_core : moments='server': a ``_core.ServerModel`` on a private float64 state (the server's
+        optimizer, as method 'sync' runs it) started at x; None for moments='worker'
+    """
+
+    width = 1
+    n_extra = 1
+
+    def __init__(self, state, layout, worker_q, server_q, seed, server_core=None):
+        from .efficient_adam import ServerSide, apply_server_step
+
+        self._apply = apply_server_step
+        self.state = state
+        self.layout = layout
+        self.n_keys = layout.d
+        self.all_keys = np.arange(layout.d, dtype=np.int32)
+        self.x = state["w"].astype(np.float64)  # d + 1 values, the intercept last
+        self.core = server_core
+        rule_step = None
+        if server_core is not None:
+            self.xs = self.x[:layout.n].copy()  # the server optimizer's own iterate x^S
+            rule_step = self._rule_step
+        self.server = ServerSide(layout, worker_q, server_q, seed, rule_step)
+        self.server_q = server_q
+        self.broadcast = None
+        self.worker_residuals = {}  # rank -> ||e_i|| as of its latest message
+        self.payload_in = self.payload_out = 0  # packed bytes of the rounds' messages, without headers
+
+    def _rule_step(self, mean):
+        """moments='server': one step of the server's rule with the mean gradient; its step x^S_t - x^S_{t+1}."""
+        lay = self.layout
+        self.core.apply(self.all_keys, np.ascontiguousarray(mean[:lay.d]), float(mean[lay.d]) if lay.fit_intercept
+                        else 0.0)
+        new = np.empty(lay.n)
+        self.core.read(self.all_keys, new[:lay.d])
+        if lay.fit_intercept:
+            new[lay.d] = self.core.read_intercept()
+        step = self.xs - new
+        self.xs = new
+        return step
+
+    @property
+    def steps(self):
+        return self.server.rounds
+
+    @property
+    def touched(self):
+        return self.all_keys
+
+    def entry(self, push, rank=None):
+        self.worker_residuals[rank] = push.g0
+        self.payload_in += push.values.shape[0]
+        return push.values.copy(), None, push.g0, push.rows
+
+    def apply_round(self, entries):
+        """One round from the workers' messages (given in rank order)."""
+        self.broadcast = self.server.round([e[0] for e in entries])
+        self.payload_out += len(entries) * self.broadcast.shape[0]
+        self._apply(self.x, self.server_q, self.broadcast, self.layout.n)
+
+    def read(self, keys, values, extras, slot):
+        values[:] = self.x[:self.layout.d] if keys is None else self.x[keys]
+        extras[0] = self.x[self.layout.d]
+
+    def settle(self):
+        self.state["w"][:] = self.x
+
+    def residual_norms(self):
+        return {"worker_residual": float(np.mean(list(self.worker_residuals.values()))) if self.worker_residuals
+                else 0.0, "server_residual": float(np.linalg.norm(self.server.residual))}
+
+    def record(self):
+        return {"rounds": self.server.rounds, **self.residual_norms()}
+
+    def summary(self):
+        import hashlib
+
+        return {"rounds": self.server.rounds, "payload_in": self.payload_in, "payload_out": self.payload_out,
+                "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
+                "server_residual_norm": float(np.linalg.norm(self.server.residual)),
+                "replica_sha256": hashlib.sha256(self.x.tobytes()).hexdigest()}
