@@ -383,3 +383,39 @@ def test_sign_and_identity_reach_the_optimum_on_a9a(tmp_path, a9a_optimum):
         s = res["stats"]
         assert s["rows"] >= 3 * 32561 and s["failed"] == []
 
+
+def test_command_line_checks_the_compression_options(capsys):
+    from asyncopt.cli import main
+
+    path = str(shared_data("libsvm", "a9a.t.xz"))
+    assert main(["train", path, "--backend", "mpi", "--method", "sync", "--compress", "sign"]) == 2
+    assert "--compress: options of --method efficient-adam" in capsys.readouterr().err
+    assert main(["train", path, "--backend", "mpi", "--method", "efficient-adam", "--compress", ":sign"]) == 2
+    assert "--compress takes W or W:S" in capsys.readouterr().err
+    assert main(["train", path, "--backend", "mpi", "--method", "efficient-adam", "--compress", "sign:qsgd3"]) == 2
+    assert "server_compressor: QSGD with 3 bits" in capsys.readouterr().err
+
+
+@needs_mpiexec
+def test_command_line_prints_the_epochs_then_the_traffic(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = shared_data("libsvm", "a9a.t.xz")
+    cmd = [MPIEXEC, "-n", "3", sys.executable, "-m", "asyncopt", "train", str(data), "--backend", "mpi", "--method",
+           "efficient-adam", "--compress", "sign:ternary", "--block-size", "64", "--learning-rate", "0.01",
+           "--batch-size", "64", "--epochs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("epoch") for line in lines) == 2
+    assert any("efficient-adam: compress sign:ternary, block size 64, topology central, moments worker" in line
+               for line in lines), proc.stdout
+    traffic = next(line for line in lines if line.startswith("bytes workers->server"))
+    from asyncopt.datasets import load_libsvm
+
+    n = load_libsvm(data)[0].shape[1] + 1  # the weights and the intercept
+    sign, ternary = compress.get("sign", 64).nbytes(n), compress.get("ternary", 64).nbytes(n)
+    assert f"packed payload {2 * sign}); server->workers" in traffic and f"packed payload {2 * ternary})" in traffic
+    assert any(line.startswith("residual norms: server") for line in lines)
