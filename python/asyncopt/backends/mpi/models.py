@@ -9,8 +9,11 @@ answer a round with one ``broadcast`` for every worker instead of values (Effici
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from .efficient_adam import ServerSide, apply_server_step
 from .protocol import DELTA
 
 
@@ -132,9 +135,6 @@ class EfficientAdamModel:
     n_extra = 1
 
     def __init__(self, state, layout, worker_q, server_q, seed, server_core=None):
-        from .efficient_adam import ServerSide, apply_server_step
-
-        self._apply = apply_server_step
         self.state = state
         self.layout = layout
         self.n_keys = layout.d
@@ -181,7 +181,7 @@ class EfficientAdamModel:
         """One round from the workers' messages (given in rank order)."""
         self.broadcast = self.server.round([e[0] for e in entries])
         self.payload_out += len(entries) * self.broadcast.shape[0]
-        self._apply(self.x, self.server_q, self.broadcast, self.layout.n)
+        apply_server_step(self.x, self.server_q, self.broadcast, self.layout.n)
 
     def read(self, keys, values, extras, slot):
         values[:] = self.x[:self.layout.d] if keys is None else self.x[keys]
@@ -198,8 +198,6 @@ class EfficientAdamModel:
         return {"rounds": self.server.rounds, **self.residual_norms()}
 
     def summary(self):
-        import hashlib
-
         return {"rounds": self.server.rounds, "payload_in": self.payload_in, "payload_out": self.payload_out,
                 "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
                 "server_residual_norm": float(np.linalg.norm(self.server.residual)),

@@ -21,12 +21,14 @@ the server decides when the run ends (it answers STOP) and the worker then repor
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
 
 from ... import _core
 from ...state import aligned_zeros, state_dtype
+from .efficient_adam import WorkerSide
 from .options import ServerFailure, delay_rng
 from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer,
                        pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
@@ -245,8 +247,6 @@ class LogisticWorker(Worker):
             rows = next_rows
 
     def _run_efficient_adam(self):
-        from .efficient_adam import WorkerSide
-
         ea = self.efficient_adam
         side = WorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], ea["moments"],
                           self.spec["seed"], self.rank)
@@ -269,8 +269,6 @@ class LogisticWorker(Worker):
             side.apply(self.w, step)
             self.stats["rows"] += rows.shape[0]
             rows = next_rows
-        import hashlib
-
         self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()  # this rank's copy of x
         self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
 
