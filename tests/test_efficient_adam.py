@@ -23,7 +23,8 @@ import pytest
 import asyncopt
 from asyncopt import _core, compress
 from asyncopt._checks import native_csr
-from asyncopt.backends.mpi.efficient_adam import Layout, ServerSide, WorkerSide, apply_server_step
+from asyncopt.backends.mpi.efficient_adam import (Layout, ServerSide, ShardedWorkerSide, WorkerSide, apply_server_step,
+                                                  apply_sharded_step, slice_bounds)
 from conftest import shared_data, sparse_problem
 from reference import efficient_adam_reference, logistic_reference
 
@@ -127,6 +128,44 @@ def test_server_moments_error_feedback_follows_the_server_iterate():
         assert np.abs(model.x[:layout.n] - model.server.residual - model.xs).max() <= 1e-12
 
 
+def test_slices_are_runs_of_whole_blocks():
+    assert slice_bounds(41, 16, 2) == [(0, 16), (16, 41)]
+    assert slice_bounds(41, 16, 3) == [(0, 16), (16, 32), (32, 41)]
+    assert slice_bounds(41, 16, 4) == [(0, 0), (0, 16), (16, 32), (32, 41)]  # fewer blocks than workers
+    assert slice_bounds(100, 8, 3) == [(0, 32), (32, 64), (64, 100)]
+
+
+@pytest.mark.parametrize("worker_q,server_q", [("identity", "identity"), ("sign", "sign"), ("qsgd8", "ternary")])
+def test_sharded_rounds_keep_the_identity_and_the_replicas(worker_q, server_q):
+    """topology='sharded': the same error-feedback identity with e_s the concatenation of the slice
+    owners' residuals (1e-12), every worker's replica equal to rank 0's (which applies the owners'
+    steps with the same function), and with identity quantizers the central run's model, bit for bit."""
+    settings = resolved_settings(optimizer="adam", learning_rate=0.05)
+    layout = Layout(60, True, 1.0)
+    N, bounds = 3, slice_bounds(61, 16, 3)
+    wq, sq = compress.get(worker_q, 16), compress.get(server_q, 16)
+    workers = [ShardedWorkerSide(settings, layout, wq, sq, 5, r, bounds) for r in range(1, N + 1)]
+    x0, replicas = np.zeros(61), [np.zeros(61) for _ in range(N)]
+    worst = 0.0
+    grads = random_gradients(150, N, 60, seed=2)
+    for grad in grads:
+        y_before = x0[:61] - np.mean([w.residual for w in workers], axis=0) - np.concatenate(
+            [w.server_residual for w in workers])
+        out = [w.messages(idx, g, g0, rep) for w, rep, (idx, g, g0) in zip(workers, replicas, grad)]
+        steps = [w.serve([out[i][0][w.own] for i in range(N)]) for w in workers]
+        apply_sharded_step(x0, sq, steps, bounds)
+        for w, rep in zip(workers, replicas):
+            w.apply(rep, steps)
+            assert np.array_equal(rep, x0)
+        y_after = x0 - np.mean([w.residual for w in workers], axis=0) - np.concatenate(
+            [w.server_residual for w in workers])
+        worst = max(worst, np.abs(y_after - (y_before - np.mean([o[1] for o in out], axis=0))).max())
+    assert worst <= 1e-12, worst
+    if worker_q == "identity":
+        central = list(drive_rounds(settings, layout, grads, wq, sq))[-1]["x"]
+        assert np.array_equal(central, x0)
+
+
 @pytest.mark.parametrize("quantizer", ["sign", "ternary"])
 def test_residuals_stay_bounded_over_ten_thousand_rounds(quantizer):
     """On the quadratic f(x) = 1/2 ||x - c||^2 (each worker's gradient x - c plus noise), the
@@ -161,7 +200,8 @@ def test_residuals_stay_bounded_over_ten_thousand_rounds(quantizer):
     ({"method": "efficient-adam", "server_compressor": "qsgd9"}, {}, "server_compressor: bits must be in"),
     ({"method": "efficient-adam", "block_size": 0}, {}, "block_size must be >= 1"),
     ({"method": "efficient-adam", "topology": "ring"}, {}, "topology must be one of"),
-    ({"method": "efficient-adam", "topology": "sharded"}, {}, "not implemented yet"),
+    ({"method": "efficient-adam", "topology": "sharded", "moments": "server"}, {}, "runs the paper's worker moments"),
+    ({"method": "efficient-adam", "topology": "sharded", "on_failure": "drop"}, {}, "on_failure must be 'raise'"),
     ({"method": "efficient-adam", "moments": "both"}, {}, "moments must be one of"),
     ({"method": "sync", "worker_compressor": "identity"}, {}, "settings of method='efficient-adam'"),
     ({"method": "efficient-adam", "worker_compressor": "qsgd4"}, {}, "is not a contraction"),
@@ -239,7 +279,7 @@ def k3_job(tmp_path_factory):
 def test_identity_quantizers_are_the_mean_of_local_adam_steps(k3_job):
     """K = 3, identity both ways, worker moments: the NumPy reference of the mean of the two workers'
     local Adam (AMSGrad) steps, round for round; every rank holds the same model (hash), and the
-    bytes reported are the buffers' lengths: 64-byte header + 8-byte residual norm + 8 bytes per
+    bytes reported are the buffers' lengths: 64-byte header + two 8-byte residual norms + 8 bytes per
     coordinate up, 64 + 8 per coordinate down, per worker and round, besides the first read and STOP."""
     X, y = sparse_problem(**PROBLEM)
     batches = contiguous_batches(N_ROWS, 2, BATCH, EPOCHS)
@@ -255,7 +295,7 @@ def test_identity_quantizers_are_the_mean_of_local_adam_steps(k3_job):
         assert res["t"] == s["rounds"] == rounds and res["staleness"]["max"] == 0
         assert all(r["replica_sha256"] == s["replica_sha256"] for r in ranks)
         assert s["server_residual_norm"] == 0 and set(s["worker_residual_norms"].values()) == {0.0}
-        up, down = 64 + 8 + 8 * n, 64 + 8 * n
+        up, down = 64 + 16 + 8 * n, 64 + 8 * n
         first_read, model_answer, stop = 72, 72 + 8 * N_FEATURES, 72
         for r, wst in s["workers"].items():
             # every round's push, plus the one answered STOP after the last round
@@ -351,11 +391,57 @@ def test_compressed_runs_are_the_in_process_rounds_to_the_bit(k3_job):
         rounds = s["rounds"]
         assert qs.nbytes(n) == 4 * 8 + 16  # 8 blocks of 16 (the last of 9), 121 bits
         for wst in s["workers"].values():
-            assert wst["bytes_in"] == 72 + (rounds + 1) * (72 + qw.nbytes(n))
+            assert wst["bytes_in"] == 72 + (rounds + 1) * (80 + qw.nbytes(n))
             assert wst["bytes_out"] == 72 + 8 * N_FEATURES + rounds * (64 + qs.nbytes(n)) + 72
         assert s["payload_in"] == 2 * rounds * qw.nbytes(n) and s["payload_out"] == 2 * rounds * qs.nbytes(n)
         assert [rec["rounds"] for rec in res["history"]][-1] == rounds
         assert res["history"][-1]["server_residual"] == pytest.approx(s["server_residual_norm"])
+
+
+SHARDED_RUNS = [("identity", "identity"), ("sign", "ternary")]
+
+
+@needs_mpiexec
+def test_sharded_topology_over_three_workers(tmp_path):
+    """K = 4, topology='sharded', block size 16 (121 coordinates: slices of 2, 3 and 3 blocks): with
+    identity quantizers the NumPy mean of the three workers' local Adam steps; with sign / ternary
+    every rank holds the same model; rank 0 receives one slice step per worker and round (never a
+    whole vector from each), and each worker's own counters are exactly its slices: to each other
+    owner its slice of its message, to each other rank its packed step."""
+    runs = [dict(COMPRESSED_CASE, **COMMON, mpi=ea(wq, sq, topology="sharded", block_size=16)) for wq, sq in SHARDED_RUNS]
+    rc, results, output, _ = run_mpi(tmp_path, 4, problem_cfg(runs, **PROBLEM))
+    assert rc == 0, output
+    X, y = sparse_problem(**PROBLEM)
+    n = N_FEATURES + 1
+    bounds = slice_bounds(n, 16, 3)
+    assert [hi - lo for lo, hi in bounds] == [32, 48, 41]
+    fits = zip(results, *(worker_stats(tmp_path, r) for r in (1, 2, 3)))
+    for (wq, sq), (res, *ranks) in zip(SHARDED_RUNS, fits):
+        s = res["stats"]
+        assert all(r["replica_sha256"] == s["replica_sha256"] for r in ranks), (wq, sq)
+        assert s["slices"] == [list(b) for b in bounds]
+        rounds = s["rounds"]
+        qw, qs = compress.get(wq, 16), compress.get(sq, 16)
+        for r, (lo, hi) in zip((1, 2, 3), bounds):
+            wst = s["workers"][str(r)]
+            step = qs.nbytes(hi - lo)
+            assert wst["bytes_in"] == 72 + (rounds + 1) * (80 + step)  # its slice's step to rank 0
+            assert wst["bytes_out"] == 72 + 8 * N_FEATURES + rounds * 64 + 72  # go on, or STOP
+            others = [b for b in bounds if b != (lo, hi)]
+            peer_out = sum(qw.nbytes(h - lo_) for lo_, h in others) + 2 * step
+            peer_in = 2 * qw.nbytes(hi - lo) + sum(qs.nbytes(h - lo_) for lo_, h in others)
+            own = wst["worker"]
+            # the peers also exchange the last round's slices, which rank 0 answers with STOP
+            assert own["bytes_sent"] == wst["bytes_in"] + (rounds + 1) * peer_out, (wq, r)
+            assert own["bytes_received"] == wst["bytes_out"] + (rounds + 1) * peer_in, (wq, r)
+        if wq == "identity":
+            batches = contiguous_batches(N_ROWS, 3, BATCH, EPOCHS)
+            assert rounds == len(batches[0])
+            w, b = efficient_adam_reference(X, y, batches, **COMPRESSED_CASE, regularization="sparse")  # adam's 'auto'
+            np.testing.assert_allclose(res["coef"], w, rtol=1e-9, atol=1e-12)
+            assert res["intercept"] == pytest.approx(b, rel=1e-9, abs=1e-12)
+        else:
+            assert s["server_residual_norm"] > 0 and res["history"][-1]["peer_bytes"] > 0
 
 
 @needs_mpiexec
@@ -367,18 +453,18 @@ def test_warm_start_is_refused_on_every_rank(tmp_path):
 
 @needs_mpiexec
 def test_sign_and_identity_reach_the_optimum_on_a9a(tmp_path, a9a_optimum):
-    """K = 3 on a9a: sign compression both ways (1 bit per coordinate and a float per block, ~1/50
-    of the dense messages) and no compression both end within 1% of the L-BFGS optimum's test
-    log-loss."""
+    """K = 3 on a9a: sign compression both ways (1 bit per coordinate and a float per block of 64,
+    ~1/40 of the dense payload), no compression, and sign with the two workers each serving half of
+    the coordinates (topology='sharded') all end within 1% of the L-BFGS optimum's test log-loss."""
     data = shared_data("libsvm", "a9a.xz")
     best_objective, best_test = a9a_optimum
-    pairs = [("sign", "sign"), ("identity", "identity")]
+    pairs = [("sign", "sign", "central"), ("identity", "identity", "central"), ("sign", "sign", "sharded")]
     runs = [dict(optimizer="adam", learning_rate=0.01, alpha=1e-4, epochs=3, batch_size=32, random_state=0,
-                 mpi=ea(wq, sq)) for wq, sq in pairs]
+                 mpi=ea(wq, sq, topology=topology, block_size=64)) for wq, sq, topology in pairs]
     rc, results, output, _ = run_mpi(tmp_path, 3, {"data": "a9a", "data_dir": str(data.parent), "runs": runs})
     assert rc == 0, output
-    for (wq, sq), res in zip(pairs, results):
-        assert abs(res["test_loss"] / best_test - 1) <= 0.01, (wq, sq, res["test_loss"], best_test)
+    for (wq, sq, topology), res in zip(pairs, results):
+        assert abs(res["test_loss"] / best_test - 1) <= 0.01, (wq, sq, topology, res["test_loss"], best_test)
         assert res["history"][-1]["objective"] <= best_objective * 1.02
         s = res["stats"]
         assert s["rows"] >= 3 * 32561 and s["failed"] == []

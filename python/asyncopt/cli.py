@@ -201,6 +201,9 @@ def _print_compression(clf, s):
           f"{s['payload_in'] / rounds:.0f}); server->workers {s['bytes_out']} ({s['bytes_out'] / rounds:.0f} per round, "
           f"packed payload {s['payload_out'] / rounds:.0f}); dense float64 would be {8 * n * len(s['workers'])} per round "
           f"each way")
+    if "peer_bytes" in s:  # topology='sharded': the slices and the slice steps the workers sent each other
+        print(f"bytes between workers (sharded, {len(s['slices'])} slices) {s['peer_bytes']} "
+              f"({s['peer_bytes'] / rounds:.0f} per round)")
     norms = ", ".join(f"rank {r} {v:.3g}" for r, v in sorted(s["worker_residual_norms"].items()))
     print(f"residual norms: server {s['server_residual_norm']:.3g}; workers {norms}")
 

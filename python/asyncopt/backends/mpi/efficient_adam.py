@@ -35,6 +35,15 @@ Where the paper is silent (stated in MPIOptions' documentation too):
 - a_t is the estimator's schedule at round t, with Adam's bias correction folded in as in
   ``asyncopt.optim`` (``eta_t sqrt(1 - b2^t) / (1 - b1^t)``); AMSGrad's max is kept per worker;
 - every fit starts with zero moments and residuals.
+
+``topology="sharded"`` (worker moments): worker j also serves the j-th slice of the coordinates (a
+run of whole quantizer blocks), so the server's work and traffic are spread over the workers as in
+the compressed all-to-all then all-gather of DeepSpeed's compressed allreduce: worker i sends the
+j-th slice of Q_w(p_i), with error feedback on the whole vector, to worker j; worker j takes the
+mean of the N decoded slices plus its slice of e_s, and sends the packed Q_s of it to every other
+rank (rank 0 included, which holds a replica and evaluates); every rank decodes the N server slices
+into its copy of x with one function. The algorithm is the central one slice by slice: the same
+identity holds with e_s the concatenation of the slice owners' residuals.
 """
 from __future__ import annotations
 
@@ -45,6 +54,7 @@ import numpy as np
 from ...compress import ErrorFeedback
 
 SERVER_STREAM = 0  # QSGD's random stream of the server; worker rank r draws from stream r
+SLICE_STREAMS = 1 << 16  # sharded: worker rank r's slice j draws from stream r 2^16 + j, server slice j from j
 
 
 def step_coefficients(optimizer, alpha, k):
@@ -155,10 +165,11 @@ class ServerSide:
     and returns its step x^S_t - x^S_{t+1} (n values); None for moments='worker' (the mean is the step).
     """
 
-    def __init__(self, layout, worker_q, server_q, seed, rule_step=None):
+    def __init__(self, layout, worker_q, server_q, seed, rule_step=None, n=None, stream=SERVER_STREAM):
         self.layout = layout
+        self.n = layout.n if n is None else n  # sharded: the length of the served slice
         self.worker_q = worker_q
-        self.sender = ErrorFeedback(server_q, layout.n, seed=seed, stream=SERVER_STREAM)
+        self.sender = ErrorFeedback(server_q, self.n, seed=seed, stream=stream)
         self.server_q = server_q
         self.rule_step = rule_step
         self.rounds = 0
@@ -166,7 +177,7 @@ class ServerSide:
     def round(self, messages):
         """The packed broadcast of one round from the workers' packed messages (in rank order: the
         sum's floating-point order is fixed)."""
-        n = self.layout.n
+        n = self.n
         total = self.worker_q.decode(messages[0], n)
         for msg in messages[1:]:
             total += self.worker_q.decode(msg, n)
@@ -179,3 +190,62 @@ class ServerSide:
     @property
     def residual(self):
         return self.sender.residual
+
+
+# ---------------------------------------------------------------------- topology='sharded'
+def slice_bounds(n, block_size, n_workers):
+    """[(lo, hi)] of the n_workers slices of n coordinates: runs of whole quantizer blocks, as even as
+    blocks allow (a slice may be empty when there are fewer blocks than workers)."""
+    blocks = -(-n // block_size)
+    cuts = [min(n, block_size * (blocks * j // n_workers)) for j in range(n_workers + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def apply_sharded_step(x, server_q, slices, bounds):
+    """x <- x - decode(q_s), slice by slice (the slices in slice order): the one code path of every rank."""
+    for packed, (lo, hi) in zip(slices, bounds):
+        x[lo:hi] -= server_q.decode(packed, hi - lo)
+
+
+class ShardedWorkerSide:
+    """Worker rank r under topology='sharded': its moments and error feedback over the whole vector,
+    sent slice by slice to the slices' owners, and the server's half of the round for its own slice
+    r - 1 (a ServerSide over that slice)."""
+
+    def __init__(self, settings, layout, worker_q, server_q, seed, rank, bounds):
+        self.layout = layout
+        self.bounds = bounds
+        self.own = rank - 1
+        self.moments = LocalMoments(settings, layout)
+        self.senders = [ErrorFeedback(worker_q, hi - lo, seed=seed, stream=rank * SLICE_STREAMS + j)
+                        for j, (lo, hi) in enumerate(bounds)]
+        lo, hi = bounds[self.own]
+        self.server = ServerSide(layout, worker_q, server_q, seed, n=hi - lo, stream=self.own)
+        self.worker_q, self.server_q = worker_q, server_q
+        self.g = np.zeros(layout.n)
+
+    def slice_bytes(self, j):
+        """(worker message, server message) bytes of slice j."""
+        lo, hi = self.bounds[j]
+        return self.worker_q.nbytes(hi - lo), self.server_q.nbytes(hi - lo)
+
+    def messages(self, idx, g, g0, x):
+        """The packed slices of Q_w(delta_i + e_i), one per owner, and delta_i."""
+        grad = self.layout.dense_gradient(idx, g, g0, self.g)
+        delta = self.moments.step(grad, x)
+        return [sender.send(delta[lo:hi])[0] for sender, (lo, hi) in zip(self.senders, self.bounds)], delta
+
+    def serve(self, messages):
+        """The packed server step of this worker's slice from every worker's message for it (rank order)."""
+        return self.server.round(messages)
+
+    @property
+    def residual(self):
+        return np.concatenate([s.residual for s in self.senders])
+
+    @property
+    def server_residual(self):
+        return self.server.residual
+
+    def apply(self, x, slices):
+        apply_sharded_step(x, self.server_q, slices, self.bounds)

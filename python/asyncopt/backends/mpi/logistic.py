@@ -18,7 +18,7 @@ from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_
 from ...state import aligned_zeros, state_dtype
 from ...training import CONTINUE
 from ..common import logistic_model
-from .models import EfficientAdamModel, LogisticModel
+from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
 from .worker import LogisticWorker
@@ -118,7 +118,7 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
     ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
 
     if opts.method == "efficient-adam":
-        server_model = _efficient_adam_model(model, d, settings, opts, seed)
+        server_model = _efficient_adam_model(model, d, settings, opts, seed, comm.Get_size() - 1)
     else:
         core = _core.ServerModel(model.array, d, settings.optimizer.native, X.dtype.name, settings.step_config(),
                                  model.t, settings.fit_intercept, settings.intercept_scale, model.active,
@@ -150,10 +150,23 @@ def _layout(d, settings):
     return Layout(d, settings.fit_intercept, settings.intercept_scale)
 
 
-def _efficient_adam_model(model, d, settings, opts, seed):
+def _slices(d, settings, opts, n_workers):
+    """topology='sharded': the coordinate slices the workers serve; None for 'central'."""
+    from .efficient_adam import slice_bounds
+
+    if opts.topology != "sharded":
+        return None
+    return slice_bounds(_layout(d, settings).n, opts.block_size, n_workers)
+
+
+def _efficient_adam_model(model, d, settings, opts, seed, n_workers):
     """Rank 0's EfficientAdamModel: with moments='server', the server's optimizer is the native server
-    model of method 'sync' on a private float64 state (rank 0's replica x is what the estimator keeps)."""
+    model of method 'sync' on a private float64 state (rank 0's replica x is what the estimator keeps);
+    with topology='sharded', the ShardedEfficientAdamModel that applies the workers' slice steps."""
     worker_q, server_q = opts.quantizers()
+    if opts.topology == "sharded":
+        return ShardedEfficientAdamModel(model.array, _layout(d, settings), worker_q, server_q, seed,
+                                         _slices(d, settings, opts, n_workers))
     core = None
     if opts.moments == "server":
         state = aligned_zeros(d + 1, state_dtype(settings.optimizer.name, np.float64))
@@ -200,7 +213,8 @@ def _work(comm, rank, X, y, settings, run, agreed):
     if method == "efficient-adam":
         worker_q, server_q = opts.quantizers()
         wspec["efficient_adam"] = {"layout": _layout(X.shape[1], settings), "worker_q": worker_q, "server_q": server_q,
-                                   "moments": opts.moments}
+                                   "moments": opts.moments,
+                                   "bounds": _slices(X.shape[1], settings, opts, spec["n_workers"])}
     worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
     stats = worker.run()
     run.report.update(n_threads=None, mpi_rank=rank, mpi_stats=dict(stats, n_threads=n_threads, pid=os.getpid()),

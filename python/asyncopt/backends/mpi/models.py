@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from .efficient_adam import ServerSide, apply_server_step
+from .efficient_adam import ServerSide, apply_server_step, apply_sharded_step
 from .protocol import DELTA
 
 
@@ -201,4 +201,56 @@ class EfficientAdamModel:
         return {"rounds": self.server.rounds, "payload_in": self.payload_in, "payload_out": self.payload_out,
                 "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
                 "server_residual_norm": float(np.linalg.norm(self.server.residual)),
+                "replica_sha256": hashlib.sha256(self.x.tobytes()).hexdigest()}
+
+
+class ShardedEfficientAdamModel(EfficientAdamModel):
+    """Rank 0 under topology='sharded': the workers serve the slices, so a round's messages are the
+    owners' packed server steps (worker r's of slice r - 1), which rank 0 applies to its replica with
+    the workers' own function; its answer to each worker is an empty go on. The residual norms come
+    with the messages; the workers' traffic between themselves (``peer_bytes``) is computed from the
+    slice sizes (every worker sends each other owner its slice and each other worker its step)."""
+
+    def __init__(self, state, layout, worker_q, server_q, seed, bounds):
+        super().__init__(state, layout, worker_q, server_q, seed)
+        self.bounds = bounds
+        self.broadcast = np.zeros(0, dtype=np.uint8)
+        self.rounds = 0
+        self.server_residuals = {}
+        sizes = [(worker_q.nbytes(hi - lo), server_q.nbytes(hi - lo)) for lo, hi in bounds]
+        N = len(bounds)
+        self.peer_bytes_per_round = sum((N - 1) * (w + s) for w, s in sizes)
+        self.peer_bytes = 0
+
+    @property
+    def steps(self):
+        return self.rounds
+
+    def entry(self, push, rank=None):
+        self.server_residuals[rank] = push.server_residual
+        return super().entry(push, rank)
+
+    def apply_round(self, entries):
+        """The owners' steps (in rank order: slice order) into rank 0's replica."""
+        apply_sharded_step(self.x, self.server_q, [e[0] for e in entries], self.bounds)
+        self.rounds += 1
+        self.peer_bytes += self.peer_bytes_per_round
+
+    def residual_norms(self):
+        worker = float(np.mean(list(self.worker_residuals.values()))) if self.worker_residuals else 0.0
+        server = float(np.sqrt(sum(v * v for v in self.server_residuals.values())))
+        return {"worker_residual": worker, "server_residual": server}
+
+    def record(self):
+        rec = {"rounds": self.rounds, "peer_bytes": self.peer_bytes - getattr(self, "_peer_recorded", 0),
+               **self.residual_norms()}
+        self._peer_recorded = self.peer_bytes
+        return rec
+
+    def summary(self):
+        norms = self.residual_norms()
+        return {"rounds": self.rounds, "payload_in": self.payload_in, "payload_out": 0, "peer_bytes": self.peer_bytes,
+                "slices": [list(b) for b in self.bounds],
+                "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
+                "server_residual_norm": norms["server_residual"],
                 "replica_sha256": hashlib.sha256(self.x.tobytes()).hexdigest()}

@@ -98,8 +98,12 @@ class MPIOptions:
     block_size : int
         method='efficient-adam': coordinates per quantizer scale (default 2048).
     topology : {'central', 'sharded'}
-        method='efficient-adam': 'central' (rank 0 is the server, as in the paper). 'sharded'
-        (every rank serving a slice of the coordinates) is not implemented yet and raises.
+        method='efficient-adam': 'central' (rank 0 is the server, as in the paper) or 'sharded'
+        (worker moments only): worker j serves the j-th slice of the coordinates (whole quantizer
+        blocks), so the round is a compressed all-to-all of the slices between the workers, then
+        each owner sends its packed server step to every other rank (rank 0 only applies them,
+        evaluates and says when to stop): no rank receives more than one vector's worth a round,
+        where the central server receives N. Every worker is needed (on_failure='raise').
     moments : {'worker', 'server'}
         method='efficient-adam': where the optimizer's moments live (see above).
     timeout : float
@@ -206,8 +210,12 @@ class MPIOptions:
                         f"(variance factor {q.variance_factor():.3g} >= 1), so its error-feedback residual can grow "
                         "without bound; use more bits (qsgd8) or a smaller block_size")
         if self.method == "efficient-adam" and self.topology == "sharded":
-            raise ValueError("topology='sharded' (every rank serving a slice of the coordinates) is not implemented "
-                             "yet; use topology='central'")
+            if self.moments != "worker":
+                raise ValueError("topology='sharded' runs the paper's worker moments: the server's optimizer of "
+                                 "moments='server' is not sharded; use topology='central' with it")
+            if self.on_failure != "raise":
+                raise ValueError("topology='sharded' needs every worker (each serves a slice of the coordinates): "
+                                 "on_failure must be 'raise'")
 
     def quantizers(self):
         """(worker's, server's) asyncopt.compress quantizers of method='efficient-adam'."""

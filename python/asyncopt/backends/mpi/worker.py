@@ -28,10 +28,10 @@ import numpy as np
 
 from ... import _core
 from ...state import aligned_zeros, state_dtype
-from .efficient_adam import WorkerSide
+from .efficient_adam import ShardedWorkerSide, WorkerSide
 from .options import ServerFailure, delay_rng
-from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer,
-                       pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
+from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_SLICE, TAG_STATS,
+                       TAG_STEP, Buffer, pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
 from .session import exit_by_abort_at_exit
 
 
@@ -221,6 +221,8 @@ class LogisticWorker(Worker):
     def _loop(self):
         if self.dpsgd:
             self._run_dpsgd()
+        elif self.efficient_adam is not None and self.efficient_adam["bounds"] is not None:
+            self._run_sharded()
         elif self.efficient_adam is not None:
             self._run_efficient_adam()
         else:
@@ -261,7 +263,7 @@ class LogisticWorker(Worker):
             compute = time.perf_counter() - t0
             self.stats["compute_time"] += compute
             self._sleep_delay(compute)
-            nbytes = pack_packed_push(self.push_buf, self.version, packed, float(np.linalg.norm(side.residual)),
+            nbytes = pack_packed_push(self.push_buf, self.version, packed, (np.linalg.norm(side.residual), 0.0),
                                       rows.shape[0], int(compute * 1e9))
             step = self._exchange_packed(nbytes, side.reply_bytes)
             if step is None:
@@ -271,6 +273,66 @@ class LogisticWorker(Worker):
             rows = next_rows
         self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()  # this rank's copy of x
         self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
+
+    def _run_sharded(self):
+        """topology='sharded': each round, the slices of this worker's message to their owners (every
+        other worker), the server step of its own slice from theirs, that step to every other rank,
+        and the other owners' steps in; rank 0 only answers go on or STOP."""
+        ea = self.efficient_adam
+        bounds = ea["bounds"]
+        side = ShardedWorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], self.spec["seed"],
+                                 self.rank, bounds)
+        n_workers = len(bounds)
+        peers = [r for r in range(1, n_workers + 1) if r != self.rank]
+        own_in = side.slice_bytes(side.own)[0]
+        inbox = {r: np.empty(own_in, dtype=np.uint8) for r in peers}  # their slices of our coordinates
+        steps_in = {r: np.empty(side.slice_bytes(r - 1)[1], dtype=np.uint8) for r in peers}  # their server steps
+        rows = self.order.next()
+        if not self._pull(None):
+            return
+        while True:
+            t0 = time.perf_counter()
+            n, g0 = self._gradient(rows)
+            slices, _ = side.messages(self.idx_buf[:n], self.g_buf[:n], g0, self.w)
+            next_rows = self.order.next()
+            compute = time.perf_counter() - t0
+            self.stats["compute_time"] += compute
+            self._sleep_delay(compute)
+            recvs = [self.comm.Irecv([inbox[r], self.MPI.BYTE], source=r, tag=TAG_SLICE) for r in peers]
+            sends = [self.comm.Isend([slices[r - 1], self.MPI.BYTE], dest=r, tag=TAG_SLICE) for r in peers]
+            self._peer_wait(recvs, "its slice of a worker's message")
+            served = side.serve([slices[side.own] if r == self.rank else inbox[r] for r in range(1, n_workers + 1)])
+            recvs = [self.comm.Irecv([steps_in[r], self.MPI.BYTE], source=r, tag=TAG_STEP) for r in peers]
+            sends += [self.comm.Isend([served, self.MPI.BYTE], dest=r, tag=TAG_STEP) for r in peers]
+            self.stats["bytes_sent"] += sum(slices[r - 1].shape[0] for r in peers) + len(peers) * served.shape[0]
+            norms = (np.linalg.norm(side.residual), np.linalg.norm(side.server_residual))
+            nbytes = pack_packed_push(self.push_buf, self.version, served, norms, rows.shape[0], int(compute * 1e9))
+            go = self._exchange_packed(nbytes, 0)  # rank 0 gets this slice's step too (it holds a replica)
+            self._peer_wait(recvs, "a server step")  # every peer sent it before asking rank 0: always completes
+            self._peer_wait(sends, "a send to a worker")
+            self.stats["bytes_received"] += len(peers) * own_in + sum(b.shape[0] for b in steps_in.values())
+            if go is None:
+                break
+            side.apply(self.w, [served if r == self.rank else steps_in[r] for r in range(1, n_workers + 1)])
+            self.stats["rows"] += rows.shape[0]
+            rows = next_rows
+        self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()
+        self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
+
+    def _peer_wait(self, requests, what):
+        t0 = time.perf_counter()
+        try:
+            for req in requests:
+                wait(req, self.timeout, self.poll, what)
+        except TimeoutError as e:
+            for req in requests:
+                try:
+                    req.Cancel()
+                except Exception:  # noqa: BLE001 - already completed: nothing to cancel
+                    pass
+            exit_by_abort_at_exit(self.comm, "a worker stopped answering (topology='sharded')")
+            raise ServerFailure(f"worker rank {self.rank}: {e} (topology='sharded' needs every worker)") from None
+        self.stats["wait_time"] += time.perf_counter() - t0
 
     def _gradient(self, rows):
         """The mini-batch gradient of rows at self.w into idx_buf / g_buf; returns (count, g0)."""
