@@ -154,7 +154,8 @@ def markdown(report):
                   f"batch {ds['settings']['batch_size']} per worker, Adam lr {ds['settings']['learning_rate']}; "
                   f"optimum test log-loss {ds['optimum_test_loss']:.5f}", "",
                   "| variant | final test loss vs optimum | rounds to 1% | bytes up / down to 1% | "
-                  "x fewer than dense (up / down) | x fewer than sparse (up / down) | rounds vs dense | bytes per round up / down |",
+                  "x fewer than dense (up / down) | x fewer than sparse (up / down) | rounds vs dense | "
+                  "bytes per round up / down |",
                   "|---|---|---|---|---|---|---|---|"]
         dense, sparse = (runs.get(k, {}).get("target") for k in ("dense", "sparse"))
         for name, r in runs.items():
@@ -171,8 +172,8 @@ def markdown(report):
                 return f"{ratio(base['bytes_in'], t['bytes_in']):.1f} / {ratio(base['bytes_out'], t['bytes_out']):.1f}"
 
             rr = f"{t['rounds'] / dense['rounds']:.2f}" if dense else ""
-            lines.append(f"| {name} | {gap} | {t['rounds']} | {t['bytes_in']:,} / {t['bytes_out']:,} | {fewer(dense)} | "
-                         f"{fewer(sparse)} | {rr} | {pr} |")
+            lines.append(f"| {name} | {gap} | {t['rounds']} | {t['bytes_in']:,} / {t['bytes_out']:,} | "
+                         f"{fewer(dense)} | {fewer(sparse)} | {rr} | {pr} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -252,7 +252,8 @@ WORKER_CASES = [dict(optimizer="adam", learning_rate=0.05, alpha=0.01, regulariz
 
 
 SERVER_CASES = [dict(optimizer="adam", learning_rate=0.05, alpha=0.01, regularization="sparse"),
-                dict(optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt", alpha=0.01, regularization="decoupled")]
+                dict(optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt", alpha=0.01,
+                     regularization="decoupled")]
 COMPRESSED_CASE = dict(optimizer="adam", learning_rate=0.05, alpha=0.01)
 COMPRESSED_VARIANTS = [("sign", "sign", "worker"), ("ternary", "sign", "server")]
 
@@ -301,7 +302,8 @@ def test_identity_quantizers_are_the_mean_of_local_adam_steps(k3_job):
             # every round's push, plus the one answered STOP after the last round
             assert wst["bytes_in"] == first_read + (rounds + 1) * up, r
             assert wst["bytes_out"] == model_answer + rounds * down + stop, r
-            assert wst["worker"]["bytes_sent"] == wst["bytes_in"] and wst["worker"]["bytes_received"] == wst["bytes_out"]
+            assert wst["worker"]["bytes_sent"] == wst["bytes_in"]
+            assert wst["worker"]["bytes_received"] == wst["bytes_out"]
         assert s["payload_in"] == 2 * rounds * 8 * n and s["payload_out"] == 2 * rounds * 8 * n
         assert sum(rec["bytes_in"] for rec in res["history"]) == s["bytes_in"]
         assert sum(rec["bytes_out"] for rec in res["history"]) == s["bytes_out"]
@@ -408,7 +410,8 @@ def test_sharded_topology_over_three_workers(tmp_path):
     every rank holds the same model; rank 0 receives one slice step per worker and round (never a
     whole vector from each), and each worker's own counters are exactly its slices: to each other
     owner its slice of its message, to each other rank its packed step."""
-    runs = [dict(COMPRESSED_CASE, **COMMON, mpi=ea(wq, sq, topology="sharded", block_size=16)) for wq, sq in SHARDED_RUNS]
+    runs = [dict(COMPRESSED_CASE, **COMMON, mpi=ea(wq, sq, topology="sharded", block_size=16))
+            for wq, sq in SHARDED_RUNS]
     rc, results, output, _ = run_mpi(tmp_path, 4, problem_cfg(runs, **PROBLEM))
     assert rc == 0, output
     X, y = sparse_problem(**PROBLEM)

@@ -198,9 +198,9 @@ def _print_compression(clf, s):
           f"block size {opts.get('block_size', 2048)}, topology {opts.get('topology', 'central')}, moments "
           f"{opts.get('moments', 'worker')}; {s['rounds']} rounds")
     print(f"bytes workers->server {s['bytes_in']} ({s['bytes_in'] / rounds:.0f} per round, packed payload "
-          f"{s['payload_in'] / rounds:.0f}); server->workers {s['bytes_out']} ({s['bytes_out'] / rounds:.0f} per round, "
-          f"packed payload {s['payload_out'] / rounds:.0f}); dense float64 would be {8 * n * len(s['workers'])} per round "
-          f"each way")
+          f"{s['payload_in'] / rounds:.0f}); server->workers {s['bytes_out']} ({s['bytes_out'] / rounds:.0f} per "
+          f"round, packed payload {s['payload_out'] / rounds:.0f}); dense float64 would be "
+          f"{8 * n * len(s['workers'])} per round each way")
     if "peer_bytes" in s:  # topology='sharded': the slices and the slice steps the workers sent each other
         print(f"bytes between workers (sharded, {len(s['slices'])} slices) {s['peer_bytes']} "
               f"({s['peer_bytes'] / rounds:.0f} per round)")
@@ -252,8 +252,8 @@ def build_parser():
     m = t.add_argument_group("MPI backend (asyncopt.distributed.MPIOptions)")
     m.add_argument("--method", choices=sorted(MPI_METHODS),
                    help="asgd: AsySG-con; apam: asynchronous AMSGrad; dpsgd: Hogwild! in each worker; picky: Picky "
-                        "SGD; sync: synchronous rounds; efficient-adam: Adam with quantized messages both ways and error "
-                        "feedback (default asgd)")
+                        "SGD; sync: synchronous rounds; efficient-adam: Adam with quantized messages both ways and "
+                        "error feedback (default asgd)")
     m.add_argument("--timeout", type=float, default=60.0, help="seconds of silence before a worker counts as failed")
     m.add_argument("--on-failure", default="raise", choices=["raise", "drop"])
     m.add_argument("--picky-threshold", type=float)
@@ -269,7 +269,8 @@ def build_parser():
     m.add_argument("--topology", choices=["central", "sharded"], help="efficient-adam: default central")
     m.add_argument("--block-size", type=int, help="efficient-adam: coordinates per quantizer scale (default 2048)")
     m.add_argument("--moments", choices=["worker", "server"],
-                   help="efficient-adam: the optimizer's moments on each worker (the paper) or on the server (COMP-AMS)")
+                   help="efficient-adam: the optimizer's moments on each worker (the paper) or on the server "
+                        "(COMP-AMS)")
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler)")

@@ -18,6 +18,7 @@ from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_
 from ...state import aligned_zeros, state_dtype
 from ...training import CONTINUE
 from ..common import logistic_model
+from .efficient_adam import Layout, slice_bounds
 from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
@@ -145,15 +146,11 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
 
 
 def _layout(d, settings):
-    from .efficient_adam import Layout
-
     return Layout(d, settings.fit_intercept, settings.intercept_scale)
 
 
 def _slices(d, settings, opts, n_workers):
     """topology='sharded': the coordinate slices the workers serve; None for 'central'."""
-    from .efficient_adam import slice_bounds
-
     if opts.topology != "sharded":
         return None
     return slice_bounds(_layout(d, settings).n, opts.block_size, n_workers)

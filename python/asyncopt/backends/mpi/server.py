@@ -389,8 +389,9 @@ class ParameterServer:
             workers[lk.rank] = w
         tot = lambda key: sum(w[key] for w in workers.values())  # noqa: E731
         extra = self.model.summary() if hasattr(self.model, "summary") else {}
-        return {**extra, "method": self.method, "workers": workers, "versions": self.version, "steps": int(self.model.steps),
-                "applied": tot("applied"), "dropped": tot("dropped"), "messages_in": tot("messages_in"),
+        return {**extra, "method": self.method, "workers": workers, "versions": self.version,
+                "steps": int(self.model.steps), "applied": tot("applied"), "dropped": tot("dropped"),
+                "messages_in": tot("messages_in"),
                 "messages_out": tot("messages_out"), "bytes_in": tot("bytes_in"), "bytes_out": tot("bytes_out"),
                 "rows": self.rows_done, "train_time": self.train_time, "wall_time": wall_time,
                 "failed": sorted(self.failed)}
