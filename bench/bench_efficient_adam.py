@@ -55,6 +55,7 @@ VARIANTS = {
     "ternary:ternary": ("efficient-adam", "ternary", "ternary", "worker"),
     "qsgd8:qsgd8": ("efficient-adam", "qsgd8", "qsgd8", "worker"),
     "sign:sign (server moments)": ("efficient-adam", "sign", "sign", "server"),
+    "sign:sign (sharded)": ("efficient-adam", "sign", "sign", "worker", "sharded"),
 }
 QUICK_VARIANTS = ("sparse", "dense", "sign:sign")
 
@@ -72,10 +73,11 @@ def job(config_path):
     rank = MPI.COMM_WORLD.Get_rank()
     results = []
     for run in cfg["runs"]:
-        method, wq, sq, moments = run["variant"]
+        method, wq, sq, moments, *topology = run["variant"]
         mpi = {"method": method, "timeout": 120, "eval_every": cfg["eval_every"]}
         if method == "efficient-adam":
-            mpi.update(worker_compressor=wq, server_compressor=sq, moments=moments)
+            mpi.update(worker_compressor=wq, server_compressor=sq, moments=moments,
+                       topology=topology[0] if topology else "central")
         clf = asyncopt.LogisticRegression(optimizer="adam", learning_rate=cfg["learning_rate"], alpha=ALPHA,
                                           batch_size=cfg["batch_size"], epochs=cfg["epochs"], random_state=0,
                                           backend="mpi", mpi=mpi)
@@ -83,6 +85,9 @@ def job(config_path):
         clf.fit(X, y, eval_set=(Xt, yt))
         if rank == 0:
             stats = {k: v for k, v in clf.mpi_stats_.items() if k != "workers"}
+            # what each worker received (its own counters): with topology='sharded' also from its peers
+            stats["worker_received"] = {r: w.get("worker", {}).get("bytes_received", w["bytes_out"])
+                                        for r, w in clf.mpi_stats_["workers"].items()}
             results.append({"name": run["name"], "history": list(clf.history_), "stats": stats,
                             "wall": time.perf_counter() - t0})
             Path(cfg["out"]).write_text(json.dumps(results, default=float))
@@ -104,10 +109,11 @@ def optimum(train, test):
 
 
 def to_target(history, best):
-    """(rounds, bytes in, bytes out, test loss) at the first record within TARGET of best, or None."""
+    """(rounds, bytes in, bytes out, test loss) at the first record within TARGET of best, or None.
+    'in' is what the workers sent (with topology='sharded' to each other too), 'out' what rank 0 sent."""
     bytes_in = bytes_out = 0
     for rec in history:
-        bytes_in += rec["bytes_in"]
+        bytes_in += rec["bytes_in"] + rec.get("peer_bytes", 0)
         bytes_out += rec["bytes_out"]
         if rec["val_loss"] <= best * (1 + TARGET):
             return {"rounds": int(rec["updates"]), "bytes_in": bytes_in, "bytes_out": bytes_out,
@@ -137,7 +143,10 @@ def run_set(name, spec, args, mpiexec, out_dir):
         r["target"] = to_target(r["history"], best)
         s = r["stats"]
         rounds = max(int(s.get("rounds", s["versions"])), 1)
-        r["per_round"] = {"bytes_in": s["bytes_in"] / rounds, "bytes_out": s["bytes_out"] / rounds}
+        r["per_round"] = {"bytes_in": (s["bytes_in"] + s.get("peer_bytes", 0)) / rounds,
+                          "bytes_out": s["bytes_out"] / rounds,
+                          # the most any one rank received: the central server's N messages, or a worker's share
+                          "max_into_one_rank": max([s["bytes_in"], *s["worker_received"].values()]) / rounds}
         r["final_test_loss"] = r["history"][-1]["val_loss"]
     return {"set": name, "shape": list(shape), "optimum_test_loss": best, "settings": spec, "runs": runs}
 
@@ -155,13 +164,14 @@ def markdown(report):
                   f"optimum test log-loss {ds['optimum_test_loss']:.5f}", "",
                   "| variant | final test loss vs optimum | rounds to 1% | bytes up / down to 1% | "
                   "x fewer than dense (up / down) | x fewer than sparse (up / down) | rounds vs dense | "
-                  "bytes per round up / down |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "bytes per round up / down | most into one rank per round |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         dense, sparse = (runs.get(k, {}).get("target") for k in ("dense", "sparse"))
         for name, r in runs.items():
             t = r["target"]
             gap = f"{100 * (r['final_test_loss'] / ds['optimum_test_loss'] - 1):+.2f}%"
-            pr = f"{r['per_round']['bytes_in']:.0f} / {r['per_round']['bytes_out']:.0f}"
+            pr = (f"{r['per_round']['bytes_in']:.0f} / {r['per_round']['bytes_out']:.0f} | "
+                  f"{r['per_round']['max_into_one_rank']:.0f}")
             if t is None:
                 lines.append(f"| {name} | {gap} | not reached | | | | | {pr} |")
                 continue
