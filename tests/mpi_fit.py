@@ -132,16 +132,16 @@ def fail_at_exchange(n, fail):
     all its fits), by wrapping the one method every worker loop sends through."""
     from asyncopt.backends.mpi.worker import Worker
 
-    exchange = Worker._exchange
+    exchange = Worker._send_and_wait
     done = [0]
 
-    def counted(self, nbytes, keys):
+    def counted(self, nbytes, size):
         if done[0] == n:
             fail()
         done[0] += 1
-        return exchange(self, nbytes, keys)
+        return exchange(self, nbytes, size)
 
-    Worker._exchange = counted
+    Worker._send_and_wait = counted
 
 
 if __name__ == "__main__":

@@ -448,6 +448,24 @@ def test_sharded_topology_over_three_workers(tmp_path):
 
 
 @needs_mpiexec
+def test_a_dead_worker_under_sharding_stops_the_run_with_its_rank_named(tmp_path):
+    """topology='sharded', K = 4: worker rank 2 (the owner of a slice) dies without finalizing MPI in
+    place of its 101st exchange with rank 0, after its 100th round's slices went to its peers. Rank 0
+    names it in a WorkerFailure and keeps the 99 rounds applied, its peers stop (they cannot complete
+    a round without its slice), and the job ends through MPI_Abort, not a hang."""
+    run = dict(optimizer="adam", learning_rate=0.01, epochs=100000, batch_size=1, random_state=0,
+               mpi=ea("sign", "sign", topology="sharded", block_size=64, timeout=3))
+    cfg = dict(problem_cfg([run], n=400, d=300), fault={"rank": 2, "exchanges": 100, "signal": "EXIT"})
+    rc, results, output, seconds = run_mpi(tmp_path, 4, cfg, timeout=120, mpiexec_args=["-disable-auto-cleanup"])
+    assert rc != 0 and results is not None, output
+    res = results[0]
+    assert res["error"]["type"] == "WorkerFailure" and 2 in res["error"]["ranks"], res["error"]
+    assert res["t"] == 99 and np.isfinite(res["coef"]).all()
+    assert "asyncopt: rank 0: worker rank 2 failed during fit" in output and "MPI_Abort" in output
+    assert seconds < 90
+
+
+@needs_mpiexec
 def test_warm_start_is_refused_on_every_rank(tmp_path):
     kw = dict(optimizer="adam", learning_rate=0.05, batch_size=8, epochs=1, random_state=0, warm_start=True)
     rc, results, output, _ = run_mpi(tmp_path, 3, problem_cfg([dict(kw, fits=2, mpi=ea())], **PROBLEM))
