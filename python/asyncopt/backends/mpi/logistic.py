@@ -8,6 +8,7 @@ history points; the workers train on their shards and return with only their cou
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -150,10 +151,12 @@ def _layout(d, settings):
 
 
 def _slices(d, settings, opts, n_workers):
-    """topology='sharded': the coordinate slices the workers serve; None for 'central'."""
+    """topology='sharded': the coordinate slices the workers serve, whole blocks of both quantizers
+    (given as objects they may have block sizes of their own); None for 'central'."""
     if opts.topology != "sharded":
         return None
-    return slice_bounds(_layout(d, settings).n, opts.block_size, n_workers)
+    block = math.lcm(*(q.block_size for q in opts.quantizers()))
+    return slice_bounds(_layout(d, settings).n, block, n_workers)
 
 
 def _efficient_adam_model(model, d, settings, opts, seed, n_workers):

@@ -89,7 +89,8 @@ class MPIOptions:
         estimator's regularization says: 'sparse' inside each worker's gradient, 'decoupled' as
         ``eta_t alpha x_t`` added to the step (moments='worker') or by the server's rule
         (moments='server'); moments and residuals start at zero in every fit (continuing a model
-        with warm_start is refused).
+        with warm_start is refused). With on_failure='drop' (central topology) the rounds go on
+        over the remaining workers; what the lost worker's residual held is lost with it.
     worker_compressor, server_compressor : str or asyncopt.compress.Quantizer
         method='efficient-adam': the quantizer of each direction (``asyncopt.compress.names()``:
         'identity', 'sign' (per-block scaled sign, 1 bit per coordinate), 'ternary' (zero-preserving
