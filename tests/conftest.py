@@ -36,3 +36,16 @@ def sparse_problem(n=80, d=300, nnz_per_row=4, seed=0, dtype=np.float64):
     w = rng.normal(size=d) * 2
     y = np.where(X @ w + 0.3 * rng.normal(size=n) > 0, 1.0, -1.0)
     return X, y
+
+
+@pytest.fixture(scope="session")
+def a9a_optimum():
+    """(objective, test log-loss) of the L-BFGS minimiser of a9a, alpha = 1e-4 (the MPI tests'
+    target), computed once per session."""
+    from test_statistical import optimum
+
+    from asyncopt.datasets import load_libsvm
+
+    X, y = load_libsvm(shared_data("libsvm", "a9a.xz"))
+    Xt, yt = load_libsvm(shared_data("libsvm", "a9a.t.xz"), n_features=X.shape[1])
+    return optimum(X, y, Xt, yt)

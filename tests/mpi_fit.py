@@ -8,7 +8,7 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true}}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
-model reached).
+model reached); every worker rank r writes its own mpi_stats_ per fit to out's .rank<r>.json.
 
 A fault is placed in the run's progress, never on a wall-clock timer (which, on a machine fast
 enough to finish the fit first, fires at an arbitrary point of the shutdown instead): with
@@ -86,7 +86,7 @@ def main():
         else:
             fail_at_exchange(fault["exchanges"], fail_now(fault["signal"]))
     X, y, val = load(cfg)
-    results = []
+    results, worker_stats = [], []
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
         params = dict(params)
         fits = params.pop("fits", 1)  # > 1: fit again (with warm_start, a continuation)
@@ -100,7 +100,9 @@ def main():
                 est.fit(X) if lda else est.fit(X, y, eval_set=val)
         except WorkerFailure as e:
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
-        if rank != 0:
+        if rank != 0:  # a worker's own counters (e.g. its replica's hash), one file per rank
+            worker_stats.append(getattr(est, "mpi_stats_", None))
+            Path(cfg["out"]).with_suffix(f".rank{rank}.json").write_text(json.dumps(worker_stats, default=float))
             continue
         out = {"error": error, "t": est.t_, "history": list(est.history_), "staleness": est.staleness_.as_dict(),
                "stats": est.mpi_stats_}
@@ -132,16 +134,16 @@ def fail_at_exchange(n, fail):
     all its fits), by wrapping the one method every worker loop sends through."""
     from asyncopt.backends.mpi.worker import Worker
 
-    exchange = Worker._exchange
+    exchange = Worker._send_and_wait
     done = [0]
 
-    def counted(self, nbytes, keys):
+    def counted(self, nbytes, size):
         if done[0] == n:
             fail()
         done[0] += 1
-        return exchange(self, nbytes, keys)
+        return exchange(self, nbytes, size)
 
-    Worker._exchange = counted
+    Worker._send_and_wait = counted
 
 
 if __name__ == "__main__":

@@ -65,3 +65,46 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
         if not fit_intercept:
             w[d] = 0.0
     return w[:d], w[d]
+
+
+def efficient_adam_reference(X, y, worker_batches, *, optimizer="adam", learning_rate=0.01, schedule="constant",
+                             beta1=0.9, beta2=0.999, eps=1e-8, bias_correction=True, alpha=0.0,
+                             regularization="none", intercept_scale=1.0):
+    """Efficient-Adam with identity quantizers and worker moments, densely: every round each worker i
+    takes the mean gradient of its next batch at the shared x, updates its own m_i, v_i (and vhat_i
+    for AMSGrad) and forms delta_i = a_k m_i / (sqrt(v_i) + eps) (the intercept's times
+    intercept_scale; 'decoupled' adds eta_k alpha x); x -= mean_i delta_i. This is "the mean of
+    local Adam steps", not Adam on the mean gradient when there are several workers.
+    worker_batches[i][k]: the rows of worker i's batch in round k. Returns (w, b)."""
+    n, d = X.shape
+    Xd = X.toarray().astype(np.float64)
+    has = (Xd != 0).astype(np.float64)
+    counts = has.sum(axis=0)
+    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    N = len(worker_batches)
+    x = np.zeros(d + 1)
+    m, v, vhat = np.zeros((N, d + 1)), np.zeros((N, d + 1)), np.zeros((N, d + 1))
+    for k in range(1, len(worker_batches[0]) + 1):
+        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
+        deltas = []
+        for i in range(N):
+            rows = worker_batches[i][k - 1]
+            z = Xd[rows] @ x[:d] + x[d]
+            coef = dloss(z, y[rows]) / len(rows)
+            g = np.zeros(d + 1)
+            g[:d] = coef @ Xd[rows]
+            g[d] = coef.sum()
+            if regularization == "sparse":
+                g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * x[:d]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            vhat[i] = np.maximum(vhat[i], v[i])
+            delta = a * m[i] / (np.sqrt(vhat[i] if optimizer == "amsgrad" else v[i]) + eps)
+            delta[d] *= intercept_scale
+            if regularization == "decoupled":
+                delta[:d] += eta * alpha * x[:d]
+            deltas.append(delta)
+        x = x - np.mean(deltas, axis=0)
+    return x[:d], x[d]

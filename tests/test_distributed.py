@@ -179,18 +179,7 @@ def test_sync_rounds_match_the_sequential_minibatch_run(tmp_path, optimizer, kw)
 
 
 # ---------------------------------------------------------------------- every method reaches the optimum
-@pytest.fixture(scope="module")
-def a9a_optimum():
-    """(objective, test log-loss) of the L-BFGS minimiser, alpha = 1e-4."""
-    from test_statistical import optimum
-
-    from asyncopt.datasets import load_libsvm
-
-    X, y = load_libsvm(shared_data("libsvm", "a9a.xz"))
-    Xt, yt = load_libsvm(shared_data("libsvm", "a9a.t.xz"), n_features=X.shape[1])
-    return optimum(X, y, Xt, yt)
-
-
+# (a9a_optimum: conftest.py, computed once per session)
 # DPSGD at half the SGD rate: each push carries 8 local steps made from one read, and the K - 1
 # workers' pushes add up (at 4.0 one CI run of 3 workers ended at test loss 0.333, 2.8% above the
 # optimum; at 2.0 four runs at K = 3 and 4 all ended within 0.2% of it)

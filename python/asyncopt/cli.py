@@ -150,7 +150,9 @@ def cmd_demo(args):
 # --method of `train --backend mpi`, in the papers' names: (MPIOptions.method, optimizer or None for
 # the --optimizer given)
 MPI_METHODS = {"asgd": ("async", "sgd"), "apam": ("async", "amsgrad"), "dpsgd": ("dpsgd", "sgd"),
-               "picky": ("picky", "sgd"), "sync": ("sync", None)}
+               "picky": ("picky", "sgd"), "sync": ("sync", None), "efficient-adam": ("efficient-adam", None)}
+# the MPI methods' --optimizer default when it is not fixed by the method (efficient-adam runs Adam)
+MPI_DEFAULT_OPTIMIZER = {"efficient-adam": "adam"}
 
 
 def _mpi_options(args):
@@ -179,19 +181,36 @@ def _mpi_options(args):
         kw["picky_threshold"] = args.picky_threshold
     if args.local_updates is not None:
         kw["local_updates"] = args.local_updates
-    return optimizer or args.optimizer or "sgd", kw
+    compression = {"--compress": args.compress, "--topology": args.topology, "--block-size": args.block_size,
+                   "--moments": args.moments}
+    if method != "efficient-adam":
+        given = [k for k, v in compression.items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: options of --method efficient-adam")
+    else:
+        if args.compress is not None:
+            worker, _, server = args.compress.partition(":")
+            if not worker:
+                raise ValueError(f"--compress takes W or W:S (e.g. sign or sign:identity), got {args.compress!r}")
+            kw.update(worker_compressor=worker, server_compressor=server or worker)
+        for key in ("topology", "block_size", "moments"):
+            if getattr(args, key) is not None:
+                kw[key] = getattr(args, key)
+    return optimizer or args.optimizer or MPI_DEFAULT_OPTIMIZER.get(method, "sgd"), kw
 
 
 def cmd_train(args):
     X, y = load_libsvm(args.data)
     eval_set = load_libsvm(args.test, n_features=X.shape[1]) if args.test else None
-    optimizer, mpi = args.optimizer or "sgd", None
+    optimizer, mpi, stopping = args.optimizer or "sgd", None, _epochs(args)
     if args.backend == "mpi":
         optimizer, mpi = _mpi_options(args)
+        if mpi["method"] in ("dpsgd", "efficient-adam"):  # their workers compute the steps: no plateau drops
+            stopping.setdefault("plateau_drops", 0)
     elif args.method is not None:
         raise ValueError("--method needs --backend mpi")
     clf = LogisticRegression(optimizer=optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
-                             alpha=args.alpha, batch_size=args.batch_size, **_epochs(args),
+                             alpha=args.alpha, batch_size=args.batch_size, **stopping,
                              n_threads=args.n_threads, random_state=args.seed, verbose=1, backend=args.backend,
                              mpi=mpi, device=args.device)
     t = time.perf_counter()
@@ -220,6 +239,27 @@ def _print_mpi_summary(clf, method, seconds):
         print(f"{rank:4d} {w['rows_per_second']:9.0f} {w['applied']:8d} {w['dropped']:8d} "
               f"{own.get('compute_time', float('nan')):9.3f} {own.get('delay_time', float('nan')):8.3f} "
               f"{own.get('wait_time', float('nan')):8.3f}" + ("" if w["alive"] else "  failed"))
+    if "rounds" in s:
+        _print_compression(clf, s)
+
+
+def _print_compression(clf, s):
+    """Efficient-Adam's traffic: bytes each way (the buffers MPI sent), per round, the rounds, the residuals."""
+    opts = clf.mpi if isinstance(clf.mpi, dict) else vars(clf.mpi)
+    rounds = max(s["rounds"], 1)
+    n = clf.n_features_in_ + (1 if clf.fit_intercept else 0)
+    print(f"efficient-adam: compress {opts.get('worker_compressor', 'sign')}:{opts.get('server_compressor', 'sign')}, "
+          f"block size {opts.get('block_size', 2048)}, topology {opts.get('topology', 'central')}, moments "
+          f"{opts.get('moments', 'worker')}; {s['rounds']} rounds")
+    print(f"bytes workers->server {s['bytes_in']} ({s['bytes_in'] / rounds:.0f} per round, packed payload "
+          f"{s['payload_in'] / rounds:.0f}); server->workers {s['bytes_out']} ({s['bytes_out'] / rounds:.0f} per "
+          f"round, packed payload {s['payload_out'] / rounds:.0f}); dense float64 would be "
+          f"{8 * n * len(s['workers'])} per round each way")
+    if "peer_bytes" in s:  # topology='sharded': the slices and the slice steps the workers sent each other
+        print(f"bytes between workers (sharded, {len(s['slices'])} slices) {s['peer_bytes']} "
+              f"({s['peer_bytes'] / rounds:.0f} per round)")
+    norms = ", ".join(f"rank {r} {v:.3g}" for r, v in sorted(s["worker_residual_norms"].items()))
+    print(f"residual norms: server {s['server_residual_norm']:.3g}; workers {norms}")
 
 
 def cmd_info(_args):
@@ -268,7 +308,8 @@ def build_parser():
     m = t.add_argument_group("MPI backend (asyncopt.distributed.MPIOptions)")
     m.add_argument("--method", choices=sorted(MPI_METHODS),
                    help="asgd: AsySG-con; apam: asynchronous AMSGrad; dpsgd: Hogwild! in each worker; picky: Picky "
-                        "SGD; sync: synchronous rounds (default asgd)")
+                        "SGD; sync: synchronous rounds; efficient-adam: Adam with quantized messages both ways and "
+                        "error feedback (default asgd)")
     m.add_argument("--timeout", type=float, default=60.0, help="seconds of silence before a worker counts as failed")
     m.add_argument("--on-failure", default="raise", choices=["raise", "drop"])
     m.add_argument("--picky-threshold", type=float)
@@ -278,6 +319,14 @@ def build_parser():
     m.add_argument("--heavy-tail", type=float, metavar="SHAPE",
                    help="add Pareto(SHAPE)-distributed delays to every worker")
     m.add_argument("--eval-every", type=float, default=1.0, help="epochs between history rows")
+    m.add_argument("--compress", metavar="W[:S]",
+                   help="efficient-adam: the workers' quantizer W and the server's S (default W): identity, sign, "
+                        "ternary, qsgdK (K bits); default sign:sign")
+    m.add_argument("--topology", choices=["central", "sharded"], help="efficient-adam: default central")
+    m.add_argument("--block-size", type=int, help="efficient-adam: coordinates per quantizer scale (default 2048)")
+    m.add_argument("--moments", choices=["worker", "server"],
+                   help="efficient-adam: the optimizer's moments on each worker (the paper) or on the server "
+                        "(COMP-AMS)")
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler)")

@@ -127,6 +127,14 @@ class QSGD(Quantizer):
     def _bits(self):
         return self.bits
 
+    def variance_factor(self):
+        """omega of ``E||Q(x) - x||^2 <= omega ||x||^2`` (Alistarh et al. 2017, Lemma 3.1, per block):
+        ``min(B / L^2, sqrt(B) / L)`` with B the block size and L the levels. Under error feedback
+        only omega < 1 makes Q a contraction (E||x - Q(x)||^2 <= (1 - delta) ||x||^2, the condition the
+        error-feedback analyses need); with omega >= 1 the residual can grow without bound."""
+        levels = 2 ** (self.bits - 1) - 1
+        return min(self.block_size / levels ** 2, self.block_size ** 0.5 / levels)
+
 
 def names():
     return tuple(REGISTRY)

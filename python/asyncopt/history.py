@@ -87,4 +87,10 @@ class History(list):
              f"train acc {rec['train_accuracy']:.4f}  staleness mean {rec['staleness_mean']:.3g} max {rec['staleness_max']}")
         if rec.get("val_loss") is not None:
             s += f"  val loss {rec['val_loss']:.6f}  val acc {rec['val_accuracy']:.4f}"
+        if rec.get("bytes_in") is not None:  # an MPI run: the epoch's traffic, each way
+            s += f"  kB in/out {rec['bytes_in'] / 1e3:.1f}/{rec['bytes_out'] / 1e3:.1f}"
+        if rec.get("peer_bytes") is not None:  # efficient-adam, topology='sharded': between the workers
+            s += f"  kB peers {rec['peer_bytes'] / 1e3:.1f}"
+        if rec.get("server_residual") is not None:  # efficient-adam's error-feedback residual norms
+            s += f"  residual worker/server {rec['worker_residual']:.3g}/{rec['server_residual']:.3g}"
         return s

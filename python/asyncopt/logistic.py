@@ -135,8 +135,9 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         are workers; see :mod:`asyncopt.distributed`); needs mpi4py. 'auto': 'cuda' when this build
         has it and a GPU is present, else 'threads'.
     mpi : asyncopt.distributed.MPIOptions, dict or None
-        Settings of the 'mpi' backend (method 'async', 'sync', 'picky' or 'dpsgd', timeouts, failure
-        handling, straggler delays, sharding); None takes the defaults.
+        Settings of the 'mpi' backend (method 'async', 'sync', 'picky', 'dpsgd' or 'efficient-adam'
+        with its quantizers, timeouts, failure handling, straggler delays, sharding); None takes the
+        defaults.
     device : None, 'cuda', 'cuda:N' or int
         Which GPU backend='cuda' trains on (None: the first).
     gpu_workers : int or None

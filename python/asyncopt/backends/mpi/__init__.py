@@ -18,6 +18,9 @@ DPSGD              method='dpsgd',      lock-free Hogwild! over each worker's th
 (Mohamad et al.    n_threads > 1        model; the worker pushes the change, the server adds it
 2022)
 synchronous        method='sync'        rounds: one gradient from every worker, their mean applied
+Efficient-Adam     method=              rounds of Adam steps (worker moments) or gradients (server
+(Chen et al. 2023) 'efficient-adam'     moments, COMP-AMS) quantized both ways with error feedback
+                                        on both sides; every rank applies the same decoded step
 DPSVI (LDA)        LDA(backend='mpi'),  workers run E-steps of their documents over their threads;
                    method='async'       the server applies SVI's global step to each message
 =================  ===================  ==============================================================

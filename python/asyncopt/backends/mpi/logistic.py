@@ -8,6 +8,7 @@ history points; the workers train on their shards and return with only their cou
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -15,12 +16,19 @@ import numpy as np
 
 from ... import _core
 from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
+from ...state import aligned_zeros, state_dtype
 from ...training import CONTINUE
 from ..common import logistic_model
-from .models import LogisticModel
+from .efficient_adam import Layout, slice_bounds
+from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
 from .worker import LogisticWorker
+
+
+# Methods whose steps the workers compute (their step sizes never pass through the server's model),
+# so the epoch loop's plateau drops cannot reach them.
+WORKER_STEPS = ("dpsgd", "efficient-adam")
 
 
 def check(optimizer, regularization, alpha, n_threads, opts):
@@ -38,6 +46,9 @@ def check(optimizer, regularization, alpha, n_threads, opts):
                     "a worker's change of its own features cannot carry") + "; use 'sparse' (the default)")
         if regularization == "auto":
             regularization = "sparse"
+    if opts.method == "efficient-adam" and optimizer.name not in ("adam", "amsgrad"):
+        raise ValueError(f"method 'efficient-adam' runs Adam: set optimizer='adam' or 'amsgrad', not "
+                         f"{optimizer.name!r}")
     if opts.method != "dpsgd" and n_threads not in (None, 1):
         raise ValueError(f"method {opts.method!r} computes each gradient on one thread per worker; "
                          "n_threads > 1 (lock-free Hogwild! inside each worker) is method='dpsgd'")
@@ -70,9 +81,9 @@ def fit(model, X, y, eval_set, settings, loop, run):
     X = check_matrix(X)
     y = check_labels(y, X.shape[0])
     opts = run.options
-    if opts.method == "dpsgd" and loop.tol is not None and loop.step_drops:
-        raise ValueError("method 'dpsgd' runs its steps on the workers, which the plateau drops do not reach: "
-                         "pass plateau_drops=0 (or tol=None)")
+    if opts.method in WORKER_STEPS and loop.tol is not None and loop.step_drops:
+        raise ValueError(f"method {opts.method!r} runs its steps on the workers, which the plateau drops do not "
+                         "reach: pass plateau_drops=0 (or tol=None)")
     comm = world()
     end_job_together(comm, opts)  # registered before anything can fail: the job must end, whatever happens
     rank = comm.Get_rank()
@@ -95,6 +106,9 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
     own = {}
 
     def own_checks():  # rank 0's own data, checked before the go
+        if opts.method == "efficient-adam" and run.continuing:
+            raise ValueError("method 'efficient-adam' starts its moments and error-feedback residuals at zero in every "
+                             "fit and cannot continue a model (warm_start): refit with warm_start=False")
         own.update(ypm=model.signed(y), val=model.eval_data(eval_set, X.dtype), Xn=native_csr(X))
         _core.validate_csr(*own["Xn"], d)
 
@@ -113,18 +127,21 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
     _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale)
     ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
 
-    core = _core.ServerModel(model.array, d, settings.optimizer.native, X.dtype.name, settings.step_config(),
-                             model.t, settings.fit_intercept, settings.intercept_scale, model.active,
-                             n_slots=comm.Get_size() - 1 if opts.method == "picky" else 0)
-    opts = _resolved(opts, settings.optimizer)
-    server_model = LogisticModel(core, d, opts.method, opts.picky_threshold)
+    if opts.method == "efficient-adam":
+        server_model = _efficient_adam_model(model, d, settings, opts, seed, comm.Get_size() - 1)
+    else:
+        core = _core.ServerModel(model.array, d, settings.optimizer.native, X.dtype.name, settings.step_config(),
+                                 model.t, settings.fit_intercept, settings.intercept_scale, model.active,
+                                 n_slots=comm.Get_size() - 1 if opts.method == "picky" else 0)
+        opts = _resolved(opts, settings.optimizer)
+        server_model = LogisticModel(core, d, opts.method, opts.picky_threshold)
     eval_threads = resolve_n_threads(run.n_threads) if run.n_threads is not None else 1
     base_time = model.train_time
     scale = [loop.step_scale]
 
     def catch_up():
-        model.active = core.touched
-        model.t = int(core.steps)
+        model.active = server_model.touched
+        model.t = int(server_model.steps)
         model.changed()
 
     def evaluate():
@@ -142,6 +159,36 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
 
     server = ParameterServer(comm, server_model, opts, n_total, loop.epochs, evaluate, epoch0=model.epochs_done)
     return server.train(model, run, loop, catch_up)
+
+
+def _layout(d, settings):
+    return Layout(d, settings.fit_intercept, settings.intercept_scale)
+
+
+def _slices(d, settings, opts, n_workers):
+    """topology='sharded': the coordinate slices the workers serve, whole blocks of both quantizers
+    (given as objects they may have block sizes of their own); None for 'central'."""
+    if opts.topology != "sharded":
+        return None
+    block = math.lcm(*(q.block_size for q in opts.quantizers()))
+    return slice_bounds(_layout(d, settings).n, block, n_workers)
+
+
+def _efficient_adam_model(model, d, settings, opts, seed, n_workers):
+    """Rank 0's EfficientAdamModel: with moments='server', the server's optimizer is the native server
+    model of method 'sync' on a private float64 state (rank 0's replica x is what the estimator keeps);
+    with topology='sharded', the ShardedEfficientAdamModel that applies the workers' slice steps."""
+    worker_q, server_q = opts.quantizers()
+    if opts.topology == "sharded":
+        return ShardedEfficientAdamModel(model.array, _layout(d, settings), worker_q, server_q, seed,
+                                         _slices(d, settings, opts, n_workers))
+    core = None
+    if opts.moments == "server":
+        state = aligned_zeros(d + 1, state_dtype(settings.optimizer.name, np.float64))
+        state["w"] = model.array["w"]
+        core = _core.ServerModel(state, d, settings.optimizer.native, "float64", settings.step_config(), 0,
+                                 settings.fit_intercept, settings.intercept_scale, np.zeros(0, dtype=np.int32))
+    return EfficientAdamModel(model.array, _layout(d, settings), worker_q, server_q, seed, core)
 
 
 def _resolved(opts, optimizer):
@@ -178,6 +225,11 @@ def _work(comm, rank, X, y, settings, run, agreed):
              "timeout": opts.timeout, "poll_interval": opts.poll_interval, "delay": opts.delay_for(rank),
              "method": method, "local_updates": opts.local_updates or 8 * n_threads, "settings": settings,
              "shuffle": settings.shuffle}
+    if method == "efficient-adam":
+        worker_q, server_q = opts.quantizers()
+        wspec["efficient_adam"] = {"layout": _layout(X.shape[1], settings), "worker_q": worker_q, "server_q": server_q,
+                                   "moments": opts.moments,
+                                   "bounds": _slices(X.shape[1], settings, opts, spec["n_workers"])}
     worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
     stats = worker.run()
     run.report.update(n_threads=None, mpi_rank=rank, mpi_stats=dict(stats, n_threads=n_threads, pid=os.getpid()),

@@ -3,12 +3,17 @@ server models, which apply the update rules with the GIL released.
 
 A model names its message shape (``width`` values per coordinate, ``n_extra`` values besides them
 in an answer, ``n_keys`` coordinates in all) and how one message, one sync round, and one read are
-done. The loop itself knows nothing of logistic regression or LDA.
+done. The loop itself knows nothing of logistic regression or LDA. A model may add fields to the
+history records (``record()``) and to the run's summary (``summary()``), and a synchronous one may
+answer a round with one ``broadcast`` for every worker instead of values (EfficientAdamModel).
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from .efficient_adam import ServerSide, apply_server_step, apply_sharded_step
 from .protocol import DELTA
 
 
@@ -30,6 +35,10 @@ class LogisticModel:
     def steps(self):
         return self.core.steps
 
+    @property
+    def touched(self):
+        return self.core.touched
+
     def _sparse(self, push):
         if not push.dense:
             return push.idx, push.values
@@ -47,7 +56,7 @@ class LogisticModel:
         self.core.apply(idx, values, push.g0)
         return True
 
-    def entry(self, push):
+    def entry(self, push, rank=None):
         """A copy of what a sync round keeps of a message (the receive buffer is reused)."""
         idx, values = self._sparse(push)
         return idx.copy(), values.copy(), push.g0, push.rows
@@ -93,7 +102,7 @@ class LdaModel:
         self.core.apply(push.idx, push.values, float(push.rows))  # rows: the mini-batch's documents
         return True
 
-    def entry(self, push):
+    def entry(self, push, rank=None):
         return push.idx.copy(), push.values.copy(), 0.0, push.rows
 
     def apply_round(self, entries):
@@ -110,3 +119,138 @@ class LdaModel:
 
     def settle(self):
         self.drift = max(self.drift, self.core.settle())  # reported in the history's topic_mass_drift
+
+
+class EfficientAdamModel:
+    """Method 'efficient-adam' on rank 0 (efficient_adam.py has the arithmetic): rank 0's replica x of
+    the model (float64, bit-identical to every worker's), the server's half of each round, and the
+    round's broadcast (``broadcast``: the packed server step the loop sends to every worker).
+
+    state : the estimator's model state array, into which ``settle`` writes x (its dtype)
+    server_core : moments='server': a ``_core.ServerModel`` on a private float64 state (the server's
+        optimizer, as method 'sync' runs it) started at x; None for moments='worker'
+    """
+
+    width = 1
+    n_extra = 1
+
+    def __init__(self, state, layout, worker_q, server_q, seed, server_core=None):
+        self.state = state
+        self.layout = layout
+        self.n_keys = layout.d
+        self.all_keys = np.arange(layout.d, dtype=np.int32)
+        self.x = state["w"].astype(np.float64)  # d + 1 values, the intercept last
+        self.core = server_core
+        rule_step = None
+        if server_core is not None:
+            self.xs = self.x[:layout.n].copy()  # the server optimizer's own iterate x^S
+            rule_step = self._rule_step
+        self.server = ServerSide(layout, worker_q, server_q, seed, rule_step)
+        self.server_q = server_q
+        self.broadcast = None
+        self.worker_residuals = {}  # rank -> ||e_i|| as of its latest message
+        self.payload_in = self.payload_out = 0  # packed bytes of the rounds' messages, without headers
+
+    def _rule_step(self, mean):
+        """moments='server': one step of the server's rule with the mean gradient; its step x^S_t - x^S_{t+1}."""
+        lay = self.layout
+        self.core.apply(self.all_keys, np.ascontiguousarray(mean[:lay.d]), float(mean[lay.d]) if lay.fit_intercept
+                        else 0.0)
+        new = np.empty(lay.n)
+        self.core.read(self.all_keys, new[:lay.d])
+        if lay.fit_intercept:
+            new[lay.d] = self.core.read_intercept()
+        step = self.xs - new
+        self.xs = new
+        return step
+
+    @property
+    def steps(self):
+        return self.server.rounds
+
+    @property
+    def touched(self):
+        return self.all_keys
+
+    def entry(self, push, rank=None):
+        self.worker_residuals[rank] = push.g0
+        self.payload_in += push.values.shape[0]
+        return push.values.copy(), None, push.g0, push.rows
+
+    def apply_round(self, entries):
+        """One round from the workers' messages (given in rank order)."""
+        self.broadcast = self.server.round([e[0] for e in entries])
+        self.payload_out += len(entries) * self.broadcast.shape[0]
+        apply_server_step(self.x, self.server_q, self.broadcast, self.layout.n)
+
+    def read(self, keys, values, extras, slot):
+        values[:] = self.x[:self.layout.d] if keys is None else self.x[keys]
+        extras[0] = self.x[self.layout.d]
+
+    def settle(self):
+        self.state["w"][:] = self.x
+
+    def residual_norms(self):
+        return {"worker_residual": float(np.mean(list(self.worker_residuals.values()))) if self.worker_residuals
+                else 0.0, "server_residual": float(np.linalg.norm(self.server.residual))}
+
+    def record(self):
+        return {"rounds": self.server.rounds, **self.residual_norms()}
+
+    def summary(self):
+        return {"rounds": self.server.rounds, "payload_in": self.payload_in, "payload_out": self.payload_out,
+                "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
+                "server_residual_norm": float(np.linalg.norm(self.server.residual)),
+                "replica_sha256": hashlib.sha256(self.x.tobytes()).hexdigest()}
+
+
+class ShardedEfficientAdamModel(EfficientAdamModel):
+    """Rank 0 under topology='sharded': the workers serve the slices, so a round's messages are the
+    owners' packed server steps (worker r's of slice r - 1), which rank 0 applies to its replica with
+    the workers' own function; its answer to each worker is an empty go on. The residual norms come
+    with the messages; the workers' traffic between themselves (``peer_bytes``) is computed from the
+    slice sizes (every worker sends each other owner its slice and each other worker its step)."""
+
+    def __init__(self, state, layout, worker_q, server_q, seed, bounds):
+        super().__init__(state, layout, worker_q, server_q, seed)
+        self.bounds = bounds
+        self.broadcast = np.zeros(0, dtype=np.uint8)
+        self.rounds = 0
+        self.server_residuals = {}
+        sizes = [(worker_q.nbytes(hi - lo), server_q.nbytes(hi - lo)) for lo, hi in bounds]
+        N = len(bounds)
+        self.peer_bytes_per_round = sum((N - 1) * (w + s) for w, s in sizes)
+        self.peer_bytes = 0
+
+    @property
+    def steps(self):
+        return self.rounds
+
+    def entry(self, push, rank=None):
+        self.server_residuals[rank] = push.server_residual
+        return super().entry(push, rank)
+
+    def apply_round(self, entries):
+        """The owners' steps (in rank order: slice order) into rank 0's replica."""
+        apply_sharded_step(self.x, self.server_q, [e[0] for e in entries], self.bounds)
+        self.rounds += 1
+        self.peer_bytes += self.peer_bytes_per_round
+
+    def residual_norms(self):
+        worker = float(np.mean(list(self.worker_residuals.values()))) if self.worker_residuals else 0.0
+        server = float(np.sqrt(sum(v * v for v in self.server_residuals.values())))
+        return {"worker_residual": worker, "server_residual": server}
+
+    def record(self):
+        rec = {"rounds": self.rounds, "peer_bytes": self.peer_bytes - getattr(self, "_peer_recorded", 0),
+               **self.residual_norms()}
+        self._peer_recorded = self.peer_bytes
+        return rec
+
+    def summary(self):
+        norms = self.residual_norms()
+        return {"rounds": self.rounds, "payload_in": self.payload_in, "payload_out": 0, "peer_bytes": self.peer_bytes,
+                "slices": [list(b) for b in self.bounds],
+                "worker_residual_norms": {int(r): float(v) for r, v in self.worker_residuals.items()},
+                "server_residual_norm": norms["server_residual"],
+                "replica_sha256": hashlib.sha256(self.x.tobytes()).hexdigest()}

@@ -9,9 +9,14 @@ import numpy as np
 from ..._checks import check_int, check_real
 
 # method -> what the server does with a message (see asyncopt.distributed)
-METHODS = ("async", "sync", "picky", "dpsgd")
+METHODS = ("async", "sync", "picky", "dpsgd", "efficient-adam")
 ON_FAILURE = ("raise", "drop")
 SHARDING = ("split", "local")
+TOPOLOGIES = ("central", "sharded")
+MOMENTS = ("worker", "server")
+# the MPIOptions fields that only method='efficient-adam' reads, with their defaults
+COMPRESSION_FIELDS = {"worker_compressor": "sign", "server_compressor": "sign", "block_size": 2048,
+                      "topology": "central", "moments": "worker"}
 
 
 class WorkerFailure(RuntimeError):
@@ -57,7 +62,7 @@ class Delay:
 class MPIOptions:
     """How ``backend="mpi"`` runs: rank 0 is the parameter server, ranks 1..K-1 are workers.
 
-    method : {'async', 'sync', 'picky', 'dpsgd'}
+    method : {'async', 'sync', 'picky', 'dpsgd', 'efficient-adam'}
         'async': every worker pushes the gradient of one mini-batch computed at the model it last
         read, and the server applies it at once with the estimator's optimizer (with 'sgd' this is
         AsySG-con, Lian et al. 2015; with 'amsgrad' distributed APAM, Xu et al. 2020: the server
@@ -67,6 +72,41 @@ class MPIOptions:
         mini-batch updates over its ``n_threads`` threads on a copy of the model, then pushes the
         change, which the server adds (DPSGD, Mohamad et al. 2022). 'sync': every round gathers one
         gradient from every worker and applies their row-weighted mean (the synchronous baseline).
+        'efficient-adam': synchronous rounds with quantized messages both ways and error feedback on
+        both sides (Efficient-Adam, Chen, Shen, Liu & Luo 2023, arXiv 2205.14473), for
+        optimizer='adam' or 'amsgrad'. With ``moments='worker'`` (the paper's algorithm) worker i
+        computes its mini-batch gradient at the shared model x_t, updates its own moments m_i, v_i
+        and forms its step ``delta_i = a_t m_i / (sqrt(v_i) + eps)``; it sends
+        ``q_i = Q_w(delta_i + e_i)`` and keeps ``e_i = delta_i + e_i - decode(q_i)``. The server
+        takes ``mean_i decode(q_i) + e_s``, sends its ``Q_s``, keeps the rest in ``e_s``, and every
+        rank, the server included, subtracts the decoded server step from its copy of x with the same
+        code in the same order: the replicas stay bit-identical and the model is never shipped. With
+        ``moments='server'`` (COMP-AMS, Li et al. 2022) the workers send error-feedback-compressed
+        gradients and the server runs the optimizer (its native rule, as method='sync') on their
+        mean, then broadcasts its step compressed the same way. Assumptions where the paper is
+        silent: the plain mean over the round's workers (not row-weighted); the intercept is one more
+        coordinate of the vector (the last, its step times ``intercept_scale``); alpha enters as the
+        estimator's regularization says: 'sparse' inside each worker's gradient, 'decoupled' as
+        ``eta_t alpha x_t`` added to the step (moments='worker') or by the server's rule
+        (moments='server'); moments and residuals start at zero in every fit (continuing a model
+        with warm_start is refused). With on_failure='drop' (central topology) the rounds go on
+        over the remaining workers; what the lost worker's residual held is lost with it.
+    worker_compressor, server_compressor : str or asyncopt.compress.Quantizer
+        method='efficient-adam': the quantizer of each direction (``asyncopt.compress.names()``:
+        'identity', 'sign' (per-block scaled sign, 1 bit per coordinate), 'ternary' (zero-preserving
+        scaled sign, 2 bits), 'qsgd' or 'qsgdK' with K = 2..8 bits). Messages travel bit-packed, and
+        the bytes reported are the lengths of the buffers MPI sent (header included).
+    block_size : int
+        method='efficient-adam': coordinates per quantizer scale (default 2048).
+    topology : {'central', 'sharded'}
+        method='efficient-adam': 'central' (rank 0 is the server, as in the paper) or 'sharded'
+        (worker moments only): worker j serves the j-th slice of the coordinates (whole quantizer
+        blocks), so the round is a compressed all-to-all of the slices between the workers, then
+        each owner sends its packed server step to every other rank (rank 0 only applies them,
+        evaluates and says when to stop): no rank receives more than one vector's worth a round,
+        where the central server receives N. Every worker is needed (on_failure='raise').
+    moments : {'worker', 'server'}
+        method='efficient-adam': where the optimizer's moments live (see above).
     timeout : float
         Seconds without a message after which the server declares a worker failed (a worker gives
         up on the server after twice that, plus one). It must exceed a worker's longest
@@ -116,10 +156,16 @@ class MPIOptions:
     eval_every: float = 1.0
     poll_interval: float = 5e-5
     exit_timeout: float | None = None
+    worker_compressor: object = "sign"
+    server_compressor: object = "sign"
+    block_size: int = 2048
+    topology: str = "central"
+    moments: str = "worker"
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        self._check_compression()
         check_real("timeout", self.timeout, low=0, low_open=True)
         if self.on_failure not in ON_FAILURE:
             raise ValueError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
@@ -139,6 +185,45 @@ class MPIOptions:
         check_real("poll_interval", self.poll_interval, low=0)
         check_real("exit_timeout", self.exit_timeout, low=0, low_open=True, allow_none=True)
 
+    def _check_compression(self):
+        from ...compress import get
+
+        check_int("block_size", self.block_size, low=1)
+        for name in ("worker_compressor", "server_compressor"):
+            try:
+                get(getattr(self, name), block_size=self.block_size)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
+        if self.moments not in MOMENTS:
+            raise ValueError(f"moments must be one of {MOMENTS}, got {self.moments!r}")
+        if self.method != "efficient-adam":
+            changed = [k for k, v in COMPRESSION_FIELDS.items() if getattr(self, k) != v]
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: settings of method='efficient-adam', but method is "
+                                 f"{self.method!r}")
+        else:
+            for name, q in zip(("worker_compressor", "server_compressor"), self.quantizers()):
+                if hasattr(q, "variance_factor") and q.variance_factor() >= 1:
+                    raise ValueError(
+                        f"{name}: QSGD with {q.bits} bits over blocks of {q.block_size} is not a contraction "
+                        f"(variance factor {q.variance_factor():.3g} >= 1), so its error-feedback residual can grow "
+                        "without bound; use more bits (qsgd8) or a smaller block_size")
+        if self.method == "efficient-adam" and self.topology == "sharded":
+            if self.moments != "worker":
+                raise ValueError("topology='sharded' runs the paper's worker moments: the server's optimizer of "
+                                 "moments='server' is not sharded; use topology='central' with it")
+            if self.on_failure != "raise":
+                raise ValueError("topology='sharded' needs every worker (each serves a slice of the coordinates): "
+                                 "on_failure must be 'raise'")
+
+    def quantizers(self):
+        """(worker's, server's) asyncopt.compress quantizers of method='efficient-adam'."""
+        from ...compress import get
+
+        return get(self.worker_compressor, self.block_size), get(self.server_compressor, self.block_size)
+
     def delay_for(self, rank):
         d = self.delays.get(rank)
         if d is None or isinstance(d, Delay):
@@ -150,7 +235,14 @@ class MPIOptions:
         return {"method": self.method, "timeout": self.timeout, "on_failure": self.on_failure,
                 "picky_threshold": self.picky_threshold, "local_updates": self.local_updates,
                 "delays": {int(r): (d if isinstance(d, Delay) else float(d)) for r, d in self.delays.items()},
-                "sharding": self.sharding, "eval_every": self.eval_every, "exit_timeout": self.exit_timeout}
+                "sharding": self.sharding, "eval_every": self.eval_every, "exit_timeout": self.exit_timeout,
+                "worker_compressor": _describe_quantizer(self.worker_compressor),
+                "server_compressor": _describe_quantizer(self.server_compressor), "block_size": self.block_size,
+                "topology": self.topology, "moments": self.moments}
+
+
+def _describe_quantizer(q):
+    return q if isinstance(q, str) else repr(q)
 
 
 def resolve_options(mpi):

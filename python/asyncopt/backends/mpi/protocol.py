@@ -13,13 +13,19 @@ A worker's message (tag PUSH), one buffer:
                                  n keys = -1 asks for the whole model
 
 kind PULL carries no values (the first read), GRAD a mini-batch gradient, DELTA a DPSGD worker's
-change of the model. A sparse message costs 12 bytes per nonzero, a dense one 8 per feature: the
+change of the model. kind PACKED (method 'efficient-adam') carries, after the header and two float64
+(diagnostics: the norms of the worker's error-feedback residual and, with topology='sharded', of
+the server residual of the slice it serves), n bytes: a quantized message in its packed wire
+format (asyncopt.compress), and no keys. A sparse message costs 12 bytes per nonzero, a dense one 8 per feature: the
 worker sends whichever is smaller, and asks for the whole model when its keys would cost more than
 the model itself.
 
 The server's answer (tag REPLY): header int64[8] (kind VALUES or STOP, version, steps, n keys),
 then the model's extras (logistic: the intercept; LDA: the K topic sums) and the width values of
-each key asked for, as of the server's latest step.
+each key asked for, as of the server's latest step. A round's broadcast of method 'efficient-adam'
+(kind PACKED) is the header (n = the payload's bytes) and the packed server step, nothing else
+(with topology='sharded', no payload: the workers send each other the server's slices, tags SLICE
+and STEP, raw packed bytes whose sizes both sides know; rank 0's answer only says go on or STOP).
 
 After STOP the worker sends its counters (tag STATS, float64[len(STAT_FIELDS)]).
 """
@@ -30,9 +36,10 @@ import time
 import numpy as np
 
 TAG_PUSH, TAG_REPLY, TAG_STATS, TAG_SETUP = 11, 12, 13, 14
+TAG_SLICE, TAG_STEP = 15, 16  # efficient-adam, topology='sharded': worker to worker
 
-PULL, GRAD, DELTA = 0, 1, 2  # push kinds
-VALUES, STOP = 0, 1  # reply kinds
+PULL, GRAD, DELTA, PACKED = 0, 1, 2, 3  # push kinds
+VALUES, STOP = 0, 1  # reply kinds (and PACKED)
 DENSE = 1  # flags
 
 HEADER = 8  # int64 fields
@@ -83,11 +90,31 @@ def pack_push(buf, kind, version, values, idx, g0, keys, rows, steps, compute_ns
     return size
 
 
+def packed_push_size(nbytes):
+    return _H + 16 + nbytes
+
+
+def pack_packed_push(buf, version, payload, residual_norms, rows, compute_ns):
+    """Pack a worker's quantized message (method 'efficient-adam') with its two residual norms;
+    returns its byte count."""
+    n = payload.shape[0]
+    size = packed_push_size(n)
+    buf.ensure(size)
+    buf.view(0, HEADER, np.int64)[:] = (PACKED, version, n, 0, rows, 1, compute_ns, 0)
+    buf.view(_H, 2, np.float64)[:] = residual_norms
+    buf.view(_H + 16, n, np.uint8)[:] = payload
+    return size
+
+
+def packed_reply_size(nbytes):
+    return _H + nbytes
+
+
 class Push:
     """A received worker message, as views into the receive buffer (valid until the next receive)."""
 
     __slots__ = ("kind", "version", "n", "n_keys", "rows", "steps", "compute_ns", "dense", "g0", "values", "idx",
-                 "keys", "nbytes")
+                 "keys", "nbytes", "server_residual")
 
     def __init__(self, buf, nbytes, width=1):
         h = buf.view(0, HEADER, np.int64)
@@ -95,6 +122,14 @@ class Push:
         self.rows, self.steps, self.compute_ns = int(h[4]), int(h[5]), int(h[6])
         self.dense = bool(h[7] & DENSE)
         self.nbytes = nbytes
+        if self.kind == PACKED:
+            if nbytes != packed_push_size(self.n) or self.n < 0 or self.n_keys != 0:
+                raise ValueError(f"malformed message: {nbytes} bytes for header {h.tolist()}")
+            self.g0 = float(buf.view(_H, 1, np.float64)[0])  # the sender's residual norm
+            self.server_residual = float(buf.view(_H + 8, 1, np.float64)[0])  # sharded: its slice's
+            self.values = buf.view(_H + 16, self.n, np.uint8)
+            self.idx, self.keys = None, np.zeros(0, dtype=np.int32)
+            return
         if nbytes != push_size(self.n, self.n_keys, self.dense, width) or self.n < 0 or self.n_keys < -1:
             raise ValueError(f"malformed message: {nbytes} bytes for header {h.tolist()}")
         self.g0 = float(buf.view(_H, 1, np.float64)[0])

@@ -5,7 +5,12 @@ size), so a slow worker only delays itself. Each message is applied by the nativ
 (``_core.ServerModel``: the optimizer rules of csrc/asyncopt/optim with the GIL released), and
 the worker is answered with the values of the features it asked for, as of the latest step.
 
-Versions count the applied messages (one per round in 'sync'); a message's staleness tau is the
+Synchronous methods ('sync', 'efficient-adam') collect one message from every live worker per round
+and answer all of them once the round is applied: with the model's values at each worker's keys
+('sync'), or with the one broadcast the model made of the round ('efficient-adam': the packed
+server step every rank applies).
+
+Versions count the applied messages (one per round in the synchronous methods); a message's staleness tau is the
 number of versions applied between the worker's read and its own application: 0 in 'sync', and
 what AsySG-con's and APAM's bounds are stated in otherwise.
 """
@@ -17,8 +22,8 @@ import numpy as np
 
 from ..._core import STALENESS_BINS
 from .options import WorkerFailure
-from .protocol import (DELTA, GRAD, HEADER, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES, Buffer,
-                       Push, reply_size)
+from .protocol import (DELTA, GRAD, HEADER, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES,
+                       Buffer, Push, packed_reply_size, reply_size)
 
 _H = HEADER * 8
 from .session import exit_by_abort_at_exit
@@ -76,6 +81,7 @@ class ParameterServer:
         self.comm = comm
         self.model = model
         self.method = opts.method
+        self.synchronous = opts.method in ("sync", "efficient-adam")
         self.opts = opts
         self.n_rows = n_rows
         self.epoch0 = epoch0
@@ -89,6 +95,7 @@ class ParameterServer:
         self.next_eval = self.eval_rows
         self.staleness = StalenessCounter()
         self._recorded = (0, 0, 0.0, 0)  # staleness count and sum, train time, rows at the last record
+        self._recorded_bytes = (0, 0)  # bytes in and out at the last record
         self.stopping = False
         self.failed = []
         self.train_time = 0.0
@@ -125,6 +132,12 @@ class ParameterServer:
                "staleness_mean": total / max(count, 1), "staleness_max": int(st.max), "rows": self.rows_done,
                "dropped": sum(lk.dropped for lk in self.links.values())}
         self._recorded = (st.count, st.sum, self.train_time, self.rows_done)
+        bytes_in = sum(lk.bytes_in for lk in self.links.values())
+        bytes_out = sum(lk.bytes_out for lk in self.links.values())
+        rec.update(bytes_in=bytes_in - self._recorded_bytes[0], bytes_out=bytes_out - self._recorded_bytes[1])
+        self._recorded_bytes = (bytes_in, bytes_out)
+        if hasattr(self.model, "record"):  # the model's own fields (efficient-adam: rounds, residual norms)
+            rec.update(self.model.record())
         return rec
 
     def train(self, model, run, loop, catch_up):
@@ -200,10 +213,11 @@ class ParameterServer:
         if self.stopping:
             self._send_stop(link)
             return
-        if push.kind not in (GRAD, DELTA):
+        if push.kind not in (GRAD, DELTA, PACKED):
             raise ValueError(f"worker rank {link.rank} sent a message of unknown kind {push.kind}")
-        if self.method == "sync":
-            self.round[link.rank] = (self.model.entry(push), None if push.keys is None else push.keys.copy())
+        if self.synchronous:
+            self.round[link.rank] = (self.model.entry(push, link.rank),
+                                     None if push.keys is None else push.keys.copy())
             self._maybe_finish_round()
             return
         tau = self.version - push.version
@@ -235,8 +249,12 @@ class ParameterServer:
             link.rows += rows
             self.rows_done += rows
         answers, self.round = self.round, {}
+        broadcast = getattr(self.model, "broadcast", None)  # efficient-adam: the same bytes to everyone
         for r in ranks:
-            self._reply_keys(self.links[r], answers[r][1])
+            if broadcast is not None:
+                self._reply_packed(self.links[r], broadcast)
+            else:
+                self._reply_keys(self.links[r], answers[r][1])
         self._after_update()
 
     # ------------------------------------------------------------------ answers
@@ -260,6 +278,21 @@ class ParameterServer:
         link.messages_out += 1
         link.bytes_out += size
         link.last_heard = time.perf_counter()  # silence counts from when the worker has its answer
+
+    def _reply_packed(self, link, payload):
+        """Send link a round's packed broadcast (method 'efficient-adam'): the header and the payload."""
+        if link.stopped:
+            return
+        size = packed_reply_size(payload.shape[0])
+        self._wait_reply_sent(link)
+        buf = link.reply
+        buf.ensure(size)
+        buf.view(0, HEADER, np.int64)[:] = (PACKED, self.version, self.model.steps, payload.shape[0], 0, 0, 0, 0)
+        buf.view(_H, payload.shape[0], np.uint8)[:] = payload
+        link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
+        link.messages_out += 1
+        link.bytes_out += size
+        link.last_heard = time.perf_counter()
 
     def _send_stop(self, link):
         self._wait_reply_sent(link)
@@ -324,7 +357,7 @@ class ParameterServer:
                                                  f"{self.opts.timeout:g} s)")
                 if self.opts.on_failure == "raise":
                     self._stop_all()
-                elif self.method == "sync":
+                elif self.synchronous:
                     self.round.pop(lk.rank, None)
                     self._maybe_finish_round()
 
@@ -355,8 +388,10 @@ class ParameterServer:
                 w["worker"] = lk.stats
             workers[lk.rank] = w
         tot = lambda key: sum(w[key] for w in workers.values())  # noqa: E731
-        return {"method": self.method, "workers": workers, "versions": self.version, "steps": int(self.model.steps),
-                "applied": tot("applied"), "dropped": tot("dropped"), "messages_in": tot("messages_in"),
+        extra = self.model.summary() if hasattr(self.model, "summary") else {}
+        return {**extra, "method": self.method, "workers": workers, "versions": self.version,
+                "steps": int(self.model.steps), "applied": tot("applied"), "dropped": tot("dropped"),
+                "messages_in": tot("messages_in"),
                 "messages_out": tot("messages_out"), "bytes_in": tot("bytes_in"), "bytes_out": tot("bytes_out"),
                 "rows": self.rows_done, "train_time": self.train_time, "wall_time": wall_time,
                 "failed": sorted(self.failed)}

@@ -4,6 +4,11 @@ Gradient workers ('async', 'picky', 'sync'): read the features of the next mini-
 server, compute its mean gradient there (native, GIL released), push it together with the keys of
 the mini-batch after it, and read the answer: one message each way per update, O(nnz) bytes.
 
+Efficient-Adam workers (method 'efficient-adam'): read the whole model once, then every round
+compute the mini-batch gradient at their replica of the model, push the error-feedback-compressed
+step (or gradient) packed, and apply the server's packed broadcast to their replica
+(efficient_adam.py); O(features) per round, bit-packed both ways.
+
 DPSGD workers: read the features of a chunk of ``local_updates`` mini-batches, run them as one
 lock-free Hogwild! epoch over the worker's threads on a private copy of the model (the threads
 backend's own native epoch), and push the change of the chunk's features.
@@ -16,15 +21,17 @@ the server decides when the run ends (it answers STOP) and the worker then repor
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
 
 from ... import _core
 from ...state import aligned_zeros, state_dtype
+from .efficient_adam import ShardedWorkerSide, WorkerSide
 from .options import ServerFailure, delay_rng
-from .protocol import (DELTA, GRAD, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, Buffer, pack_push,
-                       reply_size, wait)
+from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_SLICE, TAG_STATS,
+                       TAG_STEP, Buffer, pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
 from .session import exit_by_abort_at_exit
 
 
@@ -96,6 +103,36 @@ class Worker:
         False on STOP."""
         n = self.n_keys if keys is None else keys.shape[0]
         size = reply_size(n, self.width, self.n_extra)
+        h = self._send_and_wait(nbytes, size)
+        if h[0] == STOP:
+            self.stats["bytes_received"] += reply_size(0, self.width, self.n_extra)
+            return False
+        self.stats["bytes_received"] += size
+        if h[3] != n:
+            raise ValueError(f"worker rank {self.rank}: the server answered {h[3]} keys, expected {n}")
+        self.version, self.steps = int(h[1]), int(h[2])
+        off = 64 + 8 * self.n_extra
+        self._store(keys, self.reply_buf.view(off, n * self.width, np.float64),
+                    self.reply_buf.view(64, self.n_extra, np.float64))
+        return True
+
+    def _exchange_packed(self, nbytes, payload_bytes):
+        """Send the packed push and wait for a round's packed broadcast of payload_bytes bytes; returns
+        a view of the payload, or None on STOP."""
+        size = packed_reply_size(payload_bytes)
+        h = self._send_and_wait(nbytes, max(size, reply_size(0, self.width, self.n_extra)))
+        if h[0] == STOP:
+            self.stats["bytes_received"] += reply_size(0, self.width, self.n_extra)
+            return None
+        if h[0] != PACKED or h[3] != payload_bytes:
+            raise ValueError(f"worker rank {self.rank}: the server answered kind {h[0]} with {h[3]} bytes, expected "
+                             f"a packed broadcast of {payload_bytes}")
+        self.stats["bytes_received"] += size
+        self.version, self.steps = int(h[1]), int(h[2])
+        return self.reply_buf.view(64, payload_bytes, np.uint8)
+
+    def _send_and_wait(self, nbytes, size):
+        """Send the packed push and wait for an answer of at most size bytes; returns its header."""
         self.reply_buf.ensure(size)
         rreq = self.comm.Irecv([self.reply_buf.raw[:size], self.MPI.BYTE], source=0, tag=TAG_REPLY)
         sreq = self.comm.Isend([self.push_buf.raw[:nbytes], self.MPI.BYTE], dest=0, tag=TAG_PUSH)
@@ -109,18 +146,7 @@ class Worker:
         self.stats["messages"] += 1
         self.stats["bytes_sent"] += nbytes
         self.stats["wait_time"] += waited
-        h = self.reply_buf.view(0, 8, np.int64)
-        if h[0] == STOP:
-            self.stats["bytes_received"] += reply_size(0, self.width, self.n_extra)
-            return False
-        self.stats["bytes_received"] += size
-        if h[3] != n:
-            raise ValueError(f"worker rank {self.rank}: the server answered {h[3]} keys, expected {n}")
-        self.version, self.steps = int(h[1]), int(h[2])
-        off = 64 + 8 * self.n_extra
-        self._store(keys, self.reply_buf.view(off, n * self.width, np.float64),
-                    self.reply_buf.view(64, self.n_extra, np.float64))
-        return True
+        return self.reply_buf.view(0, 8, np.int64)
 
     def _batch_keys(self, rows):
         """The distinct coordinates (columns) of rows, in first-occurrence order."""
@@ -167,6 +193,7 @@ class LogisticWorker(Worker):
 
     def __init__(self, comm, spec, rank, Xn, ypm, shard_rows, reg_scale, n_threads):
         self.dpsgd = spec["method"] == "dpsgd"
+        self.efficient_adam = spec.get("efficient_adam")
         self.settings = spec["settings"]  # the frozen LogisticSettings every rank agreed on
         super().__init__(comm, spec, rank, Xn, shard_rows,
                          self.settings.batch_size * (spec["local_updates"] if self.dpsgd else 1))
@@ -194,23 +221,19 @@ class LogisticWorker(Worker):
     def _loop(self):
         if self.dpsgd:
             self._run_dpsgd()
+        elif self.efficient_adam is not None and self.efficient_adam["bounds"] is not None:
+            self._run_sharded()
+        elif self.efficient_adam is not None:
+            self._run_efficient_adam()
         else:
             self._run_gradients()
 
     # ------------------------------------------------------------------ loops
     def _run_gradients(self):
-        sparse_alpha = self.settings.sparse_alpha
-        fit_intercept = self.settings.fit_intercept
         rows, _ = self._first_read()  # self.w holds what was read for the batch's features
         while rows is not None:
             t0 = time.perf_counter()
-            bound = int((self.Xn[0][rows + 1] - self.Xn[0][rows]).sum())
-            if self.idx_buf.shape[0] < bound:
-                self.idx_buf = np.empty(max(bound, 2 * self.idx_buf.shape[0]), dtype=np.int32)
-                self.g_buf = np.empty(self.idx_buf.shape[0], dtype=np.float64)
-            n, g0 = _core.logistic_batch_gradient(*self.Xn, self.d, self.ypm, rows, self.w, self.reg_scale,
-                                                  sparse_alpha, fit_intercept, self.idx_buf, self.g_buf,
-                                                  check_input=False)
+            n, g0 = self._gradient(rows)
             next_rows, next_keys, compute = self._finish(t0, rows)
             idx, g = self.idx_buf[:n], self.g_buf[:n]
             dense = 12 * n > 8 * self.d
@@ -224,6 +247,102 @@ class LogisticWorker(Worker):
                 return
             self.stats["rows"] += rows.shape[0]
             rows = next_rows
+
+    def _run_efficient_adam(self):
+        ea = self.efficient_adam
+        side = WorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], ea["moments"],
+                          self.spec["seed"], self.rank)
+        rows = self.order.next()
+        if not self._pull(None):  # x_0, the whole model, as rank 0 holds it
+            return
+        while True:
+            t0 = time.perf_counter()
+            n, g0 = self._gradient(rows)
+            packed, _ = side.message(self.idx_buf[:n], self.g_buf[:n], g0, self.w)
+            next_rows = self.order.next()
+            compute = time.perf_counter() - t0
+            self.stats["compute_time"] += compute
+            self._sleep_delay(compute)
+            nbytes = pack_packed_push(self.push_buf, self.version, packed, (np.linalg.norm(side.residual), 0.0),
+                                      rows.shape[0], int(compute * 1e9))
+            step = self._exchange_packed(nbytes, side.reply_bytes)
+            if step is None:
+                break
+            side.apply(self.w, step)
+            self.stats["rows"] += rows.shape[0]
+            rows = next_rows
+        self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()  # this rank's copy of x
+        self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
+
+    def _run_sharded(self):
+        """topology='sharded': each round, the slices of this worker's message to their owners (every
+        other worker), the server step of its own slice from theirs, that step to every other rank,
+        and the other owners' steps in; rank 0 only answers go on or STOP."""
+        ea = self.efficient_adam
+        bounds = ea["bounds"]
+        side = ShardedWorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], self.spec["seed"],
+                                 self.rank, bounds)
+        n_workers = len(bounds)
+        peers = [r for r in range(1, n_workers + 1) if r != self.rank]
+        own_in = side.slice_bytes(side.own)[0]
+        inbox = {r: np.empty(own_in, dtype=np.uint8) for r in peers}  # their slices of our coordinates
+        steps_in = {r: np.empty(side.slice_bytes(r - 1)[1], dtype=np.uint8) for r in peers}  # their server steps
+        rows = self.order.next()
+        if not self._pull(None):
+            return
+        while True:
+            t0 = time.perf_counter()
+            n, g0 = self._gradient(rows)
+            slices, _ = side.messages(self.idx_buf[:n], self.g_buf[:n], g0, self.w)
+            next_rows = self.order.next()
+            compute = time.perf_counter() - t0
+            self.stats["compute_time"] += compute
+            self._sleep_delay(compute)
+            recvs = [self.comm.Irecv([inbox[r], self.MPI.BYTE], source=r, tag=TAG_SLICE) for r in peers]
+            sends = [self.comm.Isend([slices[r - 1], self.MPI.BYTE], dest=r, tag=TAG_SLICE) for r in peers]
+            self._peer_wait(recvs, "its slice of a worker's message")
+            served = side.serve([slices[side.own] if r == self.rank else inbox[r] for r in range(1, n_workers + 1)])
+            recvs = [self.comm.Irecv([steps_in[r], self.MPI.BYTE], source=r, tag=TAG_STEP) for r in peers]
+            sends += [self.comm.Isend([served, self.MPI.BYTE], dest=r, tag=TAG_STEP) for r in peers]
+            self.stats["bytes_sent"] += sum(slices[r - 1].shape[0] for r in peers) + len(peers) * served.shape[0]
+            norms = (np.linalg.norm(side.residual), np.linalg.norm(side.server_residual))
+            nbytes = pack_packed_push(self.push_buf, self.version, served, norms, rows.shape[0], int(compute * 1e9))
+            go = self._exchange_packed(nbytes, 0)  # rank 0 gets this slice's step too (it holds a replica)
+            self._peer_wait(recvs, "a server step")  # every peer sent it before asking rank 0: always completes
+            self._peer_wait(sends, "a send to a worker")
+            self.stats["bytes_received"] += len(peers) * own_in + sum(b.shape[0] for b in steps_in.values())
+            if go is None:
+                break
+            side.apply(self.w, [served if r == self.rank else steps_in[r] for r in range(1, n_workers + 1)])
+            self.stats["rows"] += rows.shape[0]
+            rows = next_rows
+        self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()
+        self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
+
+    def _peer_wait(self, requests, what):
+        t0 = time.perf_counter()
+        try:
+            for req in requests:
+                wait(req, self.timeout, self.poll, what)
+        except TimeoutError as e:
+            for req in requests:
+                try:
+                    req.Cancel()
+                except Exception:  # noqa: BLE001 - already completed: nothing to cancel
+                    pass
+            exit_by_abort_at_exit(self.comm, "a worker stopped answering (topology='sharded')")
+            raise ServerFailure(f"worker rank {self.rank}: {e} (topology='sharded' needs every worker)") from None
+        self.stats["wait_time"] += time.perf_counter() - t0
+
+    def _gradient(self, rows):
+        """The mini-batch gradient of rows at self.w into idx_buf / g_buf; returns (count, g0)."""
+        bound = int((self.Xn[0][rows + 1] - self.Xn[0][rows]).sum())
+        if self.idx_buf.shape[0] < bound:
+            self.idx_buf = np.empty(max(bound, 2 * self.idx_buf.shape[0]), dtype=np.int32)
+            self.g_buf = np.empty(self.idx_buf.shape[0], dtype=np.float64)
+        return _core.logistic_batch_gradient(*self.Xn, self.d, self.ypm, rows, self.w, self.reg_scale,
+                                             self.settings.sparse_alpha, self.settings.fit_intercept, self.idx_buf,
+                                             self.g_buf, check_input=False)
 
     def _run_dpsgd(self):
         dtype = np.dtype(self.spec["dtype"])
