@@ -102,7 +102,8 @@ def run_set(name, args, repeats):
     for nt in (1, 2):  # per repeat, the ratio of the interleaved pair; then the median
         summary[f"asyncopt/{nt}"]["fit_ratio"] = statistics.median(
             a["fit"] / s["fit"] for a, s in zip(runs[f"asyncopt/{nt}"], runs["sklearn"]))
-        summary[f"asyncopt/{nt}"]["loss_gap"] = summary[f"asyncopt/{nt}"]["test_loss"] / summary["sklearn"]["test_loss"] - 1
+        mine = summary[f"asyncopt/{nt}"]
+        mine["loss_gap"] = mine["test_loss"] / summary["sklearn"]["test_loss"] - 1
     summary["two_over_one"] = statistics.median(
         a["fit"] / b["fit"] for a, b in zip(runs["asyncopt/2"], runs["asyncopt/1"]))
     return dict(source=source, n_rows=X.shape[0], n_features=X.shape[1], nnz=int(X.nnz), runs=runs,
@@ -143,7 +144,8 @@ def threadpools():
     thread counts) and asyncopt's own pool, which runs the threads backend's epochs."""
     try:
         from threadpoolctl import threadpool_info
-        pools = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "filepath")} for p in threadpool_info()]
+        keys = ("user_api", "internal_api", "num_threads", "filepath")
+        pools = [{k: p.get(k) for k in keys} for p in threadpool_info()]
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         pools = []
     return {"threadpoolctl": pools, "asyncopt_pool_threads": asyncopt._core.thread_pool_size() + 1}
@@ -167,8 +169,8 @@ def markdown(report):
             gap = f"{m['loss_gap']:+.2%}" if "loss_gap" in m else ""
             label = {"sklearn": "SGDClassifier()", "asyncopt/1": "LogisticRegression(n_threads=1)",
                      "asyncopt/2": "LogisticRegression(n_threads=2)"}[method]
-            L.append(f"| {name} | {res['n_rows']:,} | {label} | {m['fit']:.3f} | {m['epochs']:g} | {m['test_loss']:.4f} "
-                     f"| {ratio} | {gap} |")
+            L.append(f"| {name} | {res['n_rows']:,} | {label} | {m['fit']:.3f} | {m['epochs']:g} "
+                     f"| {m['test_loss']:.4f} | {ratio} | {gap} |")
     L += ["", "## Targets", "", "| target | set | measured | bound | |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         L.append(f"| {t['what']} | {t['set']} | {t['value']:.3f} | {t['op']} {t['bound']:g} | {verdict(t['ok'])} |")
@@ -194,7 +196,8 @@ def targets(report):
         s = res["summary"]
         for nt in (1, 2):
             add(f"test log-loss / sklearn's - 1, {nt} thread(s)", name, s[f"asyncopt/{nt}"]["loss_gap"], "<=", LOSS_GAP)
-            add(f"fit wall time / sklearn's, {nt} thread(s)", name, s[f"asyncopt/{nt}"]["fit_ratio"], "<=", FIT_RATIO[nt])
+            add(f"fit wall time / sklearn's, {nt} thread(s)", name, s[f"asyncopt/{nt}"]["fit_ratio"], "<=",
+                FIT_RATIO[nt])
         if res["n_rows"] >= MIN_ROWS_FOR_THREADS:
             add("2-thread fit / 1-thread fit", name, s["two_over_one"], "<=", 1.0)
     add("2-thread fit after a scikit-learn fit / in a fresh process", "rcv1", report["fresh_process"]["ratio"], "<=",

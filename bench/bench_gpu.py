@@ -62,7 +62,7 @@ def epoch_bytes(X, optimizer):
 def run_asyncopt(X, y, Xt, yt, kw, epochs, **extra):
     """One fit of `epochs` passes; the test loss of every epoch comes from eval_set (evaluated where
     the model lives), its training time from history_ (evaluation excluded)."""
-    m = asyncopt.LogisticRegression(epochs=epochs, random_state=0, **kw, **extra).fit(X, y, eval_set=(Xt, yt))
+    m = asyncopt.LogisticRegression(epochs=epochs, tol=None, random_state=0, **kw, **extra).fit(X, y, eval_set=(Xt, yt))
     return {"epoch_times": [r["epoch_time"] for r in m.history_], "times": [r["time"] for r in m.history_],
             "test_loss": [r["val_loss"] for r in m.history_], "staleness_mean": m.staleness_.mean,
             "workers": getattr(m, "gpu_workers_", None)}

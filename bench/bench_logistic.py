@@ -230,7 +230,7 @@ def run_asyncopt(p, optimizer, learning_rate, schedule, n_threads, epochs, alpha
                 "random_state": 0, "dtype": str(p.X.dtype)}
     est = asyncopt.LogisticRegression(optimizer=optimizer, learning_rate=learning_rate, schedule=schedule,
                                       alpha=alpha, batch_size=1, epochs=epochs, n_threads=n_threads,
-                                      random_state=0)
+                                      random_state=0, tol=None, train_loss="exact")  # every epoch, exact: the curves
     diverged = None
     t0 = time.perf_counter()
     try:

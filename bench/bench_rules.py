@@ -1,7 +1,7 @@
 """Every registered update rule side by side: fit wall time and the quality reached, one run.
 
 For each data set, each rule of ``asyncopt.optim`` and each thread count, the estimator is fitted
-with the rule's defaults (its default step size, constant schedule) for ``--epochs`` epochs, the
+with the rule's defaults (its default step size and schedule) for exactly ``--epochs`` epochs, the
 repeats interleaved (rule A, rule B, ..., then again) so that a busy spell of the shared machine
 hits every rule alike. Reported: median ``fit`` wall time, its ratio to SGD's in the same run, the
 median epoch time, and the test log-loss against the L-BFGS optimum of the same objective
@@ -84,7 +84,7 @@ def main(argv=None):
             runs = {r: [] for r in rules}
             for rep in range(args.repeats):
                 for rule in rules:  # interleaved: every rule sees the same spells of load
-                    clf = asyncopt.LogisticRegression(optimizer=rule, alpha=args.alpha, epochs=args.epochs,
+                    clf = asyncopt.LogisticRegression(optimizer=rule, alpha=args.alpha, epochs=args.epochs, tol=None,
                                                       n_threads=threads, random_state=rep)
                     t = time.perf_counter()
                     clf.fit(X, y)

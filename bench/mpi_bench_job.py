@@ -69,7 +69,7 @@ def estimator(cfg, run, delays, epochs=None):
     mpi.update(run.get("mpi", {}))
     return asyncopt.LogisticRegression(
         optimizer=run["optimizer"], learning_rate=run["learning_rate"], schedule=run["schedule"],
-        alpha=cfg["alpha"], batch_size=cfg["batch_size"], epochs=epochs or cfg["epochs"],
+        alpha=cfg["alpha"], batch_size=cfg["batch_size"], epochs=epochs or cfg["epochs"], tol=None,
         random_state=cfg["random_state"], fit_intercept=cfg.get("fit_intercept", True),
         n_threads=run.get("n_threads"), backend="mpi", mpi=mpi)
 
