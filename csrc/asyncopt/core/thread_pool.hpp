@@ -46,7 +46,8 @@ public:
 
     // body(slot) on the caller (slot 0) and on the pool threads that wake while the job is open
     // (slots 1 .. n-1, in order of arrival). Returns once every body that started has returned.
-    // Jobs from several Python threads are serialised.
+    // Jobs from several Python threads are serialised, so a body must not start a job itself.
+    // body must not throw (wrap it in ParallelExceptions::capture).
     void run(int n, const std::function<void(int)>& body) {
         if (n <= 1) {
             body(0);
