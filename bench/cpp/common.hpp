@@ -14,7 +14,8 @@
 //            model with the rule's state size (4 bytes: SGD; 32: AMSGrad), the update's read with no
 //            arithmetic and no writes: the access pattern's limit.   frac_of_gather = gather ns / ns
 //   triad    STREAM's a = b + s c (24 bytes per element moved): bandwidth.  frac_of_triad = bytes/s / triad bytes/s
-//   madd     independent multiply-add chains in registers: arithmetic. frac_of_madd = madd ns x madds / ns
+//   madd     independent multiply-add chains in registers, AVX2+FMA where the CPU has it: arithmetic.
+//            frac_of_madd = madd ns x madds / ns
 // A limit benchmark stores what it measured for its thread count; a report whose limit was not run
 // (a --benchmark_filter) measures it once, untimed, before its own loop. Fractions above 1 mean the
 // code beats the simple loop (e.g. a cache-resident share of the model).
@@ -123,7 +124,7 @@ void record_madd(int threads, double ns_per_madd);
 // seconds of one pass.
 double gather_pass(int threads, int stride);
 double triad_pass(int threads);
-double madd_pass(int threads, int64_t madds_per_thread);
+double madd_pass(int threads, int64_t iters_per_thread, bool baseline);
 
 // Registration, in main's order: the limits first, so that the reports after them use the limits
 // measured in the same run.

@@ -30,6 +30,13 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("asyncopt_threads", std::to_string(max_threads()) + " (1.." +
                                                         std::to_string(max_threads()) + " in every scaling report)");
     benchmark::AddCustomContext("asyncopt_openmp", asyncopt::have_openmp() ? "yes" : "no");
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ASYNCOPT_NO_CLONES)
+    // the test GCC's resolver makes for the E-step's target_clones("arch=haswell", "default")
+    // (problems/lda.hpp): the CPU model, not its features
+    benchmark::AddCustomContext("asyncopt_lda_e_step_clone", __builtin_cpu_is("haswell")
+                                                                 ? "arch=haswell (AVX2+FMA)"
+                                                                 : "default (the build's baseline ISA: this CPU is no Haswell)");
+#endif
     const SparseData& d = logistic_data();  // built here, so that its size heads the report
     benchmark::AddCustomContext("asyncopt_logistic_data",
                                 std::to_string(d.n_rows) + " rows x " + std::to_string(d.n_cols) + " features, " +
