@@ -45,7 +45,7 @@ void thread_range(benchmark::internal::Benchmark* b);
 // Synthetic text-like logistic-regression data, as asyncopt.datasets.make_sparse_classification
 // builds it (Zipf(1.1) features over ranks scattered by a random permutation, 1 + Poisson(45) tokens
 // per row merged into distinct nonzeros, sublinear tf-idf, unit rows, logistic labels): 200k rows x
-// 2^20 features, ~37 nonzeros per row (20k rows with --quick). Built once, deterministic.
+// 2^20 features, ~36 nonzeros per row (20k rows with --quick). Built once, deterministic.
 struct SparseData {
     std::vector<int64_t> indptr;
     std::vector<int32_t> indices;
