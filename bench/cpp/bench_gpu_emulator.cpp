@@ -55,7 +55,7 @@ void BM_engine(benchmark::State& state, RuleKind kind, bool atomic) {
 
 void workers_and_batch(benchmark::internal::Benchmark* b) {
     b->ArgNames({"workers", "batch"})->Args({1, 1})->Args({32, 1})->Args({32, 32});
-    b->UseManualTime()->Unit(benchmark::kMillisecond);
+    manual_ms(b);
 }
 
 }  // namespace

@@ -224,11 +224,8 @@ void BM_svi_epoch(benchmark::State& state) {
 }  // namespace
 
 void register_lda() {
-    benchmark::RegisterBenchmark("lda/e_step", BM_e_step)->Apply(thread_range)->UseManualTime()->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark("lda/svi_epoch", BM_svi_epoch)
-        ->Apply(thread_range)
-        ->UseManualTime()
-        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("lda/e_step", BM_e_step)->Apply(thread_range);
+    benchmark::RegisterBenchmark("lda/svi_epoch", BM_svi_epoch)->Apply(thread_range);
 }
 
 }  // namespace asyncopt_bench

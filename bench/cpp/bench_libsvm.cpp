@@ -70,7 +70,7 @@ void BM_parse(benchmark::State& state) {
 }  // namespace
 
 void register_libsvm() {
-    benchmark::RegisterBenchmark("io/libsvm_parse", BM_parse)->Apply(thread_range)->UseManualTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("io/libsvm_parse", BM_parse)->Apply(thread_range);
 }
 
 }  // namespace asyncopt_bench

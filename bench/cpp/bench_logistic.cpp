@@ -232,7 +232,7 @@ void threads_and_batch(benchmark::internal::Benchmark* b, std::initializer_list<
     b->ArgNames({"threads", "batch"});
     for (int64_t B : batches)
         for (int t = 1; t <= max_threads(); ++t) b->Args({t, B});
-    b->UseManualTime()->Unit(benchmark::kMillisecond);
+    manual_ms(b);
 }
 
 }  // namespace
@@ -240,9 +240,7 @@ void threads_and_batch(benchmark::internal::Benchmark* b, std::initializer_list<
 void register_logistic() {
     threads_and_batch(benchmark::RegisterBenchmark("logistic/sgd_epoch", BM_epoch, RuleKind::sgd), {1, 32});
     threads_and_batch(benchmark::RegisterBenchmark("logistic/amsgrad_epoch", BM_epoch, RuleKind::amsgrad), {1, 32});
-    auto each_thread_count = [](benchmark::internal::Benchmark* b) {
-        b->Apply(thread_range)->UseManualTime()->Unit(benchmark::kMillisecond);
-    };
+    auto each_thread_count = [](benchmark::internal::Benchmark* b) { b->Apply(thread_range); };
     each_thread_count(benchmark::RegisterBenchmark("catchup/sgd_finish", BM_finish<SgdScaled, ConstantSteps>,
                                                    RuleKind::sgd, false));
     each_thread_count(benchmark::RegisterBenchmark("catchup/amsgrad_finish", BM_finish<AmsgradConstant, ConstantSteps>,

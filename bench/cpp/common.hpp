@@ -16,8 +16,8 @@
 //   triad    STREAM's a = b + s c (24 bytes per element moved): bandwidth.  frac_of_triad = bytes/s / triad bytes/s
 //   madd     independent multiply-add chains in registers, AVX2+FMA where the CPU has it: arithmetic.
 //            frac_of_madd = madd ns x madds / ns
-// A limit benchmark stores what it measured for its thread count; a report whose limit was not run
-// (a --benchmark_filter) measures it once, untimed, before its own loop. Fractions above 1 mean the
+// A limit benchmark stores what it measured for its thread count (the best of its repetitions); a
+// report whose limit was not run (a --benchmark_filter) measures it once, untimed, before its loop. Fractions above 1 mean the
 // code beats the simple loop (e.g. a cache-resident share of the model).
 #pragma once
 
@@ -41,6 +41,12 @@ void set_quick(bool on);
 // 1..N: the thread counts every scaling benchmark runs at.
 int max_threads();
 void thread_range(benchmark::internal::Benchmark* b);
+
+// Every benchmark's settings: manual timing, milliseconds, and with --benchmark_repetitions the
+// statistics "min" and "max" beside Google Benchmark's mean/median/stddev. On a shared machine the
+// fastest repetition is the one the other tenants disturbed least: read ns_* in the _min row and
+// frac_* in the _max row (the limits keep their best repetition, so max frac = limit / min ns).
+void manual_ms(benchmark::internal::Benchmark* b);
 
 // Synthetic text-like logistic-regression data, as asyncopt.datasets.make_sparse_classification
 // builds it (Zipf(1.1) features over ranks scattered by a random permutation, 1 + Poisson(45) tokens

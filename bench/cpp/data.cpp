@@ -30,6 +30,16 @@ int max_threads() {
 void thread_range(benchmark::internal::Benchmark* b) {
     b->ArgName("threads");
     for (int t = 1; t <= max_threads(); ++t) b->Arg(t);
+    manual_ms(b);
+}
+
+namespace {
+double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
+double max_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); }
+}  // namespace
+
+void manual_ms(benchmark::internal::Benchmark* b) {
+    b->UseManualTime()->Unit(benchmark::kMillisecond)->ComputeStatistics("min", min_of)->ComputeStatistics("max", max_of);
 }
 
 namespace {
