@@ -17,6 +17,11 @@ test log-loss is within 1% of the L-BFGS optimum's, and reports the rounds and t
   index/value pairs up, the values of the next mini-batch's features down (or dense, whichever is
   smaller, message by message).
 
+Also the time to target had each rank a 1 or 10 Gbit/s link (modelled from the measured
+training time and the busiest rank's bytes; see modelled_time), so one can see when compression
+pays. Sets: a9a, news20 and a synthetic set of 2^20 features (make_sparse_classification, 50k
+training and 12.5k test rows).
+
 Writes DIR/efficient_adam.json (every raw number) and DIR/efficient_adam.md (the table).
 bench/README.md says what is measured and how to read it.
 """
@@ -38,13 +43,33 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = HERE.parents[0].parent / "shared" / "data" / "libsvm"
 ALPHA = 1e-4
 TARGET = 0.01  # test log-loss within 1% of the optimum's
+# Modelled links (bit/s) for the time to target: the measured training time plus what the busiest
+# rank's bytes would take on a link of this speed (transmission only: no latency, no overlap).
+LINKS = {"1 Gbit/s": 1e9, "10 Gbit/s": 1e10}
 
 SETS = {
     "a9a": {"train": "a9a.xz", "test": "a9a.t.xz", "learning_rate": 0.01, "batch_size": 32, "epochs": 3,
             "quick_epochs": 1},
     "news20": {"train": "news20bydate_tfidf.binary.train.xz", "test": "news20bydate_tfidf.binary.test.xz",
                "learning_rate": 0.01, "batch_size": 32, "epochs": 8, "quick_epochs": 1},
+    # generated, not read: train/test name the generator's rows
+    "synthetic": {"train": "synthetic:50000", "test": "synthetic:12500", "learning_rate": 0.01, "batch_size": 32,
+                  "epochs": 3, "quick_epochs": 1},
 }
+SYNTHETIC_FEATURES = 2 ** 20
+
+
+def load_pair(train, test):
+    """(X, y, X_test, y_test): two LIBSVM files, or the synthetic set's first and last rows."""
+    from asyncopt.datasets import load_libsvm, make_sparse_classification
+
+    if train.startswith("synthetic:"):
+        n, m = int(train.split(":")[1]), int(test.split(":")[1])
+        X, y = make_sparse_classification(n_samples=n + m, n_features=SYNTHETIC_FEATURES, random_state=0)
+        return X[:n], y[:n], X[n:], y[n:]
+    X, y = load_libsvm(train)
+    Xt, yt = load_libsvm(test, n_features=X.shape[1])
+    return X, y, Xt, yt
 
 # name -> (method, worker quantizer, server quantizer, moments)
 VARIANTS = {
@@ -65,11 +90,9 @@ def job(config_path):
     from mpi4py import MPI
 
     import asyncopt
-    from asyncopt.datasets import load_libsvm
 
     cfg = json.loads(Path(config_path).read_text())
-    X, y = load_libsvm(cfg["train"])
-    Xt, yt = load_libsvm(cfg["test"], n_features=X.shape[1])
+    X, y, Xt, yt = load_pair(cfg["train"], cfg["test"])
     rank = MPI.COMM_WORLD.Get_rank()
     results = []
     for run in cfg["runs"]:
@@ -98,10 +121,7 @@ def job(config_path):
 def optimum(train, test):
     from sklearn.linear_model import LogisticRegression as SklearnLR
 
-    from asyncopt.datasets import load_libsvm
-
-    X, y = load_libsvm(train)
-    Xt, yt = load_libsvm(test, n_features=X.shape[1])
+    X, y, Xt, yt = load_pair(train, test)
     sk = SklearnLR(C=1.0 / (ALPHA * X.shape[0]), tol=1e-9, max_iter=10_000).fit(X.astype(np.float64), y)
     z = Xt @ sk.coef_[0] + sk.intercept_[0]
     ypm = np.where(yt == sk.classes_[1], 1.0, -1.0)
@@ -109,21 +129,41 @@ def optimum(train, test):
 
 
 def to_target(history, best):
-    """(rounds, bytes in, bytes out, test loss) at the first record within TARGET of best, or None.
-    'in' is what the workers sent (with topology='sharded' to each other too), 'out' what rank 0 sent."""
+    """(rounds, bytes in, bytes out, test loss, training time) at the first record within TARGET of
+    best, or None. 'in' is what the workers sent (with topology='sharded' to each other too), 'out'
+    what rank 0 sent."""
     bytes_in = bytes_out = 0
     for rec in history:
         bytes_in += rec["bytes_in"] + rec.get("peer_bytes", 0)
         bytes_out += rec["bytes_out"]
         if rec["val_loss"] <= best * (1 + TARGET):
             return {"rounds": int(rec["updates"]), "bytes_in": bytes_in, "bytes_out": bytes_out,
-                    "test_loss": rec["val_loss"], "epoch": rec["epoch"]}
+                    "test_loss": rec["val_loss"], "epoch": rec["epoch"], "time": float(rec["time"])}
     return None
+
+
+def busiest_rank_bytes(run):
+    """Bytes through the busiest rank up to the target: the central server receives every
+    worker's message and sends every reply; with topology='sharded' a rank's share is the most any
+    one rank received per round, sent about as much again, times the rounds."""
+    t = run["target"]
+    if run.get("sharded"):
+        return 2 * run["per_round"]["max_into_one_rank"] * t["rounds"]
+    return t["bytes_in"] + t["bytes_out"]
+
+
+def modelled_time(run, bits_per_second):
+    """Time to target had every rank's link this speed: measured training time (on one machine, so
+    with next to no transmission time) plus the busiest rank's bytes over the link."""
+    return run["target"]["time"] + 8 * busiest_rank_bytes(run) / bits_per_second
 
 
 def run_set(name, spec, args, mpiexec, out_dir):
     data = Path(args.data_dir)
-    train, test = str(data / spec["train"]), str(data / spec["test"])
+    if spec["train"].startswith("synthetic:"):
+        train, test = spec["train"], spec["test"]
+    else:
+        train, test = str(data / spec["train"]), str(data / spec["test"])
     best, shape = optimum(train, test)
     variants = QUICK_VARIANTS if args.quick else tuple(VARIANTS)
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +188,9 @@ def run_set(name, spec, args, mpiexec, out_dir):
                           # the most any one rank received: the central server's N messages, or a worker's share
                           "max_into_one_rank": max([s["bytes_in"], *s["worker_received"].values()]) / rounds}
         r["final_test_loss"] = r["history"][-1]["val_loss"]
+        r["sharded"] = "sharded" in r["name"]
+        if r["target"] is not None:
+            r["modelled_time"] = {link: modelled_time(r, bps) for link, bps in LINKS.items()}
     return {"set": name, "shape": list(shape), "optimum_test_loss": best, "settings": spec, "runs": runs}
 
 
@@ -164,8 +207,9 @@ def markdown(report):
                   f"optimum test log-loss {ds['optimum_test_loss']:.5f}", "",
                   "| variant | final test loss vs optimum | rounds to 1% | bytes up / down to 1% | "
                   "x fewer than dense (up / down) | x fewer than sparse (up / down) | rounds vs dense | "
-                  "bytes per round up / down | most into one rank per round |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "bytes per round up / down | most into one rank per round | "
+                  + " | ".join(f"time to 1% at {link}" for link in LINKS) + " |",
+                  "|---|---|---|---|---|---|---|---|---|" + "---|" * len(LINKS)]
         dense, sparse = (runs.get(k, {}).get("target") for k in ("dense", "sparse"))
         for name, r in runs.items():
             t = r["target"]
@@ -173,7 +217,7 @@ def markdown(report):
             pr = (f"{r['per_round']['bytes_in']:.0f} / {r['per_round']['bytes_out']:.0f} | "
                   f"{r['per_round']['max_into_one_rank']:.0f}")
             if t is None:
-                lines.append(f"| {name} | {gap} | not reached | | | | | {pr} |")
+                lines.append(f"| {name} | {gap} | not reached | | | | | {pr} |" + " |" * len(LINKS))
                 continue
 
             def fewer(base):
@@ -182,9 +226,12 @@ def markdown(report):
                 return f"{ratio(base['bytes_in'], t['bytes_in']):.1f} / {ratio(base['bytes_out'], t['bytes_out']):.1f}"
 
             rr = f"{t['rounds'] / dense['rounds']:.2f}" if dense else ""
+            times = " | ".join(f"{r['modelled_time'][link]:.2f} s" for link in LINKS)
             lines.append(f"| {name} | {gap} | {t['rounds']} | {t['bytes_in']:,} / {t['bytes_out']:,} | "
-                         f"{fewer(dense)} | {fewer(sparse)} | {rr} | {pr} |")
-        lines.append("")
+                         f"{fewer(dense)} | {fewer(sparse)} | {rr} | {pr} | {times} |")
+        lines += ["", "Time to 1% at a link speed: the measured training time to the target (ranks on one "
+                  "machine) plus the busiest rank's bytes to the target over that link (the central server's "
+                  "in and out; a sharded rank's share), transmission only.", ""]
     return "\n".join(lines)
 
 
