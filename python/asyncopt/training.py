@@ -53,6 +53,8 @@ class EpochLoop:
         """One record: into model.history, printed, checked, shown to the callback (after sync(),
         which brings a copy of the model the callback may read up to date), counted for tol.
         Returns CONTINUE, STOP or DIVERGED (self.divergence then says why)."""
+        if self.step_drops:
+            rec["step_scale"] = self.step_scale  # the steps of the record's epoch, before a drop below
         model.history.append(rec)
         if self.verbose:
             print(self.format(rec), flush=True)
@@ -95,8 +97,6 @@ class EpochLoop:
                 model.advance(res, epoch_time)
                 t1 = time.perf_counter()
                 rec = evaluate(res)
-                if self.step_drops:
-                    rec["step_scale"] = self.step_scale  # before record() may drop it for the next epoch
                 rec.update(epoch=model.epochs_done, time=model.train_time, epoch_time=epoch_time,
                            eval_time=time.perf_counter() - t1, updates=model.t,
                            staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),

@@ -137,7 +137,6 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         server_model = LogisticModel(core, d, opts.method, opts.picky_threshold)
     eval_threads = resolve_n_threads(run.n_threads) if run.n_threads is not None else 1
     base_time = model.train_time
-    scale = [loop.step_scale]
 
     def catch_up():
         model.active = server_model.touched
@@ -149,12 +148,10 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         catch_up()
         rec = model.evaluate(Xn, X.shape, ypm, val, settings, eval_threads)
         rec.update(server.record(), time=base_time + server.train_time, eval_time=time.perf_counter() - t1)
-        if loop.step_drops:
-            rec["step_scale"] = scale[0]
+        before = loop.step_scale
         status = loop.record(model, rec)
-        if loop.step_scale != scale[0]:  # a plateau drop: the server applies every step
-            scale[0] = loop.step_scale
-            core.set_step_scale(scale[0])
+        if loop.step_scale != before:  # a plateau drop: the server applies every step
+            core.set_step_scale(loop.step_scale)
         return status != CONTINUE
 
     server = ParameterServer(comm, server_model, opts, n_total, loop.epochs, evaluate, epoch0=model.epochs_done)
