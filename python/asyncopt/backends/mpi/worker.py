@@ -178,10 +178,11 @@ class Worker:
             time.sleep(extra)
             self.stats["delay_time"] += extra
 
-    def _finish(self, t0, rows):
-        """After the local work on rows (started at t0): the next rows and keys, the timing, the delay."""
+    def _finish(self, t0, rows, keys=True):
+        """After the local work on rows (started at t0): the next rows and keys (None without keys: a
+        method that reads the whole model), the timing, the delay."""
         next_rows = self.order.next()
-        next_keys = self._keys(next_rows)
+        next_keys = self._keys(next_rows) if keys else None
         compute = time.perf_counter() - t0
         self.stats["compute_time"] += compute
         self._sleep_delay(compute)
@@ -259,10 +260,7 @@ class LogisticWorker(Worker):
             t0 = time.perf_counter()
             n, g0 = self._gradient(rows)
             packed, _ = side.message(self.idx_buf[:n], self.g_buf[:n], g0, self.w)
-            next_rows = self.order.next()
-            compute = time.perf_counter() - t0
-            self.stats["compute_time"] += compute
-            self._sleep_delay(compute)
+            next_rows, _, compute = self._finish(t0, rows, keys=False)
             nbytes = pack_packed_push(self.push_buf, self.version, packed, (np.linalg.norm(side.residual), 0.0),
                                       rows.shape[0], int(compute * 1e9))
             step = self._exchange_packed(nbytes, side.reply_bytes)
@@ -294,10 +292,7 @@ class LogisticWorker(Worker):
             t0 = time.perf_counter()
             n, g0 = self._gradient(rows)
             slices, _ = side.messages(self.idx_buf[:n], self.g_buf[:n], g0, self.w)
-            next_rows = self.order.next()
-            compute = time.perf_counter() - t0
-            self.stats["compute_time"] += compute
-            self._sleep_delay(compute)
+            next_rows, _, compute = self._finish(t0, rows, keys=False)
             recvs = [self.comm.Irecv([inbox[r], self.MPI.BYTE], source=r, tag=TAG_SLICE) for r in peers]
             sends = [self.comm.Isend([slices[r - 1], self.MPI.BYTE], dest=r, tag=TAG_SLICE) for r in peers]
             self._peer_wait(recvs, "its slice of a worker's message")
