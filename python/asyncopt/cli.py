@@ -65,16 +65,17 @@ def _steps(args, optimizer):
     return None, None
 
 
-def _objective(coef, intercept, X, y_signed, alpha):
-    """Mean log-loss + alpha/2 ||w||^2 of a linear model, measured once after a fit (not timed)."""
-    z = np.asarray(X @ coef.astype(np.float64).ravel()).ravel() + float(intercept)
-    return float(np.mean(np.logaddexp(0.0, -y_signed * z)) + 0.5 * alpha * np.sum(coef.astype(np.float64) ** 2))
+def _scores(clf, X, y, Xt, yt, alpha):
+    """(training objective mean log-loss + alpha/2 ||w||^2, test log-loss, test accuracy) of a fitted
+    binary linear classifier, asyncopt's or scikit-learn's, measured once after its fit (not timed)."""
+    from sklearn.metrics import log_loss
 
-
-def _test_scores(proba, y_signed):
-    p = np.clip(proba, 1e-15, 1 - 1e-15)
-    pos = y_signed > 0
-    return float(-np.mean(np.where(pos, np.log(p), np.log1p(-p)))), float(np.mean((proba > 0.5) == pos))
+    coef = clf.coef_.astype(np.float64).ravel()
+    z = np.asarray(X @ coef).ravel() + float(clf.intercept_[0])
+    ypm = np.where(y == clf.classes_[1], 1.0, -1.0)
+    objective = float(np.mean(np.logaddexp(0.0, -ypm * z)) + 0.5 * alpha * np.sum(coef ** 2))
+    test_loss = float(log_loss(yt, clf.predict_proba(Xt)[:, 1], labels=clf.classes_))
+    return objective, test_loss, float(clf.score(Xt, yt))
 
 
 def _sklearn_row(X, y, Xt, yt, args):
@@ -92,11 +93,9 @@ def _sklearn_row(X, y, Xt, yt, args):
         t = time.perf_counter()
         clf.fit(X64, y)
         seconds = time.perf_counter() - t
-    ypm = np.where(y == clf.classes_[1], 1.0, -1.0)
-    loss, acc = _test_scores(clf.predict_proba(Xt64)[:, 1], np.where(yt == clf.classes_[1], 1.0, -1.0))
-    return dict(optimizer="sklearn-sgd", threads=1, fit_time=seconds, epochs=int(clf.n_iter_),
-                objective=_objective(clf.coef_, clf.intercept_[0], X64, ypm, args.alpha), test_loss=loss,
-                test_accuracy=acc, staleness_mean=0.0, staleness_max=0)
+    objective, loss, acc = _scores(clf, X64, y, Xt64, yt, args.alpha)
+    return dict(optimizer="sklearn-sgd", threads=1, fit_time=seconds, epochs=int(clf.n_iter_), objective=objective,
+                test_loss=loss, test_accuracy=acc, staleness_mean=0.0, staleness_max=0)
 
 
 def cmd_demo(args):
@@ -132,12 +131,11 @@ def cmd_demo(args):
             clf.fit(X, y)
             seconds = time.perf_counter() - t
             base = base or seconds
-            ypm = clf._model.signed(y)
-            loss, acc = _test_scores(clf.predict_proba(Xt)[:, 1], clf._model.signed(yt))
+            objective, loss, acc = _scores(clf, X, y, Xt, yt, args.alpha)
             row = dict(optimizer=optimizer, threads=nt, fit_time=seconds, speedup=base / seconds,
-                       epochs=int(clf.n_iter_), objective=_objective(clf.coef_, clf.intercept_[0], X, ypm, args.alpha),
-                       test_loss=loss, test_accuracy=acc, mnnz_per_s=X.nnz * clf.n_iter_ / seconds / 1e6,
-                       staleness_mean=clf.staleness_.mean, staleness_max=clf.staleness_.max)
+                       epochs=int(clf.n_iter_), objective=objective, test_loss=loss, test_accuracy=acc,
+                       mnnz_per_s=X.nnz * clf.n_iter_ / seconds / 1e6, staleness_mean=clf.staleness_.mean,
+                       staleness_max=clf.staleness_.max)
             rows.append(row)
             show(row)
     print("\nfit s: wall time of fit(X, y), what a user times (scikit-learn's on float64, converted beforehand); "
