@@ -94,8 +94,8 @@ class Optimizer:
         learning_rate None: the rule's default or, for the 'optimal' schedule, Bottou's heuristic
         alpha^(-1/4) (as scikit-learn)."""
         schedule = self.schedule
-        if schedule is None:
-            schedule = self.default_schedule if not (self.default_schedule == "optimal" and alpha == 0) else "constant"
+        if schedule is None:  # the rule's; 'optimal' needs L2, so without it the constant step
+            schedule = "constant" if self.default_schedule == "optimal" and alpha == 0 else self.default_schedule
         if schedule == "optimal" and alpha == 0:
             raise ValueError("schedule='optimal' (eta / (1 + alpha eta (k - 1))) needs alpha > 0")
         lr = self.learning_rate
