@@ -43,10 +43,9 @@ void BM_engine(benchmark::State& state, RuleKind kind, bool atomic) {
                                                            static_cast<int64_t>(active.size()), perm.data(),
                                                            d.n_rows, sc, cfg);
         uint64_t k0 = 0, seed = 0;
-        k0 += engine->epoch(seed++, k0, 1.0).updates;  // warm-up (step scale 1: no plateau drop)
-        double total = 0;
-        for (auto _ : state) total += timed(state, [&] { k0 += engine->epoch(seed++, k0, 1.0).updates; });
-        const double ns = total * 1e9 / (static_cast<double>(state.iterations()) * d.nnz());
+        // step scale 1: no plateau drop
+        const auto epoch = [&] { k0 += engine->epoch(seed++, k0, 1.0).updates; };
+        const double ns = ns_per_unit(state, warm_then_timed(state, epoch), static_cast<double>(d.nnz()));
         state.counters["ns_per_nnz"] = ns;
         state.counters["frac_of_gather"] = gather_ns_per_nnz(1, sizeof(State) == 4 ? 4 : 32) / ns;
         return 0;

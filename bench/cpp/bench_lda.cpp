@@ -32,15 +32,7 @@ struct Corpus {
     std::vector<double> counts;
     int64_t n_docs = quick() ? 300 : 3430, n_words = 6906;
 
-    CsrView<double> view() const {
-        CsrView<double> v;
-        v.indptr = indptr.data();
-        v.indices = indices.data();
-        v.data = counts.data();
-        v.n_rows = n_docs;
-        v.n_cols = n_words;
-        return v;
-    }
+    CsrView<double> view() const { return {indptr.data(), indices.data(), counts.data(), n_docs, n_words}; }
     int64_t nnz() const { return indptr.back(); }
 };
 
@@ -174,9 +166,7 @@ void BM_e_step(benchmark::State& state) {
                                    sstats.data() + static_cast<int64_t>(t) * c.n_words * kTopics);
         }
     };
-    pass();
-    double total = 0;
-    for (auto _ : state) total += timed(state, pass);
+    const double total = warm_then_timed(state, pass);
     benchmark::DoNotOptimize(sstats.data());
     double madds = 0, wt_iters = 0, iters_sum = 0;
     for (int64_t d = 0; d < X.n_rows; ++d) {

@@ -54,9 +54,7 @@ void BM_parse(benchmark::State& state) {
         });
         errors.rethrow();
     };
-    pass();
-    double total = 0;
-    for (auto _ : state) total += timed(state, pass);
+    const double total = warm_then_timed(state, pass);
     const double bytes = static_cast<double>(state.iterations()) * text.size();
     state.counters["MB_per_s"] = bytes / total / 1e6;
     state.counters["text_MB"] = static_cast<double>(text.size()) / 1e6;

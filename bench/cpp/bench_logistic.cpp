@@ -73,7 +73,7 @@ void BM_epoch(benchmark::State& state, RuleKind kind) {
             total += timed(state, [&] { r = epoch(); });
             tau.merge(r.staleness);
         }
-        const double ns = total * 1e9 / (static_cast<double>(state.iterations()) * d.nnz());
+        const double ns = ns_per_unit(state, total, static_cast<double>(d.nnz()));
         state.counters["ns_per_nnz"] = ns;
         state.counters["frac_of_gather"] = gather_ns_per_nnz(threads, sizeof(State) == 4 ? 4 : 32) / ns;
         state.counters["tau_mean"] = tau.count ? static_cast<double>(tau.sum) / tau.count : 0.0;
@@ -130,7 +130,7 @@ void BM_finish(benchmark::State& state, RuleKind kind, bool bias_correction) {
         });
     }
     benchmark::DoNotOptimize(model.data());
-    const double ns = total * 1e9 / (static_cast<double>(state.iterations()) * n_active);
+    const double ns = ns_per_unit(state, total, static_cast<double>(n_active));
     const double bytes = 2.0 * sizeof(State) + sizeof(int32_t);
     state.counters["ns_per_coord"] = ns;
     state.counters["frac_of_triad"] = bytes / ns / triad_bytes_per_ns(threads);
@@ -178,10 +178,7 @@ void BM_stale_read(benchmark::State& state, bool bias_correction) {
         }
         benchmark::DoNotOptimize(sum);
     };
-    pass();
-    double total = 0;
-    for (auto _ : state) total += timed(state, pass);
-    const double ns = total * 1e9 / (static_cast<double>(state.iterations()) * d.nnz());
+    const double ns = ns_per_unit(state, warm_then_timed(state, pass), static_cast<double>(d.nnz()));
     state.counters["ns_per_nnz"] = ns;
     state.counters["frac_of_gather"] = gather_ns_per_nnz(threads, 32) / ns;
 }
@@ -220,10 +217,7 @@ void BM_accumulator(benchmark::State& state) {
         }
         benchmark::DoNotOptimize(sum);
     };
-    pass();
-    double total = 0;
-    for (auto _ : state) total += timed(state, pass);
-    const double ns = total * 1e9 / (static_cast<double>(state.iterations()) * d.nnz());
+    const double ns = ns_per_unit(state, warm_then_timed(state, pass), static_cast<double>(d.nnz()));
     state.counters["ns_per_nnz"] = ns;
     state.counters["frac_of_gather"] = gather_ns_per_nnz(threads, 4) / ns;
 }

@@ -59,15 +59,7 @@ struct SparseData {
     std::vector<double> y;  // -1 / +1
     int64_t n_rows = 0, n_cols = 0;
 
-    asyncopt::CsrView<float> view() const {
-        asyncopt::CsrView<float> v;
-        v.indptr = indptr.data();
-        v.indices = indices.data();
-        v.data = values.data();
-        v.n_rows = n_rows;
-        v.n_cols = n_cols;
-        return v;
-    }
+    asyncopt::CsrView<float> view() const { return {indptr.data(), indices.data(), values.data(), n_rows, n_cols}; }
     int64_t nnz() const { return indptr.back(); }
 };
 const SparseData& logistic_data();
@@ -116,6 +108,21 @@ double timed(benchmark::State& state, F&& f) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     state.SetIterationTime(s);
     return s;
+}
+
+// f() once untimed (the warm-up: pages in, caches filled, a model away from zero), then once per
+// iteration, timed; returns the seconds of the timed calls.
+template <class F>
+double warm_then_timed(benchmark::State& state, F&& f) {
+    f();
+    double total = 0;
+    for (auto _ : state) total += timed(state, f);
+    return total;
+}
+
+// ns per unit of work, `units` of it in every iteration.
+inline double ns_per_unit(const benchmark::State& state, double seconds, double units) {
+    return seconds * 1e9 / (static_cast<double>(state.iterations()) * units);
 }
 
 // The limits, per thread count (see the header comment). stride: bytes of one model coordinate.
