@@ -78,12 +78,27 @@ def test_malformed_X_rejected(X, match):
     (dict(learning_rate=10.0, alpha=0.5), "learning_rate \\* alpha"),
     (dict(optimizer="amsgrad", regularization="decoupled", learning_rate=0.5, alpha=0.5), "beta1"),
     (dict(tol=-1.0), "tol"), (dict(n_iter_no_change=0), "n_iter_no_change"), (dict(shuffle=1), "shuffle"),
+    (dict(plateau_drops=-1), "plateau_drops"), (dict(plateau_drops=1.5), "plateau_drops"),
+    (dict(train_loss="approximate"), "train_loss must be 'progressive' or 'exact'"),
     (dict(callback=3), "callback"), (dict(verbose=-1), "verbose"), (dict(intercept_scale=0.0), "intercept_scale"),
 ])
 def test_impossible_parameters_rejected(data, params, match):
     X, y = data
     with pytest.raises(ValueError, match=match):
         fit(X, y, **params)
+
+
+def test_a_step_scale_outside_0_1_is_refused_by_the_core():
+    """The plateau drops only ever lower the steps: learning_rate stays the bound the step tables
+    are sized by (optim/steps.hpp), so the core refuses a scale above 1 or not above 0."""
+    from asyncopt import _core
+
+    sc = _core.StepConfig()
+    for bad in (0.0, -0.5, 1.5, np.nan):
+        with pytest.raises(ValueError, match="scale must be in"):
+            sc.scale = bad
+    sc.scale = 0.01
+    assert sc.scale == 0.01
 
 
 def test_eval_set_checked(data):
