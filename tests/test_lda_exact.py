@@ -186,3 +186,36 @@ def test_doc_loglik_at_given_gamma_matches_infer():
     gamma2, loglik2 = _core.lda_infer(*args, cfg, 2, True)
     assert np.array_equal(gamma, gamma2) and np.array_equal(loglik, loglik2)
     np.testing.assert_allclose(_core.lda_doc_loglik(*args, gamma, cfg, 2), loglik, rtol=1e-12)
+
+
+def test_read_only_functions_use_only_the_documents_words():
+    """transform and the bound's likelihood term read exp(E[log beta]) only for the words the documents
+    hold (O(K x distinct words), not O(K V)). A corpus holding every word of the vocabulary makes
+    that table the whole-vocabulary one (the previous path), so each document's result, computed
+    alone from a table of its own few words (sorted-ids path) or inside the whole corpus (V-sized
+    map path), must agree to the bit; and both agree with the dense reference E-step over the full
+    exp(E[log beta])."""
+    from asyncopt import _core
+    from asyncopt._checks import native_csr
+    V = 400
+    rng = np.random.default_rng(3)
+    X = rng.poisson(0.05, size=(60, V)).astype(np.float64)
+    X[np.arange(V) % 60, np.arange(V)] += 1  # every word occurs: the table covers the vocabulary
+    X = sp.csr_matrix(X)
+    lda = asyncopt.LDA(n_components=4, epochs=2, n_threads=1, random_state=0, train_perplexity_docs=0).fit(X)
+    cfg = lda._model.settings.native_config()
+    model = (lda._model.mu, lda._model.topic_mass)
+    gamma, loglik = _core.lda_infer(*native_csr(X), V, *model, cfg, 2, True)
+    assert X[:1].nnz * 16 < V  # one document alone takes the sorted-ids path
+    for d in range(X.shape[0]):
+        g, ll = _core.lda_infer(*native_csr(X[d:d + 1]), V, *model, cfg, 1, True)
+        assert np.array_equal(g[0], gamma[d]) and ll[0] == loglik[d]
+        assert _core.lda_doc_loglik(*native_csr(X[d:d + 1]), V, *model, gamma[d:d + 1], cfg, 1)[0] == loglik[d]
+    np.testing.assert_array_equal(lda.transform(X[::7], normalize=False), gamma[::7])
+    lam = lda.components_
+    beta = np.exp(psi(lam) - psi(lam.sum(axis=1))[:, None])
+    s = lda._model.settings
+    for d in (0, 11, 59):
+        ids, cnts = X.indices[X.indptr[d]:X.indptr[d + 1]], X.data[X.indptr[d]:X.indptr[d + 1]]
+        ref, _ = e_step(ids, cnts, beta, s.doc_topic_prior, s.max_doc_update_iter, s.mean_change_tol)
+        np.testing.assert_allclose(gamma[d], ref, rtol=1e-9)

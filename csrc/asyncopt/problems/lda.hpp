@@ -19,8 +19,8 @@
 // without an RNG draw per document, and a run does not depend on which thread handled a document.
 //
 // The E-step reads exp(E[log beta]) for its words from a table the caller fills: rows of K
-// contiguous values (word-major), one per distinct word of the mini-batch (training) or per
-// vocabulary word (transform); `row[n]` names the row of the document's n-th word.
+// contiguous values (word-major), one per distinct word of the mini-batch (training) or of the
+// documents being transformed; `row[n]` names the row of the document's n-th word.
 #pragma once
 
 #include <cmath>
@@ -163,16 +163,17 @@ ASYNCOPT_SIMD_CLONES inline void accumulate_sstats(const int32_t* row, const dou
 // The document's expected log-likelihood term of the bound (scikit-learn's _approx_bound):
 //   sum_n c_n log sum_k exp(E[log theta_k] + E[log beta_kw_n])
 // evaluated as log(sum_k exp(E[log theta_k]) exp(E[log beta_kw_n])). Where that sum underflows
-// (exp(E[log beta]) of a word can reach 0 for tiny lambda), elog_beta(w, k) gives the exact
-// E[log beta_kw] and the term is taken by log-sum-exp with the maximum factored out.
+// (exp(E[log beta]) of a word can reach 0 for tiny lambda), elog_beta(row[n], k) gives the exact
+// E[log beta_kw_n] and the term is taken by log-sum-exp with the maximum factored out.
+//   row[n]       row of exp_elog_beta holding word n (as for e_step)
 template <class ElogBeta>
-double doc_loglik(const int32_t* words, const double* cnt, int64_t n_words, const double* exp_elog_beta, int K,
+double doc_loglik(const int32_t* row, const double* cnt, int64_t n_words, const double* exp_elog_beta, int K,
                   const double* gamma, double* etheta, double* elog_theta, ElogBeta&& elog_beta) noexcept {
     exp_dirichlet_expectation(gamma, K, etheta);
     double total = 0;
     bool have_log = false;
     for (int64_t n = 0; n < n_words; ++n) {
-        const double p = dot(etheta, exp_elog_beta + static_cast<int64_t>(words[n]) * K, K);
+        const double p = dot(etheta, exp_elog_beta + static_cast<int64_t>(row[n]) * K, K);
         if (p > 1e-280) {
             total += cnt[n] * std::log(p);
             continue;
@@ -185,9 +186,9 @@ double doc_loglik(const int32_t* words, const double* cnt, int64_t n_words, cons
             have_log = true;
         }
         double m = -std::numeric_limits<double>::infinity();
-        for (int k = 0; k < K; ++k) m = std::fmax(m, elog_theta[k] + elog_beta(words[n], k));
+        for (int k = 0; k < K; ++k) m = std::fmax(m, elog_theta[k] + elog_beta(row[n], k));
         double s = 0;
-        for (int k = 0; k < K; ++k) s += std::exp(elog_theta[k] + elog_beta(words[n], k) - m);
+        for (int k = 0; k < K; ++k) s += std::exp(elog_theta[k] + elog_beta(row[n], k) - m);
         total += cnt[n] * (m + std::log(s));
     }
     return total;

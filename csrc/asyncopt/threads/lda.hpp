@@ -260,30 +260,82 @@ private:
     LdaEpochStats stats_;
 };
 
-// E[log beta] of a fixed lambda (at a segment boundary, S = 1), for the read-only functions:
-// exp(E[log beta]) for the whole vocabulary as a V x K word-major table, and the exact E[log beta_kw]
-// on demand (lda::doc_loglik needs it where the exp underflows).
+// E[log beta] of a fixed lambda (at a segment boundary, S = 1), for the read-only functions: a
+// table of exp(E[log beta]) with one row of K contiguous values per word it covers, and the exact
+// E[log beta_kw] of a row on demand (lda::doc_loglik needs it where the exp underflows).
+// A row costs K digammas and K exps, so the table covers only what is asked for: the distinct words
+// of a document matrix X (transform, score: O(K x distinct words of X), where a whole-vocabulary
+// table made transforming 10 documents cost ~0.1 s at V = 2^19 and ~0.8 s at V = 2^22), or every
+// word (row = word id; the C++ benchmarks index it by word). Each entry is computed by the same
+// expression either way, so the E-steps read the same bits whichever rows the table holds.
 class FixedBeta {
 public:
-    FixedBeta(const LdaModel& m, double eta, int n_threads)
-        : m_(m), eta_(eta), psi_total_(static_cast<size_t>(m.n_topics)),
-          table_(static_cast<size_t>(m.n_words) * m.n_topics) {
-        const int K = m.n_topics;
-        const int64_t V = m.n_words;
-        lda::psi_topic_totals(m.topic_mass, 1.0, eta, V, K, psi_total_.data());
-        (void)n_threads;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t w = 0; w < V; ++w)
-            for (int k = 0; k < K; ++k) table_[w * K + k] = std::exp(elog(static_cast<int32_t>(w), k));
+    // every word of the vocabulary, row w = word w
+    FixedBeta(const LdaModel& m, double eta, int n_threads) : m_(m), eta_(eta) {
+        words_.resize(static_cast<size_t>(m.n_words));
+        for (int64_t w = 0; w < m.n_words; ++w) words_[w] = static_cast<int32_t>(w);
+        fill(n_threads);
     }
-    double elog(int32_t w, int k) const noexcept {
-        return lda::elog_beta(m_.mu + static_cast<int64_t>(w) * m_.n_topics + k, 1.0, eta_, psi_total_[k]);
+
+    // the distinct words of X (its columns must be in [0, V)): rows in increasing word order, and the
+    // row of each stored value of X (rows_of)
+    FixedBeta(const LdaModel& m, double eta, const CsrView<double>& X, int n_threads) : m_(m), eta_(eta) {
+        const int64_t nnz = X.indptr[X.n_rows];
+        const int64_t V = m.n_words;
+        row_of_.resize(static_cast<size_t>(nnz));
+        // Sorting the column ids costs O(nnz log nnz) and nothing per vocabulary word, which is what
+        // a few documents against a huge vocabulary need; a V-sized map is cheaper once X is not much
+        // sparser than its width (the same trade as state.feature_counts).
+        if (nnz * 16 >= V) {
+            std::vector<int32_t> slot(static_cast<size_t>(V), -1);
+            for (int64_t p = 0; p < nnz; ++p) slot[X.indices[p]] = 0;
+            for (int64_t w = 0; w < V; ++w)
+                if (slot[w] == 0) {
+                    slot[w] = static_cast<int32_t>(words_.size());
+                    words_.push_back(static_cast<int32_t>(w));
+                }
+            for (int64_t p = 0; p < nnz; ++p) row_of_[p] = slot[X.indices[p]];
+        } else {
+            words_.assign(X.indices, X.indices + nnz);
+            std::sort(words_.begin(), words_.end());
+            words_.erase(std::unique(words_.begin(), words_.end()), words_.end());
+            const int32_t* first = words_.data();
+            const int32_t* last = first + words_.size();
+            for (int64_t p = 0; p < nnz; ++p)
+                row_of_[p] = static_cast<int32_t>(std::lower_bound(first, last, X.indices[p]) - first);
+        }
+        fill(n_threads);
+    }
+
+    // The table rows of document d's words (K values each), for X as given to the constructor;
+    // with the whole-vocabulary table a word's row is its id.
+    const int32_t* rows_of(const CsrView<double>& X, int64_t d) const noexcept {
+        return row_of_.empty() ? X.indices + X.indptr[d] : row_of_.data() + X.indptr[d];
+    }
+    double elog(int32_t row, int k) const noexcept {
+        return lda::elog_beta(m_.mu + static_cast<int64_t>(words_[row]) * m_.n_topics + k, 1.0, eta_,
+                              psi_total_[k]);
     }
     const double* exp_table() const noexcept { return table_.data(); }
+    int64_t n_rows() const noexcept { return static_cast<int64_t>(words_.size()); }
 
 private:
+    void fill(int n_threads) {
+        const int K = m_.n_topics;
+        const int64_t n = n_rows();
+        psi_total_.resize(static_cast<size_t>(K));
+        lda::psi_topic_totals(m_.topic_mass, 1.0, eta_, m_.n_words, K, psi_total_.data());
+        table_.resize(static_cast<size_t>(n) * K);
+        (void)n_threads;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t r = 0; r < n; ++r)
+            for (int k = 0; k < K; ++k) table_[r * K + k] = std::exp(elog(static_cast<int32_t>(r), k));
+    }
+
     const LdaModel& m_;
     double eta_;
+    std::vector<int32_t> words_;   // the word of each row
+    std::vector<int32_t> row_of_;  // per stored value of X (empty: rows are word ids)
     std::vector<double> psi_total_, table_;
 };
 
@@ -373,14 +425,15 @@ inline int64_t lda_batch_stats(const CsrView<double>& X, const int64_t* docs, in
 // Read-only inference with lambda fixed, parallel over documents: gamma (D x K) of every document
 // (the E-step from gamma = 1, as scikit-learn's transform) and, when loglik is not null, each
 // document's sum_n c_n log sum_k exp(E[log theta_k] + E[log beta_kw_n]) (the first term of the
-// bound, at that gamma). Results do not depend on n_threads.
+// bound, at that gamma). Results do not depend on n_threads, nor on the other documents of X (a
+// document's E-step reads the same table entries whichever words the table covers).
 inline void lda_infer(const CsrView<double>& X, const LdaModel& m, const LdaConfig& c, int n_threads, double* gamma,
                       double* loglik) {
     const int K = m.n_topics;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    const FixedBeta beta(m, c.topic_word_prior, nt);
+    const FixedBeta beta(m, c.topic_word_prior, X, nt);
     const double* table = beta.exp_table();
-    auto elog_beta = [&](int32_t w, int k) { return beta.elog(w, k); };
+    auto elog_beta = [&](int32_t row, int k) { return beta.elog(row, k); };
     InferScratch scratch(nt, K, longest_row(X));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
     for (int64_t d = 0; d < X.n_rows; ++d) {
@@ -388,11 +441,12 @@ inline void lda_infer(const CsrView<double>& X, const LdaModel& m, const LdaConf
         const auto doc = X.row(d);
         lda::EStepScratch s{scratch.etheta(t), scratch.last(t), scratch.phinorm(t)};
         double* g = gamma + d * K;
-        lda::e_step(doc.idx, doc.val, doc.nnz, table, K, c.doc_topic_prior, c.max_doc_update_iter,
-                    c.mean_change_tol, g, s);
+        const int32_t* rows = beta.rows_of(X, d);
+        lda::e_step(rows, doc.val, doc.nnz, table, K, c.doc_topic_prior, c.max_doc_update_iter, c.mean_change_tol,
+                    g, s);
         if (loglik)
-            loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table, K, g, scratch.etheta(t),
-                                        scratch.elog_theta(t), elog_beta);
+            loglik[d] = lda::doc_loglik(rows, doc.val, doc.nnz, table, K, g, scratch.etheta(t), scratch.elog_theta(t),
+                                        elog_beta);
     }
 }
 
@@ -401,16 +455,16 @@ inline void lda_doc_loglik(const CsrView<double>& X, const LdaModel& m, double e
                            int n_threads, double* loglik) {
     const int K = m.n_topics;
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    const FixedBeta beta(m, eta, nt);
+    const FixedBeta beta(m, eta, X, nt);
     const double* table = beta.exp_table();
-    auto elog_beta = [&](int32_t w, int k) { return beta.elog(w, k); };
+    auto elog_beta = [&](int32_t row, int k) { return beta.elog(row, k); };
     InferScratch scratch(nt, K, 0);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
     for (int64_t d = 0; d < X.n_rows; ++d) {
         const int t = thread_id();
         const auto doc = X.row(d);
-        loglik[d] = lda::doc_loglik(doc.idx, doc.val, doc.nnz, table, K, gamma + d * K, scratch.etheta(t),
-                                    scratch.elog_theta(t), elog_beta);
+        loglik[d] = lda::doc_loglik(beta.rows_of(X, d), doc.val, doc.nnz, table, K, gamma + d * K,
+                                    scratch.etheta(t), scratch.elog_theta(t), elog_beta);
     }
 }
 
