@@ -116,27 +116,53 @@ def small():
 
 
 @pytest.mark.parametrize("X,message", [
-    (np.array([[1.0, -1.0], [0.0, 2.0]]), "negative counts"),
-    (np.array([[1.5, 1.0], [0.0, 2.0]]), "non-integer counts"),
+    (np.array([[1.0, -1.0], [0.0, 2.0]]), "Negative values in data passed to LDA.fit: X has negative counts"),
+    (sp.csr_matrix(np.array([[1.0, -1.0], [0.0, 2.0]])), "negative counts"),
     (np.array([[np.nan, 1.0], [0.0, 2.0]]), "NaN or infinity"),
     (np.array([[np.inf, 1.0], [0.0, 2.0]]), "NaN or infinity"),
+    (sp.csr_matrix(np.array([[np.nan, 1.0], [0.0, 2.0]])), "NaN or infinity"),
     (np.zeros((3, 4)), "empty corpus"),
-    (np.zeros((0, 4)), "0 samples"),
-    (np.zeros((3, 0)), "0 features"),
-    (np.ones(4), "2-dimensional"),
+    (np.zeros((0, 4)), r"0 sample\(s\) \(shape=\(0, 4\)\)"),
+    (np.zeros((3, 0)), r"0 feature\(s\) \(shape=\(3, 0\)\)"),
+    (np.ones(4), "2-dimensional .* Reshape your data"),
+    (np.ones((2, 2), dtype=complex), "Complex data not supported"),
 ])
 def test_bad_counts(X, message):
     with pytest.raises(ValueError, match=message):
         asyncopt.LDA(n_components=2, n_threads=1).fit(X)
 
 
+def test_bad_counts_are_refused_before_native_code_by_every_method():
+    lda = asyncopt.LDA(n_components=2, epochs=1, n_threads=1, random_state=0).fit(small())
+    for method in ("transform", "score", "perplexity", "partial_fit"):
+        with pytest.raises(ValueError, match=f"Negative values in data passed to LDA.{method}"):
+            getattr(lda, method)(-small())
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            getattr(lda, method)(np.full((1, 4), np.nan))
+        with pytest.raises(ValueError, match="Reshape your data"):
+            getattr(lda, method)(np.ones(4))
+    with pytest.raises(TypeError, match="object array must hold numbers only"):
+        lda.transform(np.array([[1, {"a": 1}, 0, 0]], dtype=object))
+
+
+def test_non_integer_weights_are_accepted():
+    """tf-idf and other non-negative weights train and transform (scikit-learn accepts them too); an
+    object array of numbers is read as the numbers."""
+    X = small().toarray() * 0.37
+    lda = asyncopt.LDA(n_components=2, epochs=2, n_threads=1, random_state=0).fit(X)
+    theta = lda.transform(X)
+    assert np.all(np.isfinite(theta)) and np.allclose(theta.sum(axis=1), 1)
+    assert np.isfinite(lda.perplexity(X)) and np.isfinite(lda.score(X))
+    np.testing.assert_array_equal(lda.transform(X.astype(object)), theta)
+
+
 def test_vocabulary_size_mismatch():
     lda = asyncopt.LDA(n_components=2, epochs=1, n_threads=1, random_state=0).fit(small())
     wide = sp.csr_matrix(np.ones((2, 5)))
     for method in (lda.transform, lda.perplexity, lda.score, lda.partial_fit):
-        with pytest.raises(ValueError, match="5 features, but the model was fit with 4"):
+        with pytest.raises(ValueError, match="X has 5 features, but LDA is expecting 4 features as input"):
             method(wide)
-    with pytest.raises(ValueError, match="5 features, but the model was fit with 4"):
+    with pytest.raises(ValueError, match="eval_set has 5 features, but LDA is expecting 4 features as input"):
         asyncopt.LDA(n_components=2, epochs=1, n_threads=1).fit(small(), eval_set=wide)
     with pytest.raises(ValueError, match="vocab has 3 words"):
         lda.top_words(["a", "b", "c"])

@@ -8,6 +8,7 @@ trained it.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _core
@@ -200,19 +201,46 @@ class LogisticState(TrainingProgress):
         self._coef = None
 
 
-def check_counts(X, name="X", n_features=None, need_words=True):
-    """A document-word count matrix as canonical CSR with float64 counts (exact for any integer count
-    below 2^53), after checking that every count is a finite non-negative integer."""
-    X = check_matrix(X, name=name, n_features=n_features)
+def check_counts(X, name="X", n_features=None, need_words=True, whom="LDA"):
+    """A document-word matrix as canonical CSR with float64 values, after checking that every value
+    is finite and >= 0.
+
+    Values need not be integers: SVI's local and global steps (and the bound) are defined for any
+    non-negative word weights, as in scikit-learn's LatentDirichletAllocation, so tf-idf or
+    normalised frequencies are accepted (the bound is then that of weighted counts, not a
+    likelihood of the documents). Messages follow scikit-learn's check_array where one exists, so
+    a scikit-learn user reads the error they know. ``whom`` names the method in the message about
+    negative values, as scikit-learn's check_non_negative does.
+    """
+    if not sp.issparse(X):
+        X = np.asarray(X)
+        if X.dtype == object:
+            # numbers held as Python objects (a pandas column of mixed ints and floats) are numbers;
+            # a non-number raises numpy's TypeError/ValueError naming its type
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{name}: an object array must hold numbers only ({e})") from None
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional (n_documents, n_words), got shape {X.shape}. Reshape "
+                             "your data: X.reshape(1, -1) if it is a single document")
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported; LDA takes real word counts or weights")
+    n, d = X.shape
+    if n == 0:
+        raise ValueError(f"{name} has 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if d == 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if n_features is not None and d != n_features:
+        raise ValueError(f"{name} has {d} features, but {whom.split('.')[0]} is expecting {n_features} features as "
+                         "input (the vocabulary it was fit with)")
+    X = check_matrix(X, name=name)
     if X.dtype != np.float64:
         X = X.astype(np.float64)
     data = X.data
     if data.size and data.min() < 0:
-        raise ValueError(f"{name} has negative counts (min {data.min():g}); LDA needs word counts >= 0")
-    if data.size and not np.array_equal(data, np.floor(data)):
-        bad = data[data != np.floor(data)][0]
-        raise ValueError(f"{name} has non-integer counts (e.g. {bad:g}); LDA models word counts: pass raw counts, "
-                         "not tf-idf or normalised frequencies")
+        raise ValueError(f"Negative values in data passed to {whom}: {name} has negative counts (min "
+                         f"{data.min():g}); LDA needs word counts or weights >= 0")
     if need_words and not data.any():
         raise ValueError(f"{name} is an empty corpus: its {X.shape[0]} documents hold 0 words in total")
     return X

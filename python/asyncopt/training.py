@@ -28,6 +28,8 @@ class EpochLoop:
         plateau schedule (scikit-learn's 'adaptive' learning rate, on top of any schedule)
     verbose : print each record (through ``format``)
     callback : ``callback(record)`` after each record; True stops
+    stop : ``stop(record)`` after the callback: a workload's own convergence rule (LDA's perp_tol);
+        True stops
     format : record -> line of text
     check : (model, record) -> None, or the message of a divergence (a non-finite model)
     """
@@ -41,6 +43,7 @@ class EpochLoop:
     callback: Optional[Callable] = None
     step_drops: int = 0
     drop_factor: float = 0.1
+    stop: Optional[Callable] = None
 
     def __post_init__(self):
         self._best = np.inf
@@ -68,6 +71,8 @@ class EpochLoop:
                 sync()
             if self.callback(rec) is True:
                 status = STOP
+        if self.stop is not None and self.stop(rec):
+            status = STOP
         if self.tol is not None:
             if rec["objective"] > self._best - self.tol:
                 self._stale += 1

@@ -40,6 +40,7 @@ class Run:
         (n_features) -> one (LDA)
     continuing : the given model is continued (warm start, partial_fit) rather than replaced
     total_samples : LDA's D for partial_fit (None: the rows of X)
+    evaluate_every : LDA: passes between evaluations of every training document's perplexity
     options : the backend's own settings (MPIOptions; the GPU's device and workers)
     report : attributes the backend reports about the run (e.g. mpi_rank, device), read by the
         estimator afterwards
@@ -53,6 +54,8 @@ class Run:
     options: Any = None
     first_classes: Any = None  # logistic partial_fit's first call: the classes
     train_perplexity_docs: int = 0  # LDA: training documents whose perplexity each record holds
+    evaluate_every: int = 0  # LDA: every this many passes (and at a fit's last) a record holds the perplexity of
+    #                          all training documents (scikit-learn's evaluate_every); 0: never
     report: dict = field(default_factory=dict)
 
 

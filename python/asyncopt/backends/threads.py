@@ -82,8 +82,11 @@ def fit_lda(model, X, eval_set, settings, loop, run):
         return _core.lda_epoch(*Xn, X.shape[1], perm, model.mu, model.topic_mass, cfg)
 
     def evaluate(res):
+        every = run.evaluate_every
+        full = every and (model.n_iter % every == 0 or model.n_iter == loop.epochs)
         return {"e_step_iterations": int(res["e_step_iterations"]), "topic_mass_drift": float(res["topic_mass_drift"]),
                 "perplexity": model.perplexity(Xv, n_threads) if Xv is not None else None,
-                "train_perplexity": model.perplexity(sub, n_threads) if sub is not None else None}
+                "train_perplexity": model.perplexity(sub, n_threads) if sub is not None else None,
+                "full_train_perplexity": model.perplexity(X, n_threads) if full else None}
 
     return loop.run(model, epoch, evaluate, rng)

@@ -63,7 +63,8 @@ def _serve(comm, X, eval_set, settings, loop, run, agreed):
         rec = dict(server.record(), time=base_time + server.train_time, e_step_iterations=None,
                    topic_mass_drift=server_model.drift,
                    perplexity=model.perplexity(Xv, eval_threads) if Xv is not None else None,
-                   train_perplexity=model.perplexity(sub, eval_threads) if sub is not None else None)
+                   train_perplexity=model.perplexity(sub, eval_threads) if sub is not None else None,
+                   full_train_perplexity=None)  # evaluate_every is refused with this backend
         rec["eval_time"] = time.perf_counter() - t1
         return loop.record(model, rec) != CONTINUE
 
