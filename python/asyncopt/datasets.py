@@ -479,7 +479,8 @@ def counts_from_texts(texts, **vectorizer_kwargs):
     if isinstance(texts, (str, bytes)):
         raise ValueError("texts must be an iterable of documents (e.g. a list of str), not a single string")
     if vectorizer_kwargs.get("binary"):
-        raise ValueError("binary=True does not give counts; LDA needs word counts")
+        raise ValueError("binary=True gives 0/1 presence flags, not counts: counts_from_texts returns word counts "
+                         "(LDA accepts 0/1 weights too; build them with CountVectorizer(binary=True) directly)")
     vec = CountVectorizer(**vectorizer_kwargs)
     X = vec.fit_transform(texts).tocsr()
     X.sort_indices()
