@@ -245,6 +245,15 @@ def test_picky_filter_drops_with_a_tiny_threshold_and_never_with_a_huge_one(tmp_
     assert huge["dropped"] == 0 and huge["applied"] == pushes(huge) and results[1]["staleness"]["max"] > 0
     # what is dropped is not applied: the step count is the applied count
     assert results[0]["t"] == tiny["applied"]
+    # each worker's timeline (asyncopt.plot.mpi_timeline) holds every push it made, in arrival order,
+    # with tau -1 exactly for the dropped ones (few enough events that none were thinned)
+    for stats in (tiny, huge):
+        for w in stats["workers"].values():
+            line = w["timeline"]
+            assert line["stride"] == 1 and line["events"] == len(line["tau"]) == w["applied"] + w["dropped"]
+            assert sum(t == -1 for t in line["tau"]) == w["dropped"]
+            assert all(a <= b for a, b in zip(line["time"], line["time"][1:])) and line["time"][0] >= 0
+    assert all(t == 0 for w in tiny["workers"].values() for t in w["timeline"]["tau"] if t != -1)
 
 
 # ---------------------------------------------------------------------- failures

@@ -14,12 +14,14 @@ class BackendEstimator:
         self.__dict__.pop("_mpi_worker", None)
         return model
 
-    def _train(self, name, train, run):
+    def _train(self, name, train, run, loop):
         """Run ``train()`` (the backend's fit) and take its report; afterwards an MPI worker keeps
-        only what it knows of the model (its classes and width)."""
+        only what it knows of the model (its classes and width), and the epoch loop's progress
+        display is closed."""
         try:
             model = train()
         finally:
+            loop.close()
             self.backend_ = name
             for attr in _REPORTED:
                 if attr in run.report:

@@ -98,7 +98,16 @@ def _sklearn_row(X, y, Xt, yt, args):
                 test_loss=loss, test_accuracy=acc, staleness_mean=0.0, staleness_max=0)
 
 
+def _check_plot(args):
+    """--plot needs matplotlib: say so before training, not after."""
+    if args.plot:
+        from .plot import _pyplot
+
+        _pyplot()
+
+
 def cmd_demo(args):
+    _check_plot(args)
     X, y, Xt, yt, what = _load(args)
     threads = _thread_counts(args.threads)
     print(f"asyncopt {build_info()['version']} demo: {what}")
@@ -119,7 +128,7 @@ def cmd_demo(args):
 
     sk = _sklearn_row(X, y, Xt, yt, args)
     show(sk)
-    rows = [sk]
+    rows, fits = [sk], []
     for optimizer in args.optimizers.split(","):
         base = None
         for nt in threads:
@@ -137,12 +146,46 @@ def cmd_demo(args):
                        mnnz_per_s=X.nnz * clf.n_iter_ / seconds / 1e6, staleness_mean=clf.staleness_.mean,
                        staleness_max=clf.staleness_.max)
             rows.append(row)
+            fits.append(clf)
             show(row)
     print("\nfit s: wall time of fit(X, y), what a user times (scikit-learn's on float64, converted beforehand); "
           "vs sklearn: its fit time / this one; speedup: 1-thread fit time / this one, same optimizer.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"data": what, "rows": rows}, f, indent=2)
+    if args.plot:
+        _demo_figures(fits, args.plot)
+
+
+def _demo_figures(fits, directory):
+    """The demo's figures: every fit's objective against training time and against updates, the
+    throughput speedup of each optimizer, and the staleness of each optimizer's most-threaded fit."""
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    os.makedirs(directory, exist_ok=True)
+    by_rule = {}
+    for clf in fits:
+        by_rule.setdefault(clf.optimizer_.name, []).append(clf)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    plot.loss(fits, x="time", ax=axes[0])
+    plot.loss(fits, x="updates", ax=axes[1])
+    paths = [os.path.join(directory, "loss.png")]
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot.speedup(by_rule, ax=ax)
+    paths.append(os.path.join(directory, "speedup.png"))
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    fig, axes = plt.subplots(1, len(by_rule), figsize=(6 * len(by_rule), 4), squeeze=False)
+    for ax, (rule, group) in zip(axes[0], by_rule.items()):
+        top = max(group, key=lambda c: c.n_threads_)
+        plot.staleness(top, ax=ax)
+        ax.set_title(f"{rule}, {top.n_threads_} threads\n" + ax.get_title(), fontsize=10)
+    paths.append(os.path.join(directory, "staleness.png"))
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    plt.close("all")
+    print("figures: " + ", ".join(paths))
 
 
 # --method of `train --backend mpi`, in the papers' names: (MPIOptions.method, optimizer or None for
@@ -198,6 +241,7 @@ def _mpi_options(args):
 
 
 def cmd_train(args):
+    _check_plot(args)
     X, y = load_libsvm(args.data)
     eval_set = load_libsvm(args.test, n_features=X.shape[1]) if args.test else None
     optimizer, mpi, stopping = args.optimizer or "sgd", None, _epochs(args)
@@ -209,7 +253,7 @@ def cmd_train(args):
         raise ValueError("--method needs --backend mpi")
     clf = LogisticRegression(optimizer=optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
                              alpha=args.alpha, batch_size=args.batch_size, **stopping,
-                             n_threads=args.n_threads, random_state=args.seed, verbose=1, backend=args.backend,
+                             n_threads=args.n_threads, random_state=args.seed, verbose=2, backend=args.backend,
                              mpi=mpi, device=args.device)
     t = time.perf_counter()
     clf.fit(X, y, eval_set=eval_set)
@@ -222,6 +266,10 @@ def cmd_train(args):
               f"{clf.regularization_!r}); staleness {clf.staleness_}")
     elif clf.mpi_rank_ == 0:
         _print_mpi_summary(clf, args.method, seconds)
+    if args.plot and (clf.backend_ != "mpi" or clf.mpi_rank_ == 0):
+        from . import plot
+
+        print("figures: " + ", ".join(plot.save_figures(clf, args.plot)))
 
 
 def _print_mpi_summary(clf, method, seconds):
@@ -285,6 +333,8 @@ def build_parser():
     d.add_argument("--amsgrad-schedule", choices=["constant", "invsqrt", "optimal"], help="default: 'constant'")
     d.add_argument("--amsgrad-lr", type=float, help="default 0.003")
     d.add_argument("--json", help="also write the table as JSON to this file")
+    d.add_argument("--plot", metavar="DIR", help="write the loss, speedup and staleness figures (PNG) into DIR "
+                                                 "(needs matplotlib: pip install asyncopt[plot])")
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train one model on a LIBSVM file, printing every epoch")
@@ -303,6 +353,8 @@ def build_parser():
                    help="exactly this many passes (default: the estimator's stopping rule, tol and plateau drops)")
     t.add_argument("--n-threads", type=int)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--plot", metavar="DIR", help="write the loss and staleness figures (and with --backend mpi the "
+                                                 "workers' timeline) as PNG into DIR (needs matplotlib)")
     m = t.add_argument_group("MPI backend (asyncopt.distributed.MPIOptions)")
     m.add_argument("--method", choices=sorted(MPI_METHODS),
                    help="asgd: AsySG-con; apam: asynchronous AMSGrad; dpsgd: Hogwild! in each worker; picky: Picky "

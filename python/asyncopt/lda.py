@@ -146,7 +146,9 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Each epoch's record holds the perplexity of a fixed random subsample of this many training
         documents (0: none); its cost is counted in ``eval_time``, not in ``time``.
     verbose : int, default 0
-        Print one line per epoch when > 0.
+        0: quiet. 1: a progress bar (epochs, loss, updates per second, staleness) when stdout is a
+        terminal and tqdm is installed (``pip install asyncopt[progress]``), else one line per epoch.
+        2: one line per epoch always.
     callback : callable or None
         ``callback(record)`` after every epoch; returning True stops training.
     backend : {'threads', 'mpi', 'auto'}, default 'threads'
@@ -360,7 +362,7 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         run = backends.Run(n_threads=self._threads(), random_state=self.random_state, new_model=new_model,
                            continuing=continuing and model is not None, total_samples=total_samples, options=options,
                            train_perplexity_docs=int(self.train_perplexity_docs), evaluate_every=evaluate_every)
-        return self._train(name, lambda: backend.fit_lda(model, X, eval_set, settings, loop, run), run)
+        return self._train(name, lambda: backend.fit_lda(model, X, eval_set, settings, loop, run), run, loop)
 
     # ------------------------------------------------------------------ the model
     @property

@@ -120,7 +120,9 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     random_state : int, numpy Generator or None
         Seeds the shuffles; every thread draws its own stream from it.
     verbose : int
-        Print one line per epoch when > 0.
+        0: quiet. 1: a progress bar (epochs, loss, updates per second, staleness) when stdout is a
+        terminal and tqdm is installed (``pip install asyncopt[progress]``), else one line per epoch.
+        2: one line per epoch always.
     callback : callable or None
         ``callback(record)`` after every epoch with that epoch's history record; returning True
         stops training.
@@ -284,7 +286,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.regularization_ = settings.regularization
         self.optimizer_ = settings.optimizer
         return self._train(name, lambda: backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings,
-                                                               loop, run), run)
+                                                               loop, run), run, loop)
 
     # ------------------------------------------------------------------ the model
     @property

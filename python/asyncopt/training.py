@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .progress import reporter
+
 CONTINUE, STOP, DIVERGED = "continue", "stop", "diverged"
 
 
@@ -26,7 +28,8 @@ class EpochLoop:
     step_drops, drop_factor : the first ``step_drops`` stalls multiply every later step by
         drop_factor (``step_scale``, which a backend applies to its steps) instead of stopping: the
         plateau schedule (scikit-learn's 'adaptive' learning rate, on top of any schedule)
-    verbose : print each record (through ``format``)
+    verbose : show the progress (:mod:`asyncopt.progress`: 1, a bar on a terminal with tqdm, else one
+        line per record through ``format``; 2, always the lines)
     callback : ``callback(record)`` after each record; True stops
     stop : ``stop(record)`` after the callback: a workload's own convergence rule (LDA's perp_tol);
         True stops
@@ -51,6 +54,7 @@ class EpochLoop:
         self.drops = 0  # stalls so far that dropped the step
         self.step_scale = 1.0  # what every step is multiplied by now
         self.divergence = None  # the message of the divergence that stopped the run, if any
+        self.display = reporter(self.verbose, self.epochs, self.format)
 
     def record(self, model, rec, sync=None):
         """One record: into model.history, printed, checked, shown to the callback (after sync(),
@@ -58,9 +62,10 @@ class EpochLoop:
         Returns CONTINUE, STOP or DIVERGED (self.divergence then says why)."""
         if self.step_drops:
             rec["step_scale"] = self.step_scale  # the steps of the record's epoch, before a drop below
+        previous = model.history[-1] if model.history else None
         model.history.append(rec)
-        if self.verbose:
-            print(self.format(rec), flush=True)
+        if self.display is not None:
+            self.display.show(rec, previous)
         message = self.check(model, rec)
         if message is not None:
             self.divergence = message
@@ -87,6 +92,11 @@ class EpochLoop:
                 else:
                     status = STOP
         return status
+
+    def close(self):
+        """The fit is over: close the progress bar (the estimator calls this whatever happened)."""
+        if self.display is not None:
+            self.display.close()
 
     def run(self, model, epoch, evaluate, rng, sync=None):
         """Train up to ``epochs`` passes: ``epoch(seed, k0)`` trains one on the model and returns the

@@ -46,6 +46,34 @@ class StalenessCounter:
         return {"count": self.count, "sum": self.sum, "max": self.max, "hist": self.hist.copy()}
 
 
+class Timeline:
+    """When one worker's updates reached the server (wall seconds since the fit began) and their
+    delay tau (-1: dropped), for the per-worker timeline figure (:func:`asyncopt.plot.mpi_timeline`).
+
+    At most ``cap`` events are kept: when full, every other one is dropped and from then on only
+    every ``stride``-th arrival is recorded, so a long run costs O(cap) memory and the kept events
+    still cover it evenly."""
+
+    def __init__(self, cap=4096):
+        self.cap = cap
+        self.stride = 1
+        self.seen = 0
+        self.time = []
+        self.tau = []
+
+    def add(self, t, tau):
+        if self.seen % self.stride == 0:
+            self.time.append(t)
+            self.tau.append(int(tau))
+            if len(self.time) >= self.cap:
+                del self.time[1::2], self.tau[1::2]
+                self.stride *= 2
+        self.seen += 1
+
+    def as_dict(self):
+        return {"time": list(self.time), "tau": list(self.tau), "stride": self.stride, "events": self.seen}
+
+
 class WorkerLink:
     """The server's view of one worker."""
 
@@ -60,6 +88,7 @@ class WorkerLink:
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.rows = self.applied = self.dropped = 0
         self.stats = None  # the worker's own counters, received after STOP
+        self.timeline = Timeline()
 
 
 class ParameterServer:
@@ -89,6 +118,7 @@ class ParameterServer:
         self.eval_rows = max(1, int(round(opts.eval_every * n_rows)))
         self.evaluate = evaluate
         now = time.perf_counter()
+        self.t_begin = now  # the timelines' zero
         self.links = {r: WorkerLink(r, now) for r in range(1, comm.Get_size())}
         self.version = 0
         self.rows_done = 0
@@ -227,6 +257,8 @@ class ParameterServer:
             link.applied += 1
         else:
             link.dropped += 1
+            tau = -1
+        link.timeline.add(link.last_heard - self.t_begin, tau)
         link.rows += push.rows
         self.rows_done += push.rows
         self._reply(link, push)
@@ -246,6 +278,7 @@ class ParameterServer:
             link, rows = self.links[r], self.round[r][0][3]
             self.staleness.add(0)
             link.applied += 1
+            link.timeline.add(link.last_heard - self.t_begin, 0)  # its message's arrival; the round ends now
             link.rows += rows
             self.rows_done += rows
         answers, self.round = self.round, {}
@@ -383,7 +416,8 @@ class ParameterServer:
         for lk in self.links.values():
             w = {"alive": lk.alive, "messages_in": lk.messages_in, "messages_out": lk.messages_out,
                  "bytes_in": lk.bytes_in, "bytes_out": lk.bytes_out, "rows": lk.rows, "applied": lk.applied,
-                 "dropped": lk.dropped, "rows_per_second": lk.rows / wall_time if wall_time > 0 else 0.0}
+                 "dropped": lk.dropped, "rows_per_second": lk.rows / wall_time if wall_time > 0 else 0.0,
+                 "timeline": lk.timeline.as_dict()}
             if lk.stats is not None:
                 w["worker"] = lk.stats
             workers[lk.rank] = w
