@@ -148,6 +148,22 @@ def test_malformed_lines_name_file_and_line(tmp_path, content, line, words):
     assert words in message
 
 
+@pytest.mark.parametrize("content, escaped", [
+    # a NUL in the quoted token ended the message where pybind11 read it as a C string
+    (b"1 1:1 2:\x00junk-after-the-nul\n", r"'\x00junk-after-the-nul'"),
+    # a byte that is not UTF-8 made the message itself undecodable
+    (b"1 1:1 2:\xff\xfe\n", r"'\xff\xfe'"),
+    (b"1 1:1 \x1b[31m:1\n", r"'\x1b[31m'"),
+])
+def test_unprintable_bytes_are_escaped_in_the_message(tmp_path, content, escaped):
+    path = write(tmp_path, content)
+    with pytest.raises(ValueError) as info:
+        load_libsvm(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line 1: ") and escaped in message, message
+    assert message.isprintable()
+
+
 def test_float32_overflow_needs_float64(tmp_path):
     path = write(tmp_path, b"1 1:1e39\n")
     with pytest.raises(ValueError, match="overflows float32"):
