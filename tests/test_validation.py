@@ -377,3 +377,41 @@ class TestMpiSettings:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "threads" in out.stdout
+
+
+@pytest.mark.parametrize("make, fit_args", [
+    (lambda cb: asyncopt.LogisticRegression(n_threads=1, epochs=2, tol=None, callback=cb), "Xy"),
+    (lambda cb: asyncopt.LDA(n_components=2, n_threads=1, epochs=2, callback=cb), "counts"),
+])
+def test_a_second_concurrent_fit_on_one_estimator_is_refused(data, make, fit_args):
+    # Deterministic, not timed: the first fit blocks in its callback (after its first epoch) until
+    # the second has been tried. Before, both fits trained the one model and merged silently.
+    import threading
+    X, y = data
+    args = (X, y) if fit_args == "Xy" else (sp.csr_matrix(np.ceil(np.abs(X.toarray()))),)
+    inside, release = threading.Event(), threading.Event()
+
+    def callback(record):
+        inside.set()
+        assert release.wait(timeout=60)
+
+    est = make(callback)
+    partial_args = args + ((np.array([-1.0, 1.0]),) if fit_args == "Xy" else ())
+    outcome = []
+    first = threading.Thread(target=lambda: outcome.append(est.fit(*args)))
+    first.start()
+    try:
+        assert inside.wait(timeout=60)
+        with pytest.raises(RuntimeError, match="fit is already running on this .* in another thread"):
+            est.fit(*args)
+        with pytest.raises(RuntimeError, match="fit is already running on this .* in another thread"):
+            est.partial_fit(*partial_args)
+    finally:
+        release.set()
+        first.join(timeout=60)
+    assert outcome == [est] and est.n_iter_ == 2
+    # the lock is released with the fit: the next one runs, also on a clone and after pickling
+    est.set_params(callback=None)
+    assert est.fit(*args) is est
+    assert pickle.loads(pickle.dumps(est)).fit(*args) is not None
+    assert clone(est).fit(*args) is not None

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends
-from ._estimator import BackendEstimator
+from ._estimator import BackendEstimator, exclusive_fit
 from ._checks import check_int, check_real, resolve_n_threads
 from .history import format_epoch
 from .settings import LdaSettings
@@ -178,6 +178,7 @@ class LDA(BackendEstimator, TransformerMixin, BaseEstimator):
         return name, backend, options, settings
 
     # ------------------------------------------------------------------ fitting
+    @exclusive_fit
     def fit(self, X, y=None, eval_set=None):
         """Learn lambda by ``epochs`` passes of parallel SVI over the documents of X (D = rows of X).
 
@@ -187,6 +188,7 @@ class LDA(BackendEstimator, TransformerMixin, BaseEstimator):
         """
         return self._fit(self._resolve(), X, eval_set, self.epochs, continuing=False)
 
+    @exclusive_fit
     def partial_fit(self, X, y=None, eval_set=None):
         """One pass of parallel SVI over the documents of X, continuing from the current lambda, with
         D = ``total_samples`` in the D/|B| rescaling (as scikit-learn's partial_fit)."""

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends, optim
-from ._estimator import BackendEstimator
+from ._estimator import BackendEstimator, exclusive_fit
 from ._checks import check_int, check_labels, check_matrix, check_real
 from .history import History
 from .settings import LogisticSettings
@@ -241,6 +241,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         return name, backend, options, settings
 
     # ------------------------------------------------------------------ fitting
+    @exclusive_fit
     def fit(self, X, y, eval_set=None):
         """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
 
@@ -248,6 +249,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         """
         return self._fit(self._resolve(), X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
 
+    @exclusive_fit
     def partial_fit(self, X, y, classes=None, eval_set=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""
