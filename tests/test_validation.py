@@ -415,3 +415,25 @@ def test_a_second_concurrent_fit_on_one_estimator_is_refused(data, make, fit_arg
     assert est.fit(*args) is est
     assert pickle.loads(pickle.dumps(est)).fit(*args) is not None
     assert clone(est).fit(*args) is not None
+
+
+def test_non_contiguous_csr_arrays_are_accepted(data):
+    # scipy keeps strided views it is given; fit refused them ("expected a C-contiguous array")
+    # while predict took them
+    X, y = data
+    X64 = X.astype(np.float64)
+    strided = sp.csr_matrix((np.repeat(X64.data, 2)[::2], np.repeat(X64.indices, 2)[::2],
+                             np.repeat(X64.indptr, 2)[::2]), shape=X64.shape)
+    assert not strided.data.flags.c_contiguous and not strided.indices.flags.c_contiguous
+    assert not strided.indptr.flags.c_contiguous
+    a = fit(strided, y, epochs=2)
+    b = fit(X64, y, epochs=2)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.predict(strided), b.predict(X64))
+    assert not strided.data.flags.c_contiguous  # the caller's matrix is only read
+    counts = sp.csr_matrix(np.ceil(np.abs(X64.toarray())))
+    strided_counts = sp.csr_matrix((np.repeat(counts.data, 2)[::2], np.repeat(counts.indices, 2)[::2],
+                                    counts.indptr), shape=counts.shape)
+    kw = dict(n_components=2, n_threads=1, epochs=1, random_state=0)
+    np.testing.assert_array_equal(asyncopt.LDA(**kw).fit(strided_counts).components_,
+                                  asyncopt.LDA(**kw).fit(counts).components_)

@@ -71,6 +71,12 @@ def check_matrix(X, name="X", n_features=None):
         raise ValueError(f"{name} has {d} features; at most 2^31 - 1 are supported")
     if X.dtype != dtype:
         X = X.astype(dtype)
+    if not all(a.flags.c_contiguous for a in (X.data, X.indices, X.indptr)):
+        # scipy keeps the arrays it is given, strided views included (csr_matrix((data[::2], ...)));
+        # the native core reads raw pointers and takes contiguous arrays only. One copy of the
+        # strided arrays here, at the boundary: the caller's matrix is only read.
+        X = sp.csr_matrix((np.ascontiguousarray(X.data), np.ascontiguousarray(X.indices),
+                           np.ascontiguousarray(X.indptr)), shape=X.shape)
     if not np.isfinite(X.data).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if not X.has_canonical_format:
