@@ -5,6 +5,7 @@ from collections.abc import Buffer
 import numpy as np
 
 STALENESS_BINS: int
+MAX_THREADS: int  # the most threads one native call runs (core/parallel.hpp says why)
 
 class Rule:  # csrc/asyncopt/optim/rules.hpp
     sgd: Rule

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import backends
 from ._estimator import BackendEstimator, exclusive_fit
-from ._checks import check_int, check_real, resolve_n_threads
+from ._checks import check_int, check_n_threads, check_real, resolve_n_threads
 from .history import format_epoch
 from .settings import LdaSettings
 from .state import LdaState, check_counts
@@ -165,7 +165,7 @@ class LDA(BackendEstimator, TransformerMixin, BaseEstimator):
         rs = self.random_state
         if not (rs is None or isinstance(rs, np.random.RandomState)):
             check_int("random_state", rs, low=0)
-        check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        check_n_threads(self.n_threads)
         name, backend = backends.resolve(self.backend, "lda")
         options = backends.options(name, "lda", {p: getattr(self, p) for p in backends.parameter_names("lda")})
         if hasattr(backend, "check_lda"):

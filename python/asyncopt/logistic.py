@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import backends, optim
 from ._estimator import BackendEstimator, exclusive_fit
-from ._checks import check_int, check_labels, check_matrix, check_real
+from ._checks import check_int, check_labels, check_matrix, check_n_threads, check_real
 from .history import History
 from .settings import LogisticSettings
 from .state import LogisticState
@@ -213,7 +213,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         name, backend = backends.resolve(self.backend, "logistic")
         options = backends.options(name, "logistic",
                                    {p: getattr(self, p) for p in backends.parameter_names("logistic")})
-        check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        check_n_threads(self.n_threads)
         regularization = self.regularization
         if hasattr(backend, "check_logistic"):
             regularization = backend.check_logistic(rule, regularization, alpha, self.n_threads, options)
