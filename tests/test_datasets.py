@@ -214,6 +214,28 @@ def test_corrupt_compressed_file(tmp_path, kind):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("tail", [b"garbage", b"1 7:1\n", b"BZ", b"\xfd7zXY"])
+def test_bytes_after_the_compressed_data_are_refused(tmp_path, kind, tail):
+    # bz2.decompress and lzma.decompress stopped silently at bytes that do not start another
+    # stream: a second member corrupt in its first bytes (or plain text appended) was dropped
+    path = write(tmp_path, COMPRESSORS[kind](PLAIN) + tail, "tail.dat")
+    with pytest.raises(ValueError, match=rf"tail.dat: {len(tail)} bytes after the {kind} data end at byte \d+ "
+                                         rf"do not start another {kind} member"):
+        load_libsvm(path)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+def test_concatenated_members_and_nul_padding_are_read(tmp_path, kind):
+    expected_X, expected_y = load_libsvm(write(tmp_path, PLAIN * 2, "reference.txt"))
+    packed = COMPRESSORS[kind](PLAIN)
+    X, y = load_libsvm(write(tmp_path, packed + packed + b"\0" * 8, "two.dat"))
+    assert (X != expected_X).nnz == 0 and np.array_equal(y, expected_y)
+    # a second member cut short is an error, not the first member alone
+    with pytest.raises(ValueError, match=f"{kind} file: it is truncated"):
+        load_libsvm(write(tmp_path, packed + packed[:-4], "cut.dat"))
+
+
 def test_parse_error_in_compressed_file_names_it(tmp_path):
     path = write(tmp_path, gzip.compress(b"1 1:1\n1 2:1 1:1\n"), "x.gz")
     with pytest.raises(ValueError, match=r"x\.gz: line 2: .*strictly ascending"):

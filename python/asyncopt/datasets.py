@@ -8,12 +8,12 @@ whenever the matrix allows it), so the matrices work unchanged with scikit-learn
 mixed int64/int32 index arrays; the native core takes int64 row offsets and converts only those.
 """
 import bz2
-import gzip
 import lzma
 import math
 import numbers
 import operator
 import os
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,12 +23,12 @@ from . import _core
 
 __all__ = ["load_libsvm", "make_sparse_classification", "load_uci_bow", "load_ldac", "counts_from_texts"]
 
-# Leading bytes of the compressed formats load_libsvm reads; the suffix is not trusted, because
-# files get renamed and downloads lose or gain extensions.
+# Leading bytes of the compressed formats the loaders read, and a decompressor of one member of each;
+# the suffix is not trusted, because files get renamed and downloads lose or gain extensions.
 _MAGIC = (
-    (b"\x1f\x8b", "gzip", gzip.decompress),
-    (b"BZh", "bzip2", bz2.decompress),
-    (b"\xfd7zXZ\x00", "xz", lzma.decompress),
+    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),  # checks the CRC-32 trailer
+    (b"BZh", "bzip2", bz2.BZ2Decompressor),
+    (b"\xfd7zXZ\x00", "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
 )
 
 # int32 indices hold 0-based feature ids below 2**31 - 1.
@@ -63,13 +63,40 @@ def _read_bytes(path):
     """Whole file as bytes, decompressed when its magic bytes say gzip, bzip2 or xz."""
     with open(path, "rb") as f:
         raw = f.read()
-    for magic, kind, decompress in _MAGIC:
+    for magic, kind, decompressor in _MAGIC:
         if raw.startswith(magic):
-            try:
-                return decompress(raw)
-            except (OSError, EOFError, ValueError, lzma.LZMAError) as e:
-                raise ValueError(f"{path}: cannot decompress this {kind} file: {e}") from None
+            return _decompress(path, raw, magic, kind, decompressor)
     return raw
+
+
+def _decompress(path, raw, magic, kind, decompressor):
+    """Every member of a compressed file, concatenated (as gzip -d and bzip2 -d do), refusing a
+    truncated member and anything after the last member but NUL padding. bz2.decompress and
+    lzma.decompress stop silently at bytes that do not start another stream: a file whose second
+    member was corrupt in its first bytes loaded as its first member alone."""
+    parts = []
+    data, offset = raw, 0
+    while True:
+        d = decompressor()
+        try:
+            parts.append(d.decompress(data))
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as e:
+            raise ValueError(f"{path}: cannot decompress this {kind} file (member at byte {offset}): {e}") from None
+        if not d.eof:
+            raise ValueError(f"{path}: cannot decompress this {kind} file: it is truncated (the member at byte "
+                             f"{offset} ends before its end-of-stream marker)")
+        rest = d.unused_data
+        if not rest:
+            break
+        offset += len(data) - len(rest)
+        if rest.startswith(magic):
+            data = rest
+            continue
+        if rest.count(0) == len(rest):  # NUL padding (tape blocks, some archivers): no data dropped
+            break
+        raise ValueError(f"{path}: {len(rest)} bytes after the {kind} data end at byte {offset} do not start "
+                         f"another {kind} member (a corrupt or foreign tail; nothing of it was read)")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _csr(data, indices, indptr, shape):
