@@ -148,6 +148,22 @@ def test_malformed_lines_name_file_and_line(tmp_path, content, line, words):
     assert words in message
 
 
+@pytest.mark.parametrize("content, escaped", [
+    # a NUL in the quoted token ended the message where pybind11 read it as a C string
+    (b"1 1:1 2:\x00junk-after-the-nul\n", r"'\x00junk-after-the-nul'"),
+    # a byte that is not UTF-8 made the message itself undecodable
+    (b"1 1:1 2:\xff\xfe\n", r"'\xff\xfe'"),
+    (b"1 1:1 \x1b[31m:1\n", r"'\x1b[31m'"),
+])
+def test_unprintable_bytes_are_escaped_in_the_message(tmp_path, content, escaped):
+    path = write(tmp_path, content)
+    with pytest.raises(ValueError) as info:
+        load_libsvm(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line 1: ") and escaped in message, message
+    assert message.isprintable()
+
+
 def test_float32_overflow_needs_float64(tmp_path):
     path = write(tmp_path, b"1 1:1e39\n")
     with pytest.raises(ValueError, match="overflows float32"):
@@ -196,6 +212,28 @@ def test_corrupt_compressed_file(tmp_path, kind):
     with pytest.raises(ValueError, match=kind) as info:
         load_libsvm(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("tail", [b"garbage", b"1 7:1\n", b"BZ", b"\xfd7zXY"])
+def test_bytes_after_the_compressed_data_are_refused(tmp_path, kind, tail):
+    # bz2.decompress and lzma.decompress stopped silently at bytes that do not start another
+    # stream: a second member corrupt in its first bytes (or plain text appended) was dropped
+    path = write(tmp_path, COMPRESSORS[kind](PLAIN) + tail, "tail.dat")
+    with pytest.raises(ValueError, match=rf"tail.dat: {len(tail)} bytes after the {kind} data end at byte \d+ "
+                                         rf"do not start another {kind} member"):
+        load_libsvm(path)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+def test_concatenated_members_and_nul_padding_are_read(tmp_path, kind):
+    expected_X, expected_y = load_libsvm(write(tmp_path, PLAIN * 2, "reference.txt"))
+    packed = COMPRESSORS[kind](PLAIN)
+    X, y = load_libsvm(write(tmp_path, packed + packed + b"\0" * 8, "two.dat"))
+    assert (X != expected_X).nnz == 0 and np.array_equal(y, expected_y)
+    # a second member cut short is an error, not the first member alone
+    with pytest.raises(ValueError, match=f"{kind} file: it is truncated"):
+        load_libsvm(write(tmp_path, packed + packed[:-4], "cut.dat"))
 
 
 def test_parse_error_in_compressed_file_names_it(tmp_path):

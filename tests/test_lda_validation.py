@@ -2,7 +2,9 @@
 import bz2
 import gzip
 import lzma
+import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
@@ -247,3 +249,97 @@ def test_mpi_settings_are_checked_first(kw, match):
 def test_partial_fit_is_refused_over_mpi():
     with pytest.raises(ValueError, match="partial_fit is not available with backend='mpi'"):
         asyncopt.LDA(n_components=2, backend="mpi").partial_fit(sp.csr_matrix(np.ones((5, 4))))
+
+
+# ------------------------------------------------------------------ loaders: issue 13's bad input
+# Each of these loaded silently wrong, or failed without naming the file and line, before the
+# loaders' parsing moved to csrc/asyncopt/io/bow.hpp.
+
+@pytest.mark.parametrize("text,line,message", [
+    # np.fromstring saturated integers >= 2^63 to 9.22e18 without a word
+    ("1\n1\n1\n1 1 9223372036854775808\n", 4, "count '9223372036854775808' does not fit in a 64-bit integer"),
+    # float64 counts round above 2^53: refused instead of silently changed
+    ("1\n1\n1\n1 1 9007199254740993\n", 4, "larger than 2\\^53"),
+    # word ids >= 2^31 wrapped when narrowed to int32 (a W of 5e9 loaded indices == [1])
+    ("1\n5000000000\n1\n1 4294967298 1\n", 2, "W = 5000000000 words exceeds"),
+    ("1\n5\n1\n1 99999999999999999999 1\n", 4, "wordID '99999999999999999999' does not fit"),
+    # Python's int() took underscores and non-ASCII digits
+    ("1\n20\n1\n1 1_0 1\n", 4, "three integers"),
+    ("1\n20\n1\n1 \uff11 1\n", 4, "three integers"),
+    # a NUL or a byte that is not UTF-8 is named, escaped, in the message (not cut at the NUL)
+    ("1\n20\n1\n1 1\x00 1\n", 4, r"three integers, got '1 1\\x00 1'"),
+    ("1\n4\n2\n1 1 1\n1 1 1\n", 5, "wordID 1 repeated in docID 1"),
+    ("1\n4\n1\n1 1 1\n1 2 1\n", 5, "more triples than the header's NNZ = 1"),
+])
+def test_load_uci_bow_refuses_what_it_cannot_represent(tmp_path, text, line, message):
+    path = write(tmp_path / "docword.txt", text)
+    with pytest.raises(ValueError, match=rf"docword.txt: line {line}: .*{message}"):
+        load_uci_bow(path)
+
+
+def test_load_uci_bow_non_utf8_byte_names_the_line(tmp_path):
+    path = tmp_path / "docword.txt"
+    path.write_bytes(b"1\n4\n1\n1 \xff 1\n")
+    with pytest.raises(ValueError, match=r"docword.txt: line 4: expected three integers, got '1 \\xff 1'"):
+        load_uci_bow(path)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(b"apple\nbanana\nch\xe9rry\ndate\n")
+    with pytest.raises(ValueError, match=r"vocab.txt: line 3: not UTF-8 text"):
+        load_uci_bow(write(tmp_path / "d", DOCWORD), vocab)
+
+
+def test_load_uci_bow_lying_header_d_allocates_nothing(tmp_path):
+    # D sized the row offsets before any triple was read: 10^9 documents and one triple raised
+    # MemoryError for 7.45 GiB. Now the header is refused, naming its line, without allocating.
+    path = write(tmp_path / "docword.txt", "1000000000\n4\n1\n1 1 1\n")
+    with pytest.raises(ValueError, match=r"docword.txt: line 1: the header declares D = 1000000000 documents"):
+        load_uci_bow(path)
+    # ... while a few empty documents (after the last one named, too) are what they were: empty rows
+    X, _ = load_uci_bow(write(tmp_path / "ok.txt", "6\n4\n1\n2 3 1\n"))
+    assert X.shape == (6, 4) and X.nnz == 1 and X[1, 2] == 1
+
+
+def test_vocab_line_numbers_are_an_editors(tmp_path):
+    # str.splitlines split at a form feed (and NEL, U+2028): the vocabulary got one word too many
+    # and the lines after it were misnumbered. Words hold any character but '\n'.
+    X, vocab = load_uci_bow(write(tmp_path / "d", DOCWORD), write(tmp_path / "v", "apple\nban\x0cana\ncherry\ndate\r\n"))
+    assert vocab == ["apple", "ban\x0cana", "cherry", "date"]
+
+
+@pytest.mark.parametrize("text,line,message", [
+    # a bare OverflowError from numpy before
+    ("1 0:9223372036854775808\n", 1, "count '9223372036854775808' does not fit in a 64-bit integer"),
+    ("1 0:9007199254740993\n", 1, "larger than 2\\^53"),
+    ("1 2147483647:1\n", 1, "word id '2147483647' outside"),
+    ("1 99999999999999999999:1\n", 1, "word id '99999999999999999999' outside"),
+    ("1 0:1_0\n", 1, "id:count with integers"),
+    ("1 0:1\n1 0\x00:1\n", 2, r"id:count with integers, got '0\\x00:1'"),
+    ("1 0:1\n1 \xe9:1\n", 2, r"id:count with integers, got '\\xc3\\xa9:1'"),
+])
+def test_load_ldac_refuses_what_it_cannot_represent(tmp_path, text, line, message):
+    with pytest.raises(ValueError, match=rf"bad.ldac: line {line}: .*{message}"):
+        load_ldac(write(tmp_path / "bad.ldac", text))
+
+
+def test_load_ldac_line_numbers_count_only_newlines(tmp_path):
+    # a form feed is blank space within a line, not a line break (splitlines made this line 3)
+    with pytest.raises(ValueError, match="bad.ldac: line 2: .*declares 2 words"):
+        load_ldac(write(tmp_path / "bad.ldac", "1 0:1\x0c\n2 0:1\n"))
+
+
+def test_uci_loader_agrees_with_a_plain_reading_of_the_file():
+    # The native parser against numpy's reading of the same triples (kos: sorted by document).
+    path = shared_data("bow", "kos", "docword.kos.txt.gz")
+    X, _ = load_uci_bow(path)
+    t = np.loadtxt(gzip.open(path), skiprows=3, dtype=np.int64)
+    ref = sp.csr_matrix((t[:, 2].astype(np.float64), (t[:, 0] - 1, t[:, 1] - 1)), shape=X.shape)
+    assert (X != ref).nnz == 0 and X.has_canonical_format
+    # and the same triples shuffled take the unsorted path to the same matrix
+    rng = np.random.default_rng(0)
+    lines = ["3430", "6906", str(len(t))] + [f"{a} {b} {c}" for a, b, c in t[rng.permutation(len(t))]]
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "shuffled.txt")
+        with open(p, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        Y, _ = load_uci_bow(p)
+    assert (Y != ref).nnz == 0 and Y.has_canonical_format

@@ -377,3 +377,139 @@ class TestMpiSettings:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "threads" in out.stdout
+
+
+# ------------------------------------------------------------------ issue 13: impossible parameters
+# and inputs that crashed, exhausted memory or merged silently before.
+
+@pytest.mark.parametrize("n_threads", [asyncopt._checks.MAX_THREADS + 1, 10 ** 6, 2 ** 31, 2 ** 70])
+def test_n_threads_beyond_the_bound_is_refused(data, n_threads):
+    # 10**6 segfaulted inside the OpenMP runtime, 2**31 gave pybind11's TypeError
+    X, y = data
+    with pytest.raises(ValueError, match=r"n_threads must be <= 1024"):
+        fit(X, y, n_threads=n_threads)
+    counts = sp.csr_matrix(np.abs(X.toarray()).round() + (X.toarray() != 0))
+    with pytest.raises(ValueError, match=r"n_threads must be <= 1024"):
+        asyncopt.LDA(n_components=2, n_threads=n_threads, epochs=1).fit(counts)
+    lda = asyncopt.LDA(n_components=2, n_threads=1, epochs=1, random_state=0).fit(counts)
+    lda.set_params(n_threads=n_threads)
+    with pytest.raises(ValueError, match=r"n_threads must be <= 1024"):
+        lda.transform(counts)
+
+
+def test_the_thread_bound_is_the_cores(data):
+    X, y = data
+    assert _core.MAX_THREADS == asyncopt._checks.MAX_THREADS == 1024
+    assert fit(X, y, n_threads=_core.MAX_THREADS // 128).n_threads_ == 8  # oversubscription stays allowed
+
+
+def test_omp_num_threads_beyond_the_bound_is_refused(data, monkeypatch):
+    X, y = data
+    monkeypatch.setenv("OMP_NUM_THREADS", "1000000")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS=1000000 asks for more than the 1024"):
+        fit(X, y, n_threads=None)
+
+
+def test_native_calls_bound_n_threads_themselves(data):
+    # the bindings re-check what they rely on: a ValueError, never a crash or a TypeError
+    cfg = _core.LogisticConfig()
+    for bad in (0, 1025, 10 ** 6, 2 ** 31):
+        with pytest.raises(ValueError, match=r"n_threads must be in \[1, 1024\]"):
+            cfg.n_threads = bad
+    lda_cfg = _core.LdaConfig()
+    with pytest.raises(ValueError, match=r"n_threads must be in \[1, 1024\]"):
+        lda_cfg.n_threads = 2 ** 31
+    X, _ = data
+    Xc = sp.csr_matrix(np.ceil(np.abs(X.toarray())))
+    lda_cfg.n_components = 2
+    mu = np.ones((X.shape[1], 2))
+    args = (Xc.indptr.astype(np.int64), Xc.indices.astype(np.int32), Xc.data, X.shape[1], mu, mu.sum(axis=0), lda_cfg)
+    for bad in (10 ** 6, 2 ** 31):
+        with pytest.raises(ValueError, match=r"n_threads must be in \[1, 1024\]"):
+            _core.lda_infer(*args, bad, False)
+
+
+def test_cli_refuses_a_million_threads(tmp_path, capsys):
+    from asyncopt.cli import main
+    good = tmp_path / "good.libsvm"
+    good.write_text("1 3:1\n-1 2:1\n1 1:1 3:1\n-1 2:2\n")
+    assert main(["train", str(good), "--epochs", "1", "--n-threads", "1000000"]) == 2
+    assert "n_threads must be <= 1024" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("huge", [2 ** 40, 2 ** 62, 2 ** 63 - 1])
+def test_batch_size_beyond_the_rows_is_one_batch_of_all_rows(data, huge):
+    # batch_size=2**40 on 300 rows raised std::bad_alloc (per-thread scratch sized by batch_size);
+    # the core now clamps it to the rows, which is the same epoch: same model to the bit
+    X, y = data
+    ref = fit(X, y, batch_size=X.shape[0], epochs=2)
+    big = fit(X, y, batch_size=huge, epochs=2)
+    np.testing.assert_array_equal(big.coef_, ref.coef_)
+    np.testing.assert_array_equal(big.intercept_, ref.intercept_)
+    threaded = fit(X, y, batch_size=huge, n_threads=3, epochs=1)
+    assert np.isfinite(threaded.coef_).all()
+    counts = sp.csr_matrix(np.ceil(np.abs(X.toarray())))
+    kw = dict(n_components=2, n_threads=1, epochs=1, random_state=0)
+    lda_ref = asyncopt.LDA(batch_size=counts.shape[0], **kw).fit(counts)
+    lda_big = asyncopt.LDA(batch_size=huge, **kw).fit(counts)
+    np.testing.assert_array_equal(lda_big.components_, lda_ref.components_)
+
+
+def test_non_contiguous_csr_arrays_are_accepted(data):
+    # scipy keeps strided views it is given; fit refused them ("expected a C-contiguous array")
+    # while predict took them
+    X, y = data
+    X64 = X.astype(np.float64)
+    strided = sp.csr_matrix((np.repeat(X64.data, 2)[::2], np.repeat(X64.indices, 2)[::2],
+                             np.repeat(X64.indptr, 2)[::2]), shape=X64.shape)
+    assert not strided.data.flags.c_contiguous and not strided.indices.flags.c_contiguous
+    assert not strided.indptr.flags.c_contiguous
+    a = fit(strided, y, epochs=2)
+    b = fit(X64, y, epochs=2)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.predict(strided), b.predict(X64))
+    assert not strided.data.flags.c_contiguous  # the caller's matrix is only read
+    counts = sp.csr_matrix(np.ceil(np.abs(X64.toarray())))
+    strided_counts = sp.csr_matrix((np.repeat(counts.data, 2)[::2], np.repeat(counts.indices, 2)[::2],
+                                    counts.indptr), shape=counts.shape)
+    kw = dict(n_components=2, n_threads=1, epochs=1, random_state=0)
+    np.testing.assert_array_equal(asyncopt.LDA(**kw).fit(strided_counts).components_,
+                                  asyncopt.LDA(**kw).fit(counts).components_)
+
+
+@pytest.mark.parametrize("make, fit_args", [
+    (lambda cb: asyncopt.LogisticRegression(n_threads=1, epochs=2, tol=None, callback=cb), "Xy"),
+    (lambda cb: asyncopt.LDA(n_components=2, n_threads=1, epochs=2, callback=cb), "counts"),
+])
+def test_a_second_concurrent_fit_on_one_estimator_is_refused(data, make, fit_args):
+    # Deterministic, not timed: the first fit blocks in its callback (after its first epoch) until
+    # the second has been tried. Before, both fits trained the one model and merged silently.
+    import threading
+    X, y = data
+    args = (X, y) if fit_args == "Xy" else (sp.csr_matrix(np.ceil(np.abs(X.toarray()))),)
+    inside, release = threading.Event(), threading.Event()
+
+    def callback(record):
+        inside.set()
+        assert release.wait(timeout=60)
+
+    est = make(callback)
+    partial_args = args + ((np.array([-1.0, 1.0]),) if fit_args == "Xy" else ())
+    outcome = []
+    first = threading.Thread(target=lambda: outcome.append(est.fit(*args)))
+    first.start()
+    try:
+        assert inside.wait(timeout=60)
+        with pytest.raises(RuntimeError, match="fit is already running on this .* in another thread"):
+            est.fit(*args)
+        with pytest.raises(RuntimeError, match="fit is already running on this .* in another thread"):
+            est.partial_fit(*partial_args)
+    finally:
+        release.set()
+        first.join(timeout=60)
+    assert outcome == [est] and est.n_iter_ == 2
+    # the lock is released with the fit: the next one runs, also on a clone and after pickling
+    est.set_params(callback=None)
+    assert est.fit(*args) is est
+    assert pickle.loads(pickle.dumps(est)).fit(*args) is not None
+    assert clone(est).fit(*args) is not None

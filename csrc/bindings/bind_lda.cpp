@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -49,9 +50,14 @@ void check_config(const LdaConfig& c) {
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array perm,
-                   py::array mu, py::array topic_mass, const LdaConfig& cfg) {
-    if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
-    if (cfg.n_threads < 1) throw py::value_error("n_threads must be >= 1");
+                   py::array mu, py::array topic_mass, const LdaConfig& given) {
+    if (given.batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    check_n_threads(given.n_threads);
+    // As for logistic regression (bind_logistic.cpp): no mini-batch holds more documents than
+    // there are, and the driver's claims add batch_size to row positions, so a huge batch_size is
+    // clamped to the documents (the same epoch) rather than left to overflow them.
+    LdaConfig cfg = given;
+    cfg.batch_size = std::min<int64_t>(cfg.batch_size, std::max<py::ssize_t>(1, indptr.shape(0) - 1));
     check_config(cfg);
     const CsrView<double> X = counts_view(indptr, indices, data, n_features);
     const LdaModel m = model_view(mu, topic_mass, n_features, cfg, true);
@@ -74,9 +80,9 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
 }
 
 py::tuple infer(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array mu,
-                py::array topic_mass, const LdaConfig& cfg, int n_threads, bool with_loglik) {
+                py::array topic_mass, const LdaConfig& cfg, int64_t n_threads, bool with_loglik) {
     check_config(cfg);
-    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    check_n_threads(n_threads);
     const CsrView<double> X = counts_view(indptr, indices, data, n_features);
     const LdaModel m = model_view(mu, topic_mass, n_features, cfg, false);
     py::array_t<double> gamma({static_cast<py::ssize_t>(X.n_rows), static_cast<py::ssize_t>(cfg.n_components)});
@@ -85,16 +91,16 @@ py::tuple infer(py::array indptr, py::array indices, py::array data, int64_t n_f
     double* ll = with_loglik ? loglik.mutable_data() : nullptr;
     {
         py::gil_scoped_release nogil;
-        lda_infer(X, m, cfg, n_threads, g, ll);
+        lda_infer(X, m, cfg, static_cast<int>(n_threads), g, ll);
     }
     if (!with_loglik) return py::make_tuple(gamma, py::none());
     return py::make_tuple(gamma, loglik);
 }
 
 py::array_t<double> doc_loglik(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array mu,
-                               py::array topic_mass, py::array gamma, const LdaConfig& cfg, int n_threads) {
+                               py::array topic_mass, py::array gamma, const LdaConfig& cfg, int64_t n_threads) {
     check_config(cfg);
-    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    check_n_threads(n_threads);
     const CsrView<double> X = counts_view(indptr, indices, data, n_features);
     const LdaModel m = model_view(mu, topic_mass, n_features, cfg, false);
     const double* g = checked<double>(gamma, "gamma", {X.n_rows, cfg.n_components}, false);
@@ -104,7 +110,7 @@ py::array_t<double> doc_loglik(py::array indptr, py::array indices, py::array da
     double* o = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        lda_doc_loglik(X, m, cfg.topic_word_prior, g, n_threads, o);
+        lda_doc_loglik(X, m, cfg.topic_word_prior, g, static_cast<int>(n_threads), o);
     }
     return out;
 }
@@ -135,10 +141,10 @@ const int32_t* checked_words(const LdaServerHandle& h, const py::array& words, c
 }
 
 int64_t batch_stats(py::array indptr, py::array indices, py::array data, int64_t n_features, py::array docs,
-                    py::array words, py::array mu, py::array mass, const LdaConfig& cfg, int n_threads,
+                    py::array words, py::array mu, py::array mass, const LdaConfig& cfg, int64_t n_threads,
                     py::array out, bool check_input) {
     check_config(cfg);
-    if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    check_n_threads(n_threads);
     const CsrView<double> X = check_input ? counts_view(indptr, indices, data, n_features)
                                           : csr_view<double>(indptr, indices, data, n_features, /*deep=*/false);
     const int64_t* dp = checked<int64_t>(docs, "docs", {-1}, false);
@@ -156,7 +162,7 @@ int64_t batch_stats(py::array indptr, py::array indices, py::array data, int64_t
     double* op = checked<double>(out, "out", {n, K}, true);
     try {
         py::gil_scoped_release nogil;
-        return lda_batch_stats(X, dp, count, wp, n, mp, sp, cfg, n_threads, op);
+        return lda_batch_stats(X, dp, count, wp, n, mp, sp, cfg, static_cast<int>(n_threads), op);
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }

@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -28,7 +29,7 @@ struct EpochArgs {
 };
 
 template <class T, class Rule, class Steps>
-py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& cfg) {
+py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig& given) {
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols, a.check_input);
     const double* y = checked<double>(a.y, "y", {X.n_rows}, false);
@@ -37,6 +38,12 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
     int64_t* perm = checked<int64_t>(a.perm, "perm", {-1}, true);
     const int64_t n_visit = a.perm.shape(0);
     if (n_visit < 1) throw py::value_error("perm must not be empty");
+    // A mini-batch never holds more rows than the epoch visits, so a larger batch_size means the
+    // same epoch as batch_size = n_visit; clamping it keeps the per-thread scratch sized by the
+    // rows (batch_size = 2^40 on 300 rows asked for 8 TiB) and the driver's claim arithmetic far
+    // from overflow.
+    LogisticConfig cfg = given;
+    cfg.batch_size = std::min(cfg.batch_size, n_visit);
     if (a.check_input)
         for (int64_t i = 0; i < n_visit; ++i)
             if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
@@ -68,7 +75,7 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
                    py::array state, py::object reg_scale, py::array active, RuleKind rule, const StepConfig& sc,
                    const LogisticConfig& cfg, bool check_input) {
     if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
-    if (cfg.n_threads < 1) throw py::value_error("n_threads must be >= 1");
+    check_n_threads(cfg.n_threads);
     EpochArgs a{indptr, indices, data, y, perm, state,
                 reg_scale.is_none() ? py::array() : py::array(reg_scale), active, n_cols, check_input};
     auto run = [&](auto precision) {
@@ -85,7 +92,7 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
 
 template <class T, class State>
 py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols,
-                         const py::array& y, const py::array& state, bool fit_intercept, int n_threads) {
+                         const py::array& y, const py::array& state, bool fit_intercept, int64_t n_threads) {
     const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols);
     const double* yp = checked<double>(y, "y", {X.n_rows}, false);
     const State* st = checked<State>(state, "state", {n_cols + 1}, false, 'V');
@@ -93,13 +100,14 @@ py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, cons
     int64_t correct = 0;
     {
         py::gil_scoped_release nogil;
-        evaluate_logistic(X, yp, st, fit_intercept, n_threads, &loss, &correct);
+        evaluate_logistic(X, yp, st, fit_intercept, static_cast<int>(n_threads), &loss, &correct);
     }
     return py::make_tuple(loss, correct);
 }
 
 py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array state,
-                   RuleKind rule, bool fit_intercept, int n_threads) {
+                   RuleKind rule, bool fit_intercept, int64_t n_threads) {
+    check_n_threads(n_threads);
     auto eval = [&](auto precision) {
         using T = decltype(precision);
         return visit_state<T>(rule, [&](auto tag) {
@@ -160,7 +168,10 @@ py::dict state_layout(RuleKind rule, const std::string& dtype) {
 void bind_logistic(py::module_& m) {
     py::class_<EpochConfig>(m, "EpochConfig", "One Hogwild! epoch's driver settings (csrc/asyncopt/threads/hogwild.hpp)")
         .def(py::init<>())
-        .def_readwrite("n_threads", &EpochConfig::n_threads)
+        .def_property(
+            "n_threads", [](const EpochConfig& c) { return c.n_threads; },
+            [](EpochConfig& c, int64_t n) { c.n_threads = check_n_threads(n); },
+            "Threads of the epoch, in [1, MAX_THREADS] (core/parallel.hpp says why there is a bound).")
         .def_readwrite("batch_size", &EpochConfig::batch_size)
         .def_readwrite("shuffle", &EpochConfig::shuffle)
         .def_readwrite("seed", &EpochConfig::seed)
@@ -179,6 +190,7 @@ void bind_logistic(py::module_& m) {
                        "Sum every row's log-loss and correctness at the model its update read (default True); "
                        "the epoch's result then holds loss_sum, correct and rows.");
     m.attr("STALENESS_BINS") = kStalenessBins;
+    m.attr("MAX_THREADS") = kMaxThreads;
     m.def("thread_pool_size", [] { return ThreadPool::instance().size(); },
           "Threads of the native pool that runs the threads backend's epochs (started on demand, asleep between "
           "jobs; the caller's own thread is not counted).");

@@ -13,15 +13,26 @@ from . import _core
 
 _INT32_MAX = np.iinfo(np.int32).max
 
+# The most threads one native call runs; csrc/asyncopt/core/parallel.hpp (kMaxThreads) says why
+# there is a bound and why it is a fixed 1024 rather than a multiple of this machine's cores.
+MAX_THREADS = _core.MAX_THREADS
 
-def check_int(name, value, low=None, allow_none=False):
+
+def check_int(name, value, low=None, allow_none=False, high=None):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return int(value)
+
+
+def check_n_threads(n_threads, name="n_threads"):
+    """None (all usable cores) or an integer in [1, MAX_THREADS]."""
+    return check_int(name, n_threads, low=1, allow_none=True, high=MAX_THREADS)
 
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False, allow_none=False):
@@ -71,6 +82,12 @@ def check_matrix(X, name="X", n_features=None):
         raise ValueError(f"{name} has {d} features; at most 2^31 - 1 are supported")
     if X.dtype != dtype:
         X = X.astype(dtype)
+    if not all(a.flags.c_contiguous for a in (X.data, X.indices, X.indptr)):
+        # scipy keeps the arrays it is given, strided views included (csr_matrix((data[::2], ...)));
+        # the native core reads raw pointers and takes contiguous arrays only. One copy of the
+        # strided arrays here, at the boundary: the caller's matrix is only read.
+        X = sp.csr_matrix((np.ascontiguousarray(X.data), np.ascontiguousarray(X.indices),
+                           np.ascontiguousarray(X.indptr)), shape=X.shape)
     if not np.isfinite(X.data).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if not X.has_canonical_format:
@@ -112,7 +129,8 @@ def fit_rng(random_state, updates):
 
 
 def resolve_n_threads(n_threads):
-    """None = all usable cores, honouring OMP_NUM_THREADS; a build without OpenMP runs one thread."""
+    """None = all usable cores (at most MAX_THREADS), honouring OMP_NUM_THREADS; a build without
+    OpenMP runs one thread."""
     if n_threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
         if env:
@@ -120,12 +138,17 @@ def resolve_n_threads(n_threads):
                 n_threads = max(1, int(env))
             except ValueError:
                 raise ValueError(f"OMP_NUM_THREADS={env!r} is not an integer") from None
+            if n_threads > MAX_THREADS:
+                raise ValueError(f"OMP_NUM_THREADS={env} asks for more than the {MAX_THREADS} threads asyncopt "
+                                 "runs at most; set it lower or pass n_threads")
         else:
             try:
                 n_threads = len(os.sched_getaffinity(0))
             except AttributeError:  # not Linux
                 n_threads = os.cpu_count() or 1
-    n_threads = check_int("n_threads", n_threads, low=1)
+            # the default must work on any machine: a node with more cores than the bound uses MAX_THREADS
+            n_threads = min(n_threads, MAX_THREADS)
+    n_threads = check_n_threads(n_threads)
     if n_threads > 1 and not _core.build_info()["openmp"]:
         warnings.warn(f"asyncopt was built without OpenMP: running 1 thread instead of {n_threads} "
                       "(reinstall with a compiler that has OpenMP, e.g. gcc, or clang with libomp: "

@@ -5,6 +5,7 @@ from collections.abc import Buffer
 import numpy as np
 
 STALENESS_BINS: int
+MAX_THREADS: int  # the most threads one native call runs (core/parallel.hpp says why)
 
 class Rule:  # csrc/asyncopt/optim/rules.hpp
     sgd: Rule
@@ -67,6 +68,8 @@ def build_info() -> dict: ...
 def parse_libsvm(
     buffer: Buffer, dtype: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]: ...
+def parse_uci_docword(buffer: Buffer) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]: ...
+def parse_ldac(buffer: Buffer, n_features: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]: ...
 def logistic_epoch(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
     perm: np.ndarray, state: np.ndarray, reg_scale: np.ndarray | None, active: np.ndarray,

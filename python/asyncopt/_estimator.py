@@ -3,8 +3,41 @@ the moment the backend creates it, so a callback reads the current model), the r
 ``*_`` attributes, and an MPI worker's case, which ends a fit without a model (rank 0 holds it)."""
 from __future__ import annotations
 
+import functools
+import threading
+import weakref
+
 # what a backend may report about a run, each set as the attribute of the same name plus '_'
 _REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats")
+
+
+# One lock per estimator, held by fit and partial_fit. Two threads fitting one estimator merged their
+# updates into one model without a word (both epochs ran on the same arrays); the second caller now
+# gets an error at once instead. Kept beside the estimator, not in its __dict__, so that pickling,
+# copy and sklearn's clone never see a lock (a copied estimator is a new one with its own).
+_FIT_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+
+
+def exclusive_fit(method):
+    """fit/partial_fit under the estimator's lock, taken without waiting: a second fit on the same
+    estimator raises RuntimeError rather than training the same model concurrently."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with _FIT_LOCKS_GUARD:
+            lock = _FIT_LOCKS.get(self)
+            if lock is None:
+                lock = _FIT_LOCKS[self] = threading.Lock()
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(f"{method.__name__}: fit is already running on this {type(self).__name__} in "
+                               "another thread (or this call comes from its callback); fitting one estimator "
+                               "from two threads would merge both into one model: use one estimator per "
+                               "thread (sklearn.base.clone)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            lock.release()
+    return locked
 
 
 class BackendEstimator:

@@ -8,13 +8,12 @@ whenever the matrix allows it), so the matrices work unchanged with scikit-learn
 mixed int64/int32 index arrays; the native core takes int64 row offsets and converts only those.
 """
 import bz2
-import gzip
 import lzma
 import math
 import numbers
 import operator
 import os
-import warnings
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,12 +23,12 @@ from . import _core
 
 __all__ = ["load_libsvm", "make_sparse_classification", "load_uci_bow", "load_ldac", "counts_from_texts"]
 
-# Leading bytes of the compressed formats load_libsvm reads; the suffix is not trusted, because
-# files get renamed and downloads lose or gain extensions.
+# Leading bytes of the compressed formats the loaders read, and a decompressor of one member of each;
+# the suffix is not trusted, because files get renamed and downloads lose or gain extensions.
 _MAGIC = (
-    (b"\x1f\x8b", "gzip", gzip.decompress),
-    (b"BZh", "bzip2", bz2.decompress),
-    (b"\xfd7zXZ\x00", "xz", lzma.decompress),
+    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),  # checks the CRC-32 trailer
+    (b"BZh", "bzip2", bz2.BZ2Decompressor),
+    (b"\xfd7zXZ\x00", "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
 )
 
 # int32 indices hold 0-based feature ids below 2**31 - 1.
@@ -64,13 +63,40 @@ def _read_bytes(path):
     """Whole file as bytes, decompressed when its magic bytes say gzip, bzip2 or xz."""
     with open(path, "rb") as f:
         raw = f.read()
-    for magic, kind, decompress in _MAGIC:
+    for magic, kind, decompressor in _MAGIC:
         if raw.startswith(magic):
-            try:
-                return decompress(raw)
-            except (OSError, EOFError, ValueError, lzma.LZMAError) as e:
-                raise ValueError(f"{path}: cannot decompress this {kind} file: {e}") from None
+            return _decompress(path, raw, magic, kind, decompressor)
     return raw
+
+
+def _decompress(path, raw, magic, kind, decompressor):
+    """Every member of a compressed file, concatenated (as gzip -d and bzip2 -d do), refusing a
+    truncated member and anything after the last member but NUL padding. bz2.decompress and
+    lzma.decompress stop silently at bytes that do not start another stream: a file whose second
+    member was corrupt in its first bytes loaded as its first member alone."""
+    parts = []
+    data, offset = raw, 0
+    while True:
+        d = decompressor()
+        try:
+            parts.append(d.decompress(data))
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as e:
+            raise ValueError(f"{path}: cannot decompress this {kind} file (member at byte {offset}): {e}") from None
+        if not d.eof:
+            raise ValueError(f"{path}: cannot decompress this {kind} file: it is truncated (the member at byte "
+                             f"{offset} ends before its end-of-stream marker)")
+        rest = d.unused_data
+        if not rest:
+            break
+        offset += len(data) - len(rest)
+        if rest.startswith(magic):
+            data = rest
+            continue
+        if rest.count(0) == len(rest):  # NUL padding (tape blocks, some archivers): no data dropped
+            break
+        raise ValueError(f"{path}: {len(rest)} bytes after the {kind} data end at byte {offset} do not start "
+                         f"another {kind} member (a corrupt or foreign tail; nothing of it was read)")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _csr(data, indices, indptr, shape):
@@ -288,28 +314,32 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
 # documents, float64 counts, which hold any integer count below 2^53 exactly).
 
 def _text_lines(path):
-    """The lines of a (possibly gzip/bzip2/xz-compressed) UTF-8 text file."""
+    """The lines of a (possibly gzip/bzip2/xz-compressed) UTF-8 text file, split at '\\n' only (a
+    '\\r' before it is dropped), so line numbers are those of an editor: str.splitlines would also
+    split at form feeds, '\\x1c'-'\\x1e', NEL and U+2028, and number the lines after them wrongly."""
     raw = _read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-    return text.splitlines()
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte {raw[e.start:e.start + 1]!r} at offset "
+                         f"{e.start}: {e.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _count_matrix(path, docs, words, counts, shape, line_of):
-    """CSR from (doc, word, count) triples (0-based), rejecting repeated (doc, word) pairs with the
-    line of the repetition; line_of(i) gives the file line of triple i."""
-    order = np.lexsort((words, docs))
-    d, w = docs[order], words[order]
-    same = np.flatnonzero((d[1:] == d[:-1]) & (w[1:] == w[:-1]))
-    if same.size:
-        i = int(max(order[same[0]], order[same[0] + 1]))
-        raise ValueError(f"{path}: line {line_of(i)}: word {int(words[i])} repeated in document {int(docs[i])} "
-                         "(each (document, word) pair must appear once)")
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(d, minlength=shape[0]), out=indptr[1:])
-    return _csr(counts[order].astype(np.float64), w.astype(np.int32), indptr, shape)
+def _parse_bow(path, parse, *args):
+    """The native parse of a bag-of-words file as canonical CSR; its "line N: ..." errors get the
+    file name."""
+    raw = _read_bytes(path)
+    try:
+        indptr, indices, data, n_docs, n_words = parse(raw, *args)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    del raw
+    return indptr, indices, data, n_docs, n_words
 
 
 def _read_vocab(path, n_words=None):
@@ -331,8 +361,15 @@ def load_uci_bow(docword_path, vocab_path=None):
     """Load a corpus in the UCI Bag of Words format (Newman; archive.ics.uci.edu "Bag of Words").
 
     ``docword`` holds three header lines D (documents), W (vocabulary size), NNZ (number of
-    triples), then NNZ lines ``docID wordID count`` with 1-based ids; ``vocab`` holds W lines, word
-    ``i`` on line ``i``. Plain, gzip, bzip2 and xz files are read (by their leading bytes).
+    triples), then NNZ lines ``docID wordID count`` with 1-based ids, in any order; ``vocab`` holds
+    W lines, word ``i`` on line ``i``. Plain, gzip, bzip2 and xz files are read (by their leading
+    bytes). The docword file is parsed in native code with the GIL released; its peak memory is the
+    text plus the CSR arrays (about 20 bytes per triple) and, for triples not sorted by document,
+    8 more bytes per triple.
+
+    Documents without a triple are empty rows. At most max(NNZ, 65536) documents may be empty: a
+    header declaring more is taken to be wrong (it would size the row offsets, 8 bytes per
+    document, by a number the file does not support).
 
     Returns
     -------
@@ -342,129 +379,42 @@ def load_uci_bow(docword_path, vocab_path=None):
     Raises
     ------
     ValueError
-        ``"{path}: line N: ..."`` for a malformed header or triple (not three integers, an id out of
-        range, a negative count, a repeated (doc, word) pair), a triple count other than NNZ, or a
+        ``"{path}: line N: ..."`` for a malformed header or triple (not three integers, an integer
+        beyond 64 bits, an id out of range, a negative count or one above 2^53, which float64 would
+        round, a repeated (doc, word) pair), a triple count other than NNZ, a D with more empty
+        documents than allowed, a W above 2^31 - 1, text that is not UTF-8 (vocab), or a
         vocabulary whose length is not W.
     """
     path = os.fspath(docword_path)
-    lines = _text_lines(path)
-    header = []
-    lineno = 0
-    while len(header) < 3:
-        if lineno >= len(lines):
-            raise ValueError(f"{path}: line {lineno}: file ends inside the 3-line header (D, W, NNZ)")
-        text = lines[lineno].strip()
-        lineno += 1
-        if not text:
-            continue
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{path}: line {lineno}: expected one integer ({('D', 'W', 'NNZ')[len(header)]}), "
-                             f"got {text!r}") from None
-        if value < 0 or (value == 0 and len(header) < 2):
-            raise ValueError(f"{path}: line {lineno}: {('D', 'W', 'NNZ')[len(header)]} must be positive, got {value}")
-        header.append(value)
-    D, W, nnz = header
-    body = lines[lineno:]
-
-    def bad(msg_line, msg):
-        raise ValueError(f"{path}: line {msg_line}: {msg}")
-
-    numbered = [(lineno + 1 + i, l) for i, l in enumerate(body) if l.strip()]
-    for ln, l in numbered:
-        if len(l.split()) != 3:
-            bad(ln, f"expected 'docID wordID count', got {l.strip()!r}")
-    # numpy's text parser reads the integers in one pass; it warns and stops early at a token that
-    # is not an integer, and the slow scan below then names that token's line.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            flat = np.fromstring(" ".join(l for _, l in numbered), sep=" ", dtype=np.int64)
-        except (ValueError, DeprecationWarning):
-            flat = None
-    if flat is None or flat.size != 3 * len(numbered):
-        for ln, l in numbered:
-            try:
-                [int(p) for p in l.split()]
-            except ValueError:
-                bad(ln, f"expected three integers, got {l.strip()!r}")
-        raise ValueError(f"{path}: triples could not be parsed as integers")
-    triples = flat.reshape(-1, 3)
-    line_of = lambda i: numbered[i][0]  # noqa: E731
-    if triples.shape[0] != nnz:
-        raise ValueError(f"{path}: the header declares NNZ = {nnz} triples, the file holds {triples.shape[0]}")
-    docs, words, counts = triples[:, 0] - 1, triples[:, 1] - 1, triples[:, 2]
-    for arr, limit, what in ((docs, D, "docID"), (words, W, "wordID")):
-        out = np.flatnonzero((arr < 0) | (arr >= limit))
-        if out.size:
-            i = int(out[0])
-            bad(line_of(i), f"{what} {int(arr[i]) + 1} outside [1, {limit}]")
-    neg = np.flatnonzero(counts < 0)
-    if neg.size:
-        bad(line_of(int(neg[0])), f"negative count {int(counts[neg[0]])}")
-    X = _count_matrix(path, docs, words, counts, (D, W), line_of)
+    indptr, indices, data, D, W = _parse_bow(path, _core.parse_uci_docword)
+    X = _csr(data, indices, indptr, (D, W))
     vocab = _read_vocab(os.fspath(vocab_path), W) if vocab_path is not None else None
     return X, vocab
 
 
 def load_ldac(path, n_features=None):
     """Load a corpus in Blei's lda-c format: one document per line, ``N id:count id:count ...``
-    with N the number of distinct words and 0-based word ids. Plain/gzip/bzip2/xz files are read.
+    with N the number of distinct words and 0-based word ids. Plain/gzip/bzip2/xz files are read;
+    parsing runs in native code with the GIL released.
 
     n_features : vocabulary size; default: the largest id + 1 (pass it to give several files the
     same width). Blank lines are skipped; an empty document is the line ``0``.
 
     Returns X : scipy.sparse.csr_matrix (documents, n_features), float64 counts, canonical.
     Raises ValueError ``"{path}: line N: ..."`` for a malformed line (N not matching the pairs, a
-    token without ``:``, a non-integer id or count, a negative count, a repeated id), an id >=
-    ``n_features``, or a file without documents.
+    token without ``:``, a non-integer id or count, an integer beyond 64 bits, a negative count or
+    one above 2^53, a repeated id), an id >= ``n_features`` or >= 2^31 - 1, or a file without
+    documents.
     """
     path = os.fspath(path)
     if n_features is not None:
         n_features = _check_positive_int("n_features", n_features)
         if n_features > _MAX_FEATURES:
             raise ValueError(f"n_features must be at most {_MAX_FEATURES}, got {n_features}")
-    docs, words, counts, linenos = [], [], [], []
-    n_docs = 0
-    for lineno, line in enumerate(_text_lines(path), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            n = int(parts[0])
-        except ValueError:
-            raise ValueError(f"{path}: line {lineno}: expected the number of distinct words first, "
-                             f"got {parts[0]!r}") from None
-        if n != len(parts) - 1:
-            raise ValueError(f"{path}: line {lineno}: declares {n} words but holds {len(parts) - 1} id:count pairs")
-        for tok in parts[1:]:
-            wid, sep, cnt = tok.partition(":")
-            try:
-                if not sep:
-                    raise ValueError
-                wid, cnt = int(wid), int(cnt)
-            except ValueError:
-                raise ValueError(f"{path}: line {lineno}: expected id:count with integers, got {tok!r}") from None
-            if wid < 0 or wid >= _MAX_FEATURES:
-                raise ValueError(f"{path}: line {lineno}: word id {wid} outside [0, {_MAX_FEATURES})")
-            if n_features is not None and wid >= n_features:
-                raise ValueError(f"{path}: line {lineno}: word id {wid} >= n_features={n_features}")
-            if cnt < 0:
-                raise ValueError(f"{path}: line {lineno}: negative count {cnt}")
-            docs.append(n_docs)
-            words.append(wid)
-            counts.append(cnt)
-            linenos.append(lineno)
-        n_docs += 1
+    indptr, indices, data, n_docs, n_words = _parse_bow(path, _core.parse_ldac, n_features or 0)
     if n_docs == 0:
         raise ValueError(f"{path}: no documents (the file is empty or blank)")
-    docs = np.array(docs, dtype=np.int64)
-    words = np.array(words, dtype=np.int64)
-    counts = np.array(counts, dtype=np.int64)
-    if n_features is None:
-        n_features = int(words.max()) + 1 if words.size else 1
-    return _count_matrix(path, docs, words, counts, (n_docs, n_features), lambda i: linenos[i])
+    return _csr(data, indices, indptr, (n_docs, max(n_words, 1)))
 
 
 def counts_from_texts(texts, **vectorizer_kwargs):

@@ -15,8 +15,8 @@ except ImportError:  # pragma: no cover - old scikit-learn
         return estimator._check_feature_names(X, reset=reset)
 
 from . import backends
-from ._estimator import BackendEstimator
-from ._checks import check_int, check_real, resolve_n_threads
+from ._estimator import BackendEstimator, exclusive_fit
+from ._checks import check_int, check_n_threads, check_real, resolve_n_threads
 from .history import format_epoch
 from .settings import LdaSettings
 from .state import LdaState, check_counts
@@ -240,14 +240,14 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """The threads setting in use: ``n_threads``, or ``n_jobs`` (scikit-learn's name) when that is
         given, with joblib's meaning of negative values (-1: every usable core, -2: all but one, ...).
         None: every usable core (``n_threads``'s default)."""
-        n_threads = check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        n_threads = check_n_threads(self.n_threads)
         if self.n_jobs is None:
             return n_threads
         n_jobs = check_int("n_jobs", self.n_jobs)
         if n_jobs == 0:
             raise ValueError("n_jobs must be a number of threads >= 1, or negative to count back from every usable "
                              "core (-1: all of them), got 0")
-        threads = n_jobs if n_jobs > 0 else max(1, resolve_n_threads(None) + 1 + n_jobs)
+        threads = check_n_threads(n_jobs, "n_jobs") if n_jobs > 0 else max(1, resolve_n_threads(None) + 1 + n_jobs)
         if n_threads is not None and n_threads != threads:
             raise ValueError(f"n_jobs={self.n_jobs!r} and n_threads={self.n_threads!r} disagree: they are the same "
                              "setting (n_jobs is scikit-learn's name for it); pass one of them")
@@ -310,6 +310,7 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return name, backend, options, settings
 
     # ------------------------------------------------------------------ fitting
+    @exclusive_fit
     def fit(self, X, y=None, eval_set=None):
         """Learn lambda by ``epochs`` (= ``max_iter``) passes of parallel SVI over the documents of X
         (D = rows of X).
@@ -325,6 +326,7 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = check_counts(X, whom="LDA.fit")
         return self._fit(resolved, X, eval_set, self._epochs(), continuing=False)
 
+    @exclusive_fit
     def partial_fit(self, X, y=None, eval_set=None):
         """One pass of parallel SVI over the documents of X, continuing from the current lambda, with
         D = ``total_samples`` in the D/|B| rescaling (as scikit-learn's partial_fit)."""

@@ -11,8 +11,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends, optim
-from ._estimator import BackendEstimator
-from ._checks import check_int, check_labels, check_matrix, check_real
+from ._estimator import BackendEstimator, exclusive_fit
+from ._checks import check_int, check_labels, check_matrix, check_n_threads, check_real
 from .history import History
 from .settings import LogisticSettings
 from .state import LogisticState
@@ -215,7 +215,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         name, backend = backends.resolve(self.backend, "logistic")
         options = backends.options(name, "logistic",
                                    {p: getattr(self, p) for p in backends.parameter_names("logistic")})
-        check_int("n_threads", self.n_threads, low=1, allow_none=True)
+        check_n_threads(self.n_threads)
         regularization = self.regularization
         if hasattr(backend, "check_logistic"):
             regularization = backend.check_logistic(rule, regularization, alpha, self.n_threads, options)
@@ -243,6 +243,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         return name, backend, options, settings
 
     # ------------------------------------------------------------------ fitting
+    @exclusive_fit
     def fit(self, X, y, eval_set=None):
         """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
 
@@ -250,6 +251,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         """
         return self._fit(self._resolve(), X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
 
+    @exclusive_fit
     def partial_fit(self, X, y, classes=None, eval_set=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""

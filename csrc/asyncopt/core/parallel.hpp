@@ -2,8 +2,11 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,6 +20,26 @@ inline bool have_openmp() noexcept {
 #else
     return false;
 #endif
+}
+
+// The most threads one native call may run. Why a bound at all: the OpenMP runtime does not fail
+// softly when asked for absurd teams (libgomp segfaulted at num_threads(10^6) and calls exit(1) when
+// pthread_create fails), and per-thread scratch (LDA's K x n_threads topic sums, each worker's
+// buffers) grows with the count. Why 1024, fixed rather than a multiple of this machine's cores: a
+// fitted estimator's n_threads must mean the same on every machine it is unpickled on, 1024 is
+// above the hardware threads of any single node asyncopt targets (the largest dual-socket x86
+// servers have 384-512), and oversubscribing cores several times, which staleness studies do on
+// purpose, stays allowed. Beyond one node the MPI backend is the way to more workers.
+inline constexpr int kMaxThreads = 1024;
+
+// n_threads as a native call takes it: an integer in [1, kMaxThreads]. Taken as int64 so that a
+// Python integer too large for int reaches this check (and a ValueError naming it) instead of
+// pybind11's conversion TypeError.
+inline int check_n_threads(std::int64_t n, const char* name = "n_threads") {
+    if (n < 1 || n > kMaxThreads)
+        throw std::invalid_argument(std::string(name) + " must be in [1, " + std::to_string(kMaxThreads) +
+                                    "], got " + std::to_string(n));
+    return static_cast<int>(n);
 }
 
 inline int thread_id() noexcept {

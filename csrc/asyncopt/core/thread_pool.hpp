@@ -26,6 +26,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -56,7 +57,16 @@ public:
         std::lock_guard<std::mutex> one_job(job_mutex_);
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            while (static_cast<int>(threads_.size()) < n - 1) threads_.emplace_back([this] { serve(); });
+            // The team is elastic, so a thread the system refuses to create (std::system_error: a
+            // process or memory limit) only makes it smaller: the caller and the threads that exist
+            // still do all the work. The bindings bound n by kMaxThreads (core/parallel.hpp) before.
+            while (static_cast<int>(threads_.size()) < n - 1) {
+                try {
+                    threads_.emplace_back([this] { serve(); });
+                } catch (const std::system_error&) {
+                    break;
+                }
+            }
             body_ = &body;
             slots_ = n;
             joined_ = 1;  // the caller

@@ -171,6 +171,9 @@ public:
                        const GpuLogisticConfig& cfg)
         : sc_(sc), cfg_(cfg), state_(static_cast<size_t>(data.n_cols()) + 1),
           active_(static_cast<size_t>(n_active)), perm_(static_cast<size_t>(n)), clock_(1), stats_(1) {
+        // No mini-batch holds more rows than the epoch visits: a larger batch_size is the same epoch
+        // as batch_size = n, and clamping it keeps the workers x batch_size scratch sized by the rows.
+        cfg_.batch_size = std::min<int64_t>(cfg_.batch_size, n);
         state_.upload(state, state_.size());
         if (reg_scale) {
             reg_scale_ = ExecBuffer<Exec, float>(static_cast<size_t>(data.n_cols()));
@@ -189,13 +192,13 @@ public:
         work_.n_active = n_active;
         work_.sc = sc;
         work_.workers = cfg.workers;
-        work_.batch = cfg.batch_size;
+        work_.batch = cfg_.batch_size;
         work_.sparse_alpha = cfg.sparse_alpha;
         work_.intercept_scale = cfg.intercept_scale;
         work_.fit_intercept = cfg.fit_intercept;
         work_.clock = clock_.get();
         work_.stats = stats_.get();
-        if (cfg.batch_size > 1) alloc_scratch();
+        if (cfg_.batch_size > 1) alloc_scratch();
     }
 
     EpochResult epoch(uint64_t seed, uint64_t k0, double step_scale) override {

@@ -58,16 +58,24 @@ inline const char* token_end(const char* p, const char* lend) {
     return p;
 }
 
-// The offending token, quoted and shortened, for error messages.
+// The offending token, quoted and shortened, for error messages. Bytes outside printable ASCII
+// are written as \xNN: a NUL would end the message where pybind11 reads what() as a C string,
+// and a byte that is not UTF-8 would make the message itself undecodable in Python.
 inline std::string quote(const char* b, const char* e) {
     constexpr std::ptrdiff_t max_len = 40;
+    static const char hex[] = "0123456789abcdef";
     std::string s = "'";
-    if (e - b > max_len) {
-        s.append(b, b + max_len);
-        s += "...";
-    } else {
-        s.append(b, e);
+    for (const char* p = b; p != e && p - b < max_len; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            s += static_cast<char>(c);
+        } else {
+            s += "\\x";
+            s += hex[c >> 4];
+            s += hex[c & 15];
+        }
     }
+    if (e - b > max_len) s += "...";
     return s + "'";
 }
 
