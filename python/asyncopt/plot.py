@@ -88,7 +88,7 @@ def loss(fits, x="time", y=None, labels=None, ax=None, logy=False):
     else the LDA perplexity (:func:`perplexity`)."""
     xkey, xlabel = _check_x(x)
     ax = _axes(ax)
-    drawn = None
+    drawn = set()  # the fields drawn: one names the y axis, several (LDA beside logistic) do not
     for label, history in _fits(fits, labels):
         key = y or ("objective" if "objective" in history[0] else
                     "perplexity" if history[0].get("perplexity") is not None else "train_perplexity")
@@ -96,9 +96,10 @@ def loss(fits, x="time", y=None, labels=None, ax=None, logy=False):
         if np.isnan(values).all():
             raise ValueError(f"the records of {label!r} have no values of {key!r}")
         ax.plot(_column(history, xkey), values, marker="o", ms=3, label=label)
-        drawn = key if drawn in (None, key) else "value"
+        drawn.add(key)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel({"objective": "training objective", "value": y or "loss"}.get(drawn, drawn.replace("_", " ")))
+    only = drawn.pop() if len(drawn) == 1 else None
+    ax.set_ylabel("training objective" if only == "objective" else only.replace("_", " ") if only else "loss")
     if logy:
         ax.set_yscale("log")
     ax.legend()
