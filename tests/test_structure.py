@@ -146,6 +146,7 @@ def test_backends_import_neither_each_other_nor_the_package_root():
     ("asyncopt.settings", {"asyncopt._core", "asyncopt.optim"}),
     ("asyncopt.training", {"asyncopt.progress"}),
     ("asyncopt.progress", set()),
+    ("asyncopt.checkpoint", set()),  # the file format: no estimator, state or backend (they register)
     ("asyncopt.plot", set()),  # figures read what a fit recorded, through public attributes only
 ])
 def test_lower_layers_import_only_what_is_below(layer, allowed):

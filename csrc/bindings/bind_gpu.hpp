@@ -180,7 +180,18 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
                 be->use_device(e.device);
                 e.engine->download_state(p, e.engine->state_bytes());
             },
-            py::arg("state"), "Copy the model (every coordinate settled) into a host state array.");
+            py::arg("state"), "Copy the model (every coordinate settled) into a host state array.")
+        .def(
+            "download_perm",
+            [be](PyLogisticEngine& e) {
+                py::array_t<int64_t> out(e.engine->n_rows());
+                int64_t* p = out.mutable_data();
+                py::gil_scoped_release nogil;
+                be->use_device(e.device);
+                e.engine->download_perm(p);
+                return out;
+            },
+            "The visiting order as the epochs left it (a checkpoint keeps it).");
 }
 
 }  // namespace asyncopt_bindings

@@ -1,7 +1,7 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
-the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
+:func:`load` (checkpoints: :mod:`asyncopt.checkpoint`), the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
 takes their names or objects; the registry is :mod:`asyncopt.optim`), the message quantizers of
 :mod:`asyncopt.compress`, and :func:`build_info`.
 
@@ -11,6 +11,7 @@ one epoch loop (``training``); the backends (``backends``: threads, cuda, mpi); 
 (``logistic``, ``lda``).
 """
 from . import _core, backends, compress, datasets, gpu
+from .checkpoint import load
 from .history import History, Staleness
 from .lda import LDA
 from .logistic import LogisticRegression
@@ -28,4 +29,4 @@ def build_info():
     return info
 
 
-__all__ = ["LogisticRegression", "LDA", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets"]
+__all__ = ["LogisticRegression", "LDA", "load", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets"]

@@ -1,11 +1,18 @@
 """What both estimators share below their parameters: the model state a backend trains (held from
 the moment the backend creates it, so a callback reads the current model), the run's report as
-``*_`` attributes, and an MPI worker's case, which ends a fit without a model (rank 0 holds it)."""
+``*_`` attributes, an MPI worker's case, which ends a fit without a model (rank 0 holds it), and
+checkpoints: ``save``, the estimator half of ``asyncopt.load``, ``fit(checkpoint_every=...)``'s
+writer and ``resume``'s checks (the file format is :mod:`asyncopt.checkpoint`)."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
+import warnings
 import weakref
+
+from . import _core, checkpoint
+from ._checks import check_int
 
 # what a backend may report about a run, each set as the attribute of the same name plus '_'
 _REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats")
@@ -40,7 +47,34 @@ def exclusive_fit(method):
     return locked
 
 
+# parameters that choose resources, not the computation: a resume may change them
+_RESOURCE_PARAMETERS = ("n_threads", "n_jobs", "verbose", "callback")
+
+
+def _params_json(est, warn):
+    """The estimator's parameters as JSON data; the ones that are not data (a callback, a numpy
+    generator as random_state) are left out, with a warning when ``warn``."""
+    out, unsaved = {}, []
+    for name, value in est.get_params(deep=False).items():
+        try:
+            out[name] = checkpoint.to_json(value, name)
+        except TypeError:
+            unsaved.append(name)
+            if warn:
+                checkpoint.unsaved_parameter(name, value)
+    return out, unsaved
+
+
 class BackendEstimator:
+    """Subclasses set ``_STATE`` (their model-state class, with to_checkpoint/from_checkpoint) and
+    may extend ``_fitted_extra`` / ``_restore_fitted_extra`` with fitted attributes of their own."""
+
+    _STATE = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        checkpoint.register(cls)
+
     def _hold(self, model):
         """A backend's new model state becomes the estimator's (Run.new_model returns this)."""
         self._model = model
@@ -86,3 +120,110 @@ class BackendEstimator:
     n_iter_ = property(lambda self: self._model_attr("n_iter", "n_iter_"), doc="epochs of the last fit")
     history_ = property(lambda self: self._model_attr("history", "history_"), doc="one record per epoch")
     staleness_ = property(lambda self: self._model_attr("staleness", "staleness_"), doc="delay statistics")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path):
+        """Write the fitted estimator to ``path`` (an npz archive with JSON metadata; nothing in it runs
+        code when loaded): its parameters, the model with the full optimizer state, the step count,
+        history and staleness, and the library version. ``asyncopt.load(path)`` reads it back.
+        Parameters that are not data (a callback) are not written and load as None (with a warning).
+        Pickle (joblib.dump) keeps working too; it keeps callbacks but runs code when loaded."""
+        if "_model" not in self.__dict__:
+            raise ValueError(f"save: this {type(self).__name__} holds no model "
+                             + ("(this process is an MPI worker; rank 0 holds it)" if self.__dict__.get("mpi_rank_")
+                                else "(fit it first)"))
+        return checkpoint.write(path, *self._checkpoint(self.__dict__.get("backend_"), None, {}, warn=True))
+
+    def _checkpoint(self, backend_name, position, fit_arrays, warn=False):
+        """(meta, arrays) of a checkpoint of this estimator; ``position`` is where a running fit stands
+        (EpochLoop.position) or None."""
+        params, unsaved = _params_json(self, warn)
+        fitted = {"backend_": backend_name}
+        for attr in ("n_threads_", "device_", "gpu_workers_", "mpi_rank_", "mpi_stats_"):
+            if attr in self.__dict__:
+                try:
+                    fitted[attr] = checkpoint.to_json(self.__dict__[attr], attr)
+                except TypeError:
+                    pass  # a report that is not data is not worth refusing the checkpoint for
+        fitted.update(self._fitted_extra())
+        model_meta, arrays = self._model.to_checkpoint()
+        meta = {"asyncopt_version": _core.build_info()["version"], "estimator": type(self).__name__, "params": params,
+                "unsaved_params": unsaved, "fitted": fitted, "model": model_meta, "fit": position}
+        return meta, dict(arrays, **fit_arrays)
+
+    def _fitted_extra(self):
+        return {}
+
+    def _restore_fitted_extra(self, fitted):
+        pass
+
+    @classmethod
+    def _from_checkpoint(cls, meta, arrays):
+        params = {k: checkpoint.from_json(v) for k, v in meta["params"].items()}
+        known = set(cls().get_params(deep=False))
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"checkpoint has parameters {sorted(unknown)} that this version's {cls.__name__} lacks "
+                             f"(written by asyncopt {meta.get('asyncopt_version')})")
+        if meta.get("unsaved_params"):
+            warnings.warn(f"checkpoint did not hold the parameters {meta['unsaved_params']} (not data); they are None "
+                          "in the loaded estimator", stacklevel=3)
+        est = cls(**params)
+        est._hold(cls._STATE.from_checkpoint(meta["model"], arrays))
+        fitted = meta["fitted"]
+        for attr, value in fitted.items():
+            if attr.endswith("_") and attr in ("backend_", "n_threads_", "device_", "gpu_workers_", "mpi_rank_",
+                                               "mpi_stats_"):
+                setattr(est, attr, value)
+        est._restore_fitted_extra(fitted)
+        position = meta.get("fit")
+        if position is not None and not position.get("finished"):
+            est._resume_point = (position, {k: v for k, v in arrays.items() if k.startswith("fit.")}, meta["params"])
+        return est
+
+    def _checkpoint_writer(self, checkpoint_every, checkpoint_path, backend_name):
+        """(every, writer) for EpochLoop from fit's checkpoint arguments, checked before any training."""
+        if checkpoint_every is None and checkpoint_path is None:
+            return 0, None
+        if checkpoint_every is None or checkpoint_path is None:
+            raise ValueError("checkpoint_every and checkpoint_path go together: pass both (or neither)")
+        every = check_int("checkpoint_every", checkpoint_every, low=1)
+        if backend_name == "mpi":
+            # the workers' shard positions and generators live on their ranks; a checkpoint of rank 0
+            # alone could not resume the fit, and the server records between passes
+            raise ValueError("checkpoint_every is not available with backend='mpi' yet: save() on rank 0 after "
+                             "the fit, and continue with warm_start=True")
+        path = os.fspath(checkpoint_path)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ValueError(f"checkpoint_path {path!r}: directory {directory!r} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"checkpoint_path {path!r} is a directory; give a file name")
+        if not os.access(directory, os.W_OK):
+            raise ValueError(f"checkpoint_path {path!r}: directory {directory!r} is not writable")
+        _params_json(self, warn=True)  # warn once about what the checkpoints leave out
+
+        def write(position, arrays):
+            checkpoint.write(path, *self._checkpoint(backend_name, position, arrays))
+
+        return every, write
+
+    def _take_resume_point(self):
+        """(position, arrays) of the unfinished fit this estimator was loaded from, after checking that
+        its parameters are still the ones that fit ran with (resources such as n_threads aside)."""
+        point = self.__dict__.get("_resume_point")
+        if point is None:
+            raise ValueError(f"resume: this {type(self).__name__} was not loaded from a checkpoint of an unfinished fit "
+                             "(asyncopt.load of a file written by fit(checkpoint_every=..., checkpoint_path=...) "
+                             "before that fit ended)")
+        position, arrays, saved = point
+        now, _ = _params_json(self, warn=False)
+        changed = sorted(k for k in set(saved) | set(now) if k not in _RESOURCE_PARAMETERS
+                         and saved.get(k) != now.get(k))
+        if changed:
+            raise ValueError(f"resume: parameters {changed} differ from the interrupted fit's; resume continues that "
+                             "fit as it was set up (set them back, or fit again with warm_start=True)")
+        return position, arrays
+
+    def _resumed(self):
+        self.__dict__.pop("_resume_point", None)

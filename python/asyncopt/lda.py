@@ -45,16 +45,16 @@ def _format_record(rec):
 
 def _perp_tol_rule(perp_tol):
     """scikit-learn's stopping rule: stop once the perplexity of all training documents changed by less
-    than perp_tol since the previous evaluation (records without that evaluation do not count)."""
-    last = []
+    than perp_tol since the previous evaluation of this fit (records without that evaluation do not
+    count). It reads the fit's earlier records rather than keeping state, so a resumed fit applies it
+    exactly as the uninterrupted one."""
 
-    def stalled(rec):
+    def stalled(rec, earlier):
         p = rec.get("full_train_perplexity")
         if p is None:
             return False
-        done = bool(last) and abs(last[-1] - p) < perp_tol
-        last.append(p)
-        return done
+        last = [r["full_train_perplexity"] for r in earlier if r.get("full_train_perplexity") is not None]
+        return bool(last) and abs(last[-1] - p) < perp_tol
 
     return stalled
 
@@ -311,7 +311,7 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ------------------------------------------------------------------ fitting
     @exclusive_fit
-    def fit(self, X, y=None, eval_set=None):
+    def fit(self, X, y=None, eval_set=None, checkpoint_every=None, checkpoint_path=None):
         """Learn lambda by ``epochs`` (= ``max_iter``) passes of parallel SVI over the documents of X
         (D = rows of X).
 
@@ -320,11 +320,33 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             ``feature_names_in_``.
         eval_set : matrix of held-out documents, optional; its perplexity goes into every history
             record (``perplexity``).
+        checkpoint_every, checkpoint_path : every this many passes (and at the fit's end) write the
+            estimator with lambda, the step count and where the fit stands to checkpoint_path
+            (atomically); ``asyncopt.load(checkpoint_path).resume(X)`` finishes an interrupted fit,
+            with one thread exactly as the uninterrupted fit would have.
         """
         resolved = self._resolve()
+        checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         _check_feature_names(self, X, reset=True)
         X = check_counts(X, whom="LDA.fit")
-        return self._fit(resolved, X, eval_set, self._epochs(), continuing=False)
+        return self._fit(resolved, X, eval_set, self._epochs(), continuing=False, checkpointing=checkpointing)
+
+    @exclusive_fit
+    def resume(self, X, y=None, eval_set=None, checkpoint_every=None, checkpoint_path=None):
+        """Finish the fit this estimator's checkpoint was written in, on the same documents X (checked
+        by checksum): the remaining passes run from the saved lambda, step count, visiting order,
+        generator and stopping-rule state; with one thread the result equals the uninterrupted fit
+        bit for bit. Parameters other than n_threads, n_jobs, verbose and callback must be those
+        of the interrupted fit."""
+        position = self._take_resume_point()
+        resolved = self._resolve()
+        checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
+        _check_feature_names(self, X, reset=False)
+        X = check_counts(X, n_features=self._model.n_features, whom="LDA.resume")
+        out = self._fit(resolved, X, eval_set, int(position[0]["epochs"]), continuing=False,
+                        checkpointing=checkpointing, resume=position)
+        self._resumed()
+        return out
 
     @exclusive_fit
     def partial_fit(self, X, y=None, eval_set=None):
@@ -346,7 +368,10 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = check_counts(X, n_features=None if model is None else model.n_features, whom="LDA.partial_fit")
         return self._fit(resolved, X, eval_set, 1, continuing=True, total_samples=float(self.total_samples))
 
-    def _fit(self, resolved, X, eval_set, epochs, continuing, total_samples=None):
+    def _fit(self, resolved, X, eval_set, epochs, continuing, total_samples=None, checkpointing=(0, None),
+             resume=None):
+        """continuing: partial_fit's chunk (no corpus evaluation; D = total_samples); resume: a
+        checkpoint's unfinished fit, continued on its model."""
         name, backend, options, settings = resolved
         evaluate_every, perp_tol = self._evaluation(name)
         if continuing:
@@ -356,15 +381,27 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             return self._hold(LdaState(n_features, settings, self.random_state))
 
         model = self.__dict__.get("_model")
-        if model is not None and continuing:
+        if model is not None and (continuing or resume is not None):
             # a model continues under its own priors; the step-size and E-step settings may change
             model.settings = settings
         loop = EpochLoop(int(epochs), _format_record, _divergence, verbose=int(self.verbose), callback=self.callback,
-                         stop=_perp_tol_rule(perp_tol) if evaluate_every else None)
+                         stop=_perp_tol_rule(perp_tol) if evaluate_every else None,
+                         checkpoint_every=checkpointing[0], checkpoint=checkpointing[1], resume=resume)
         run = backends.Run(n_threads=self._threads(), random_state=self.random_state, new_model=new_model,
-                           continuing=continuing and model is not None, total_samples=total_samples, options=options,
+                           continuing=(continuing or resume is not None) and model is not None, total_samples=total_samples, options=options,
                            train_perplexity_docs=int(self.train_perplexity_docs), evaluate_every=evaluate_every)
         return self._train(name, lambda: backend.fit_lda(model, X, eval_set, settings, loop, run), run, loop)
+
+    # ------------------------------------------------------------------ checkpoints
+    _STATE = LdaState
+
+    def _fitted_extra(self):
+        names = self.__dict__.get("feature_names_in_")
+        return {} if names is None else {"feature_names_in_": [str(v) for v in names]}
+
+    def _restore_fitted_extra(self, fitted):
+        if "feature_names_in_" in fitted:
+            self.feature_names_in_ = np.array(fitted["feature_names_in_"], dtype=object)
 
     # ------------------------------------------------------------------ the model
     @property

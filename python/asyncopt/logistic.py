@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from . import backends, optim
+from . import backends, checkpoint, optim
 from ._estimator import BackendEstimator, exclusive_fit
 from ._checks import check_int, check_labels, check_matrix, check_n_threads, check_real
 from .history import History
@@ -244,12 +244,36 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     @exclusive_fit
-    def fit(self, X, y, eval_set=None):
+    def fit(self, X, y, eval_set=None, checkpoint_every=None, checkpoint_path=None):
         """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
 
         eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
+        checkpoint_every, checkpoint_path : every this many epochs (and at the fit's end) write the
+            estimator with the whole optimizer state and where the fit stands to checkpoint_path
+            (atomically: a crash mid-write leaves the previous checkpoint); after a crash,
+            ``asyncopt.load(checkpoint_path).resume(X, y)`` finishes the fit, with one thread exactly
+            as the uninterrupted fit would have.
         """
-        return self._fit(self._resolve(), X, y, eval_set, self.epochs, continuing=bool(self.warm_start))
+        resolved = self._resolve()
+        checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
+        return self._fit(resolved, X, y, eval_set, self.epochs, continuing=bool(self.warm_start),
+                         checkpointing=checkpointing)
+
+    @exclusive_fit
+    def resume(self, X, y, eval_set=None, checkpoint_every=None, checkpoint_path=None):
+        """Finish the fit this estimator's checkpoint was written in (``asyncopt.load`` of a file from
+        ``fit(checkpoint_every=..., checkpoint_path=...)``), on the same X and y (checked by checksum):
+        the remaining epochs run from the saved model, optimizer state, step count, visiting order,
+        generator and stopping-rule counters. With one thread the result equals the uninterrupted
+        fit bit for bit; with more it is another run of the same fit. Parameters other than
+        n_threads, verbose and callback must be those of the interrupted fit."""
+        position = self._take_resume_point()
+        resolved = self._resolve()
+        checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
+        out = self._fit(resolved, X, y, eval_set, int(position[0]["epochs"]), continuing=True,
+                        checkpointing=checkpointing, resume=position)
+        self._resumed()
+        return out
 
     @exclusive_fit
     def partial_fit(self, X, y, classes=None, eval_set=None):
@@ -271,7 +295,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
             raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
         return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first)
 
-    def _fit(self, resolved, X, y, eval_set, epochs, continuing, first_classes=None):
+    def _fit(self, resolved, X, y, eval_set, epochs, continuing, first_classes=None, checkpointing=(0, None),
+             resume=None):
         name, backend, options, settings = resolved
         rule = settings.optimizer
 
@@ -281,7 +306,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         loop = EpochLoop(int(epochs), History.format_row, _divergence(rule),
                          tol=self.tol, n_iter_no_change=int(self.n_iter_no_change),
                          step_drops=int(self.plateau_drops), verbose=int(self.verbose),
-                         callback=self.callback)
+                         callback=self.callback, checkpoint_every=checkpointing[0], checkpoint=checkpointing[1],
+                         resume=resume)
         run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
                            continuing=continuing and "_model" in self.__dict__, options=options,
                            first_classes=first_classes)
@@ -289,6 +315,18 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.optimizer_ = settings.optimizer
         return self._train(name, lambda: backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings,
                                                                loop, run), run, loop)
+
+    # ------------------------------------------------------------------ checkpoints
+    _STATE = LogisticState
+
+    def _fitted_extra(self):
+        return {k: checkpoint.to_json(self.__dict__[k], k) for k in ("regularization_", "optimizer_")
+                if k in self.__dict__}
+
+    def _restore_fitted_extra(self, fitted):
+        for k in ("regularization_", "optimizer_"):
+            if k in fitted:
+                setattr(self, k, checkpoint.from_json(fitted[k]))
 
     # ------------------------------------------------------------------ the model
     @property

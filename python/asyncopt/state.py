@@ -13,6 +13,7 @@ from scipy.special import gammaln, psi
 
 from . import _core
 from ._checks import check_matrix, check_labels, native_csr
+from .checkpoint import labels_from_json, labels_to_json, to_json
 from .history import History, Staleness
 
 _ALIGN = 64  # bytes: one cache line, so a 32/64-byte per-coordinate state never straddles two
@@ -67,6 +68,32 @@ class TrainingProgress:
 
     def changed(self):
         """The arrays were written: drop what was derived from them."""
+
+    # ------------------------------------------------------------------ checkpoints
+    def _progress_meta(self):
+        st = self.staleness
+        return {"t": self.t, "n_iter": self.n_iter, "epochs_done": self.epochs_done, "train_time": self.train_time,
+                "history": to_json(list(self.history), "history"),
+                "staleness": {"count": st.count, "total": st.total, "max": st.max}}
+
+    def _restore_progress(self, meta, arrays):
+        self.t, self.n_iter, self.epochs_done = int(meta["t"]), int(meta["n_iter"]), int(meta["epochs_done"])
+        self.train_time = float(meta["train_time"])
+        self.history = History(meta["history"])
+        st = meta["staleness"]
+        hist = np.asarray(arrays["model.staleness_histogram"], dtype=np.int64)
+        self.staleness = Staleness(count=int(st["count"]), total=int(st["total"]), max=int(st["max"]), histogram=hist)
+
+
+def _expect(arrays, name, shape, dtype, what):
+    """arrays[name], after checking it has this shape and dtype (a mismatched file is named so)."""
+    if name not in arrays:
+        raise ValueError(f"checkpoint lacks the array {name!r} ({what})")
+    a = arrays[name]
+    if tuple(a.shape) != tuple(shape) or a.dtype != dtype:
+        raise ValueError(f"checkpoint array {name!r} ({what}) has shape {a.shape} and dtype {a.dtype}; the model "
+                         f"it describes needs {tuple(shape)} and {np.dtype(dtype)}")
+    return a
 
 
 class LogisticState(TrainingProgress):
@@ -176,6 +203,41 @@ class LogisticState(TrainingProgress):
             rec["val_accuracy"] = vc / vshape[0]
         return rec
 
+    # ------------------------------------------------------------------ checkpoints
+    def to_checkpoint(self):
+        """(meta, arrays): everything a fit continues from, the optimizer state included (the rule's
+        per-coordinate records with their moments, maxima and stamps, as the native core lays them out)."""
+        meta = {"kind": "logistic", "n_features": self.n_features, "dtype": self.dtype.str, "rule": self.rule,
+                "classes": labels_to_json(self.classes), **self._progress_meta()}
+        arrays = {"model.array": self.array, "model.seen": self.seen, "model.active": self.active,
+                  "model.staleness_histogram": self.staleness.histogram}
+        return meta, arrays
+
+    @classmethod
+    def from_checkpoint(cls, meta, arrays):
+        if meta.get("kind") != "logistic":
+            raise ValueError(f"checkpoint holds a {meta.get('kind')!r} model, not a logistic regression one")
+        self = cls.__new__(cls)
+        TrainingProgress.__init__(self)
+        self.n_features, self.dtype, self.rule = int(meta["n_features"]), np.dtype(meta["dtype"]), meta["rule"]
+        self.classes = labels_from_json(meta["classes"])
+        layout = state_dtype(self.rule, self.dtype)
+        saved = _expect(arrays, "model.array", (self.n_features + 1,), arrays["model.array"].dtype, "optimizer state")
+        if saved.dtype != layout:
+            raise ValueError(f"checkpoint's {self.rule} state records are laid out as {saved.dtype}, this build's as "
+                             f"{layout}: it was written by an incompatible build")
+        self.array = aligned_zeros(self.n_features + 1, layout)
+        self.array[...] = saved
+        self.seen = _expect(arrays, "model.seen", (self.n_features,), bool, "features seen").copy()
+        active = arrays["model.active"]
+        if active.dtype != np.int32 or active.ndim != 1 or (active.size and (active.min() < 0 or
+                                                                             active.max() >= self.n_features)):
+            raise ValueError("checkpoint array 'model.active' is not a list of feature indices of this model")
+        self.active = active.copy()
+        self._coef = None
+        self._restore_progress(meta, arrays)
+        return self
+
     # ------------------------------------------------------------------ the model
     def changed(self):
         self._coef = None
@@ -262,6 +324,28 @@ class LdaState(TrainingProgress):
         lam = check_random_state(random_state).gamma(100.0, 0.01, (K, self.n_features))
         self.mu = np.ascontiguousarray(lam.T - settings.topic_word_prior)  # V x K
         self.topic_mass = self.mu.sum(axis=0)
+
+    def to_checkpoint(self):
+        meta = {"kind": "lda", "n_features": self.n_features, "settings": to_json(self.settings, "settings"),
+                **self._progress_meta()}
+        return meta, {"model.mu": self.mu, "model.topic_mass": self.topic_mass,
+                      "model.staleness_histogram": self.staleness.histogram}
+
+    @classmethod
+    def from_checkpoint(cls, meta, arrays):
+        from .checkpoint import from_json
+
+        if meta.get("kind") != "lda":
+            raise ValueError(f"checkpoint holds a {meta.get('kind')!r} model, not an LDA one")
+        self = cls.__new__(cls)
+        TrainingProgress.__init__(self)
+        self.settings = from_json(meta["settings"])
+        self.n_features = int(meta["n_features"])
+        K = self.settings.n_components
+        self.mu = np.array(_expect(arrays, "model.mu", (self.n_features, K), np.float64, "lambda - eta"), order="C")
+        self.topic_mass = _expect(arrays, "model.topic_mass", (K,), np.float64, "topic sums").copy()
+        self._restore_progress(meta, arrays)
+        return self
 
     @property
     def components(self):

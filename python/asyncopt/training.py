@@ -5,11 +5,19 @@ A single-process backend (threads, cuda) hands :meth:`EpochLoop.run` a function 
 epoch and one that evaluates the model; the MPI server, which decides itself when a record is due,
 hands each of its records to :meth:`EpochLoop.record`. Either way a record goes through the same
 steps: appended to the model's history, printed when verbose, checked for divergence, shown to the
-callback, and counted for early stopping.
+callback, and counted for early stopping; every ``checkpoint_every`` records the loop hands where
+the fit stands to its ``checkpoint`` writer.
+
+Resuming a fit from a checkpoint is the loop's business too, so that no backend keeps its own
+bookkeeping of it: a backend draws its generator through :meth:`EpochLoop.fit_rng` and registers
+the arrays its epochs change in place (the visiting order) through :meth:`EpochLoop.carry`; a
+checkpoint holds their current values with the loop's counters, and a resumed loop hands them back
+so that a one-thread resume repeats the uninterrupted fit bit for bit.
 """
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -31,10 +39,13 @@ class EpochLoop:
     verbose : show the progress (:mod:`asyncopt.progress`: 1, a bar on a terminal with tqdm, else one
         line per record through ``format``; 2, always the lines)
     callback : ``callback(record)`` after each record; True stops
-    stop : ``stop(record)`` after the callback: a workload's own convergence rule (LDA's perp_tol);
-        True stops
+    stop : ``stop(record, earlier)`` after the callback, ``earlier`` being this fit's previous
+        records: a workload's own convergence rule (LDA's perp_tol); True stops
     format : record -> line of text
     check : (model, record) -> None, or the message of a divergence (a non-finite model)
+    checkpoint_every, checkpoint : every this many records (and at the last), ``checkpoint(position,
+        arrays)`` writes the model with where the fit stands (:meth:`position`); 0: never
+    resume : (position, arrays) of a checkpoint to continue instead of starting the fit
     """
 
     epochs: int
@@ -47,6 +58,9 @@ class EpochLoop:
     step_drops: int = 0
     drop_factor: float = 0.1
     stop: Optional[Callable] = None
+    checkpoint_every: int = 0
+    checkpoint: Optional[Callable] = None
+    resume: Optional[tuple] = None
 
     def __post_init__(self):
         self._best = np.inf
@@ -54,7 +68,68 @@ class EpochLoop:
         self.drops = 0  # stalls so far that dropped the step
         self.step_scale = 1.0  # what every step is multiplied by now
         self.divergence = None  # the message of the divergence that stopped the run, if any
+        self.records = 0  # records of this fit so far
+        self._first = None  # index in the model's history of this fit's first record
+        self._rng = self._rng_start = None
+        self._carried = {}
+        self._data_digest = None
+        if self.resume is not None:
+            position = self.resume[0]
+            self._best = float(position["best"])
+            self._stale, self.drops = int(position["stale"]), int(position["drops"])
+            self.step_scale, self.records = float(position["step_scale"]), int(position["records"])
         self.display = reporter(self.verbose, self.epochs, self.format)
+
+    # ------------------------------------------------------------------ what a resume needs
+    def fit_rng(self, make):
+        """The fit's generator: ``make()`` for a new fit, the checkpoint's (as it was when the fit
+        started; :meth:`run` then moves it to where the checkpoint left it) for a resumed one."""
+        if self.resume is not None:
+            if "rng_start" not in self.resume[0]:
+                raise ValueError("this checkpoint holds the model but not the generator of its backend's fit "
+                                 "(backend='mpi' keeps each worker's on its rank): continue the fit with warm_start=True "
+                                 "instead of resume")
+            rng = np.random.Generator(getattr(np.random, self.resume[0]["rng_start"]["bit_generator"])())
+            rng.bit_generator.state = self.resume[0]["rng_start"]
+        else:
+            rng = make()
+        self._rng, self._rng_start = rng, rng.bit_generator.state
+        return rng
+
+    def carry(self, name, array, current=None):
+        """Register an array the epochs change in place (``current()`` reads it where it is kept
+        elsewhere, e.g. on a GPU). A resumed loop first overwrites it with the checkpoint's copy."""
+        if self.resume is not None:
+            saved = self.resume[1].get("fit." + name)
+            if saved is None or saved.shape != array.shape or saved.dtype != array.dtype:
+                raise ValueError(f"checkpoint's {name} ({None if saved is None else saved.shape}) does not fit this "
+                                 f"fit's ({array.shape}): resume needs the data of the interrupted fit")
+            array[...] = saved
+        self._carried[name] = (array, current)
+        return array
+
+    def bind_data(self, *arrays):
+        """The training data's checksum (CRC-32 of its arrays' bytes): a resume on other data is refused."""
+        if self.checkpoint is None and self.resume is None:
+            return  # an O(nnz) pass only a checkpointed or resumed fit needs
+        crc = 0
+        for a in arrays:
+            crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
+        self._data_digest = crc
+        if self.resume is not None and self.resume[0].get("data_crc32") not in (None, crc):
+            raise ValueError("resume needs the data of the interrupted fit: this X (or y) differs from it (its "
+                             "checksum does not match the checkpoint's)")
+
+    def position(self):
+        """(position, arrays): where the fit stands, for a checkpoint."""
+        position = {"records": self.records, "epochs": self.epochs, "best": self._best, "stale": self._stale,
+                    "drops": self.drops, "step_scale": self.step_scale, "data_crc32": self._data_digest}
+        if self._rng is not None:
+            position.update(rng_start=self._rng_start, rng=self._rng.bit_generator.state)
+        arrays = {}
+        for name, (array, current) in self._carried.items():
+            arrays["fit." + name] = current() if current is not None else array
+        return position, arrays
 
     def record(self, model, rec, sync=None):
         """One record: into model.history, printed, checked, shown to the callback (after sync(),
@@ -63,7 +138,10 @@ class EpochLoop:
         if self.step_drops:
             rec["step_scale"] = self.step_scale  # the steps of the record's epoch, before a drop below
         previous = model.history[-1] if model.history else None
+        if self._first is None:
+            self._first = len(model.history) - self.records
         model.history.append(rec)
+        self.records += 1
         if self.display is not None:
             self.display.show(rec, previous)
         message = self.check(model, rec)
@@ -76,7 +154,7 @@ class EpochLoop:
                 sync()
             if self.callback(rec) is True:
                 status = STOP
-        if self.stop is not None and self.stop(rec):
+        if self.stop is not None and self.stop(rec, model.history[self._first:-1]):
             status = STOP
         if self.tol is not None:
             if rec["objective"] > self._best - self.tol:
@@ -91,6 +169,12 @@ class EpochLoop:
                     self._stale = 0
                 else:
                     status = STOP
+        if self.checkpoint is not None and (self.records % self.checkpoint_every == 0 or status == STOP
+                                            or self.records == self.epochs):
+            if sync is not None:
+                sync()
+            position, arrays = self.position()
+            self.checkpoint(dict(position, finished=status == STOP or self.records == self.epochs), arrays)
         return status
 
     def close(self):
@@ -103,9 +187,13 @@ class EpochLoop:
         native counters (updates, staleness); ``evaluate(counters)`` gives the record's
         workload-specific fields; ``sync()`` brings the host copy of the model up to date (a GPU's)
         before anyone reads it. Raises FloatingPointError on a divergence."""
-        model.n_iter = 0
+        model.n_iter = self.records
+        if self.resume is not None:
+            if self._rng is not rng:
+                raise RuntimeError("a resumed fit must draw its generator through EpochLoop.fit_rng")
+            rng.bit_generator.state = self.resume[0]["rng"]
         try:
-            for _ in range(self.epochs):
+            for _ in range(self.epochs - self.records):
                 t0 = time.perf_counter()
                 res = epoch(int(rng.integers(2 ** 63)), model.t)
                 epoch_time = time.perf_counter() - t0

@@ -156,6 +156,10 @@ public:
     virtual double squared_norm() = 0;  // sum of w_j^2 over the active features
     virtual void download_state(void* host, size_t bytes) = 0;
     virtual size_t state_bytes() const = 0;
+    // The visiting order as the epochs left it (each worker reshuffles its slice in place): a
+    // checkpoint keeps it, so a resumed fit visits the rows as the uninterrupted one would have.
+    virtual void download_perm(int64_t* host) = 0;
+    virtual int64_t n_rows() const = 0;
 };
 
 template <class Exec, class Rule, class Steps, bool Atomic>
@@ -260,6 +264,11 @@ public:
         state_.download(static_cast<State*>(host), state_.size());
     }
     size_t state_bytes() const override { return state_.size() * sizeof(State); }
+    void download_perm(int64_t* host) override {
+        Exec::synchronize();
+        perm_.download(host, perm_.size());
+    }
+    int64_t n_rows() const override { return static_cast<int64_t>(perm_.size()); }
 
 private:
     void alloc_scratch() {

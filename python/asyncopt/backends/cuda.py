@@ -118,6 +118,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         model = logistic_model(model, d, np.float32, y, run, opt.name)
         present, counts = feature_counts(X.indices, d)
         row_lengths = np.diff(X.indptr)
+        loop.bind_data(X.indptr, X.indices, X.data, y)  # (device arrays are not checksummed on a resume)
         data = gpu.dataset(module, X, model.signed(y), opts.device)
     val = _eval_dataset(model, module, eval_set, opts.device)
 
@@ -133,8 +134,8 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     cfg.intercept_scale = settings.intercept_scale
     cfg.atomic = opt.atomic_writes and opts.update in ("auto", "atomic")
     cfg.max_batch_nnz = _max_batch_nnz(row_lengths, settings.batch_size)
-    rng = fit_rng(run.random_state, model.t)
-    perm = visiting_order(rng, n, settings.shuffle)
+    rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
+    perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle), current=lambda: engine.download_perm())
     engine = module.LogisticEngine(data, opt.native, model.array, reg_scale, model.active, perm,
                                    settings.step_config(), cfg)
     run.report.update(n_threads=None, device=f"cuda:{opts.device}", gpu_workers=cfg.workers)

@@ -45,8 +45,9 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     reg_scale = model.add_features(present, counts, n, settings)
     sc = settings.step_config()
     cfg = settings.native_config(n_threads)
-    rng = fit_rng(run.random_state, model.t)
-    perm = visiting_order(rng, n, settings.shuffle)
+    loop.bind_data(*Xn, ypm)
+    rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
+    perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle))
     rule = settings.optimizer.native
     run.report.update(n_threads=n_threads, device="cpu")
 
@@ -71,8 +72,9 @@ def fit_lda(model, X, eval_set, settings, loop, run):
     Xv = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=model.n_features)
     n = X.shape[0]
     Xn = native_csr(X)
-    rng = fit_rng(run.random_state, model.t)
-    perm = visiting_order(rng, n, settings.shuffle)
+    loop.bind_data(*Xn)
+    rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
+    perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle))
     sub = lda_train_subsample(X, rng, run.train_perplexity_docs)
     cfg = settings.native_config(n_threads, run.total_samples if run.total_samples is not None else n)
     run.report.update(n_threads=n_threads)
