@@ -3,7 +3,8 @@
     mpiexec -n K python tests/mpi_fit.py CONFIG.json
 
 CONFIG: {"estimator": "logistic" (default) | "lda",
-         "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs},
+         "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs,
+             and "scale": a factor for X},
          "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true}}
@@ -59,7 +60,10 @@ def sparse_problem(empty_rows=(), **kw):
     """conftest.sparse_problem with the listed rows emptied (rows without a single feature)."""
     from conftest import sparse_problem as problem
 
+    scale = kw.pop("scale", None)
     X, y = problem(**kw)
+    if scale is not None:  # features scaled up until a step overflows: a divergence on purpose
+        X = (X * scale).tocsr()
     if len(empty_rows):
         keep = np.ones(X.shape[0])
         keep[list(empty_rows)] = 0
@@ -100,6 +104,8 @@ def main():
                 est.fit(X) if lda else est.fit(X, y, eval_set=val)
         except WorkerFailure as e:
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
+        except FloatingPointError as e:  # a divergence: rank 0 raises it, the model reached is kept
+            error = {"type": "FloatingPointError", "message": str(e)}
         if rank != 0:  # a worker's own counters (e.g. its replica's hash), one file per rank
             worker_stats.append(getattr(est, "mpi_stats_", None))
             Path(cfg["out"]).with_suffix(f".rank{rank}.json").write_text(json.dumps(worker_stats, default=float))

@@ -99,6 +99,17 @@ def test_sync_with_one_worker_is_the_one_thread_run(tmp_path):
         assert res["staleness"]["max"] == 0 and res["staleness"]["count"] == res["t"]
 
 
+@pytest.mark.parametrize("method", ["async", "sync"])
+def test_a_divergence_stops_the_distributed_run_with_advice(tmp_path, method):
+    """Steps that overflow: rank 0 raises FloatingPointError naming the cure, the workers end cleanly."""
+    runs = [dict(optimizer="sgd", learning_rate=1e3, alpha=0.0, epochs=3, random_state=0,
+                 mpi={"method": method, "timeout": 60})]
+    rc, results, output, _ = run_mpi(tmp_path, 2, problem_cfg(runs, n=60, d=150, seed=3, scale=1e154))
+    assert rc == 0, output
+    assert results[0]["error"]["type"] == "FloatingPointError", results[0]
+    assert "lower learning_rate" in results[0]["error"]["message"]
+
+
 def test_plateau_drops_reach_the_server_as_they_reach_the_threads(tmp_path):
     """The default stopping rule's step drops on the MPI server: with a tol no epoch can meet, each
     of the first two records cuts the step tenfold and the third stops the fit, and the sync run of

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import asyncopt
 from asyncopt import _core, gpu, optim
 from asyncopt.backends import cuda as cuda_backend
+from asyncopt.datasets import make_sparse_classification
 from asyncopt.datasets import load_libsvm
 from asyncopt.state import aligned_zeros, state_dtype
 from conftest import shared_data, sparse_problem
@@ -381,3 +382,10 @@ def test_cupy_inputs_stay_on_the_device():
     bad[0] = 7.0
     with pytest.raises(ValueError, match="third"):
         asyncopt.LogisticRegression(backend="cuda").fit(cusp.csr_matrix(X), bad)
+
+
+def test_a_divergence_on_the_gpu_raises_with_advice(emulated):
+    X, y = make_sparse_classification(n_samples=200, n_features=100, random_state=1)
+    with pytest.raises(FloatingPointError, match="lower learning_rate"):
+        # float32 on the device: features and steps of 1e30 overflow the weights to inf
+        asyncopt.LogisticRegression(backend="cuda", learning_rate=1e30, alpha=0.0, epochs=3, tol=None).fit(X * 1e30, y)

@@ -343,3 +343,11 @@ def test_uci_loader_agrees_with_a_plain_reading_of_the_file():
             f.write("\n".join(lines) + "\n")
         Y, _ = load_uci_bow(p)
     assert (Y != ref).nnz == 0 and Y.has_canonical_format
+
+
+def test_a_divergence_raises_with_advice():
+    """Counts so large that lambda overflows: FloatingPointError naming the cure, not NaN topics."""
+    X = sp.random(100, 50, density=0.2, random_state=1, format="csr")
+    X.data[:] = 1e306
+    with pytest.raises(FloatingPointError, match="no longer finite.*learning_offset"):
+        asyncopt.LDA(n_components=3, n_threads=1, epochs=3, evaluate_every=0).fit(X)

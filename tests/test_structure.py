@@ -144,7 +144,7 @@ def test_backends_import_neither_each_other_nor_the_package_root():
     # the layers under the backends: rules, settings, states and the loop know no backend
     ("asyncopt.optim", {"asyncopt._core", "asyncopt._checks"}),
     ("asyncopt.settings", {"asyncopt._core", "asyncopt.optim"}),
-    ("asyncopt.training", {"asyncopt.progress"}),
+    ("asyncopt.training", {"asyncopt.progress", "asyncopt._core"}),  # _core: the Ctrl-C stop flag
     ("asyncopt.progress", set()),
     ("asyncopt.checkpoint", set()),  # the file format: no estimator, state or backend (they register)
     ("asyncopt.plot", set()),  # figures read what a fit recorded, through public attributes only

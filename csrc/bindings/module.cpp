@@ -18,6 +18,7 @@ void bind_logistic(py::module_& m);
 void bind_lda(py::module_& m);
 void bind_server(py::module_& m);
 void bind_gpu_emulator(py::module_& m);
+void bind_interrupt(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
@@ -28,6 +29,7 @@ PYBIND11_MODULE(_core, m) {
     bind_server(m);
     bind_compress(m);
     bind_gpu_emulator(m);
+    bind_interrupt(m);
 
     m.def("build_info", []() {
         py::dict d;

@@ -184,7 +184,8 @@ class LogisticState(TrainingProgress):
         sums and no pass over the training set is made (``train_loss_kind`` 'progressive'), without
         it they are measured at the current model ('exact'). The objective's L2 term is always the
         current model's (O(features touched), no pass over the rows)."""
-        if progressive is not None and "loss_sum" in progressive:
+        if progressive is not None and "loss_sum" in progressive and progressive["rows"] > 0:
+            # (an epoch stopped by Ctrl-C before its first update summed no row: measured exactly then)
             loss_sum, correct, n = progressive["loss_sum"], progressive["correct"], progressive["rows"]
             kind = "progressive"
         else:

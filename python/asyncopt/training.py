@@ -16,6 +16,9 @@ so that a one-thread resume repeats the uninterrupted fit bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -23,9 +26,26 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import _core
 from .progress import reporter
 
 CONTINUE, STOP, DIVERGED = "continue", "stop", "diverged"
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Ctrl-C reaches the native epochs while this block runs: SIGINT sets the core's stop flag
+    (csrc/asyncopt/core/interrupt.hpp) instead of waiting for Python's handler, which would run only
+    when the epoch returns. Yields whether it took SIGINT over: only in the main thread, only where
+    SIGINT has Python's default handler (a program's own handler, or SIG_IGN, is left alone) and not
+    inside another such block (a fit started from a callback)."""
+    take = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler and _core.sigint_install())
+    try:
+        yield bool(take)
+    finally:
+        if take:
+            _core.sigint_restore()
 
 
 @dataclass
@@ -186,30 +206,52 @@ class EpochLoop:
         """Train up to ``epochs`` passes: ``epoch(seed, k0)`` trains one on the model and returns the
         native counters (updates, staleness); ``evaluate(counters)`` gives the record's
         workload-specific fields; ``sync()`` brings the host copy of the model up to date (a GPU's)
-        before anyone reads it. Raises FloatingPointError on a divergence."""
+        before anyone reads it. Raises FloatingPointError on a divergence.
+
+        Ctrl-C (:func:`interruptible`) stops the running epoch after the mini-batches in flight; that
+        partial epoch is recorded like any other (``interrupted`` True in its record, its updates in
+        ``t_`` and ``staleness_``), so the model, the step count and the history agree, and then
+        KeyboardInterrupt is raised: the estimator keeps the model reached so far."""
         model.n_iter = self.records
         if self.resume is not None:
             if self._rng is not rng:
                 raise RuntimeError("a resumed fit must draw its generator through EpochLoop.fit_rng")
             rng.bit_generator.state = self.resume[0]["rng"]
-        try:
-            for _ in range(self.epochs - self.records):
-                t0 = time.perf_counter()
-                res = epoch(int(rng.integers(2 ** 63)), model.t)
-                epoch_time = time.perf_counter() - t0
-                model.advance(res, epoch_time)
-                t1 = time.perf_counter()
-                rec = evaluate(res)
-                rec.update(epoch=model.epochs_done, time=model.train_time, epoch_time=epoch_time,
-                           eval_time=time.perf_counter() - t1, updates=model.t,
-                           staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),
-                           staleness_max=int(res["max"]))
-                status = self.record(model, rec, sync)
-                if status == DIVERGED:
-                    raise FloatingPointError(self.divergence)
-                if status == STOP:
-                    break
-        finally:
-            if sync is not None:
-                sync()
+        with interruptible() as routed:
+            try:
+                for _ in range(self.epochs - self.records):
+                    if routed and _core.stop_requested():
+                        break  # Ctrl-C between two epochs: nothing partial to record
+                    t0 = time.perf_counter()
+                    res = epoch(int(rng.integers(2 ** 63)), model.t)
+                    epoch_time = time.perf_counter() - t0
+                    interrupted = routed and _core.stop_requested()
+                    model.advance(res, epoch_time)
+                    t1 = time.perf_counter()
+                    rec = evaluate(res)
+                    rec.update(epoch=model.epochs_done, time=model.train_time, epoch_time=epoch_time,
+                               eval_time=time.perf_counter() - t1, updates=model.t,
+                               staleness_mean=float(res["sum"]) / max(int(res["count"]), 1),
+                               staleness_max=int(res["max"]))
+                    if interrupted:
+                        rec["interrupted"] = True
+                        # a partial pass: its checkpoint could not resume to the uninterrupted fit
+                        writer, self.checkpoint = self.checkpoint, None
+                        try:
+                            status = self.record(model, rec, sync)
+                        finally:
+                            self.checkpoint = writer
+                        break
+                    status = self.record(model, rec, sync)
+                    if status == DIVERGED:
+                        raise FloatingPointError(self.divergence)
+                    if status == STOP:
+                        break
+            finally:
+                if sync is not None:
+                    sync()
+            if routed and _core.stop_requested():
+                _core.clear_stop()
+                raise KeyboardInterrupt(f"fit interrupted (Ctrl-C) in epoch {model.epochs_done} after {model.t} updates "
+                                        "in all; the estimator holds the model reached so far")
         return model

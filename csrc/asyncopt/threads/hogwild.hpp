@@ -67,6 +67,7 @@
 #include <vector>
 
 #include "../core/epoch_plan.hpp"
+#include "../core/interrupt.hpp"
 #include "../core/parallel.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/rng.hpp"
@@ -127,8 +128,14 @@ uint64_t run_segments(const EpochPlan& plan, uint64_t k0, int nt, Work& work, Ru
         StepClock clock;
         clock.value.store(k_base);
         run(g, k_base, clock);
-        work.end_segment(static_cast<uint32_t>(seg_updates), nt);
-        k_base += seg_updates;
+        // Interrupted (interrupt.hpp): the segment ran only the steps its threads claimed, every
+        // one of them applied; the coordinates are brought to the last of those and no later
+        // segment starts, so the model and the returned count agree.
+        const bool interrupted = stop_requested();
+        const uint64_t done = interrupted ? clock.value.load() - k_base : seg_updates;
+        work.end_segment(static_cast<uint32_t>(done), nt);
+        k_base += done;
+        if (interrupted) break;
     }
     return k_base - k0;
 }
@@ -171,7 +178,7 @@ void hogwild_free_running(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
             StalenessStats st;  // thread-local: no false sharing on the per-update counters
             errors.capture([&] {
                 auto worker = work.worker(s);
-                for (int i = 0; i < nt && !errors.failed(); ++i) {
+                for (int i = 0; i < nt && !errors.failed() && !stop_requested(); ++i) {
                     const int u = (s + i) % nt;
                     SliceCursor& c = cursors[static_cast<size_t>(u)];
                     if (c.shuffled.load(std::memory_order_acquire) != 2) {
@@ -185,10 +192,11 @@ void hogwild_free_running(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                             while (c.shuffled.load(std::memory_order_acquire) != 2) std::this_thread::yield();
                         }
                     }
-                    for (int64_t p0; (p0 = c.next.fetch_add(chunk, std::memory_order_relaxed)) < c.last;) {
+                    for (int64_t p0; !stop_requested() &&
+                                     (p0 = c.next.fetch_add(chunk, std::memory_order_relaxed)) < c.last;) {
                         const int64_t p1 = std::min(c.last, p0 + chunk);
                         for (int64_t p = p0; p < p1; p += B) {
-                            if (errors.failed()) break;
+                            if (errors.failed() || stop_requested()) break;
                             // claim: the step number (the model it reads is the one as of step k - 1)
                             const uint64_t k = clock.value.fetch_add(1, std::memory_order_relaxed) + 1;
                             worker.update(perm + p, std::min(B, p1 - p), perm + c.last, k,
