@@ -67,6 +67,65 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
     return w[:d], w[d]
 
 
+def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", learning_rate=0.1, schedule="constant",
+                         beta1=0.9, beta2=0.999, eps=1e-8, bias_correction=False, alpha=0.0, regularization="none",
+                         batch_size=1, epochs=1, fit_intercept=True, intercept_scale=1.0):
+    """Dense mini-batch SGD / AMSGrad / AdaGrad / Adam on K-class logistic regression, the mean
+    softmax cross-entropy (loss='softmax') or the sum of the K one-vs-rest log-losses ('ovr'), plus
+    alpha/2 ||W||^2; every coordinate of every class steps at every update, as in
+    logistic_reference. y: class indices 0..K-1. Returns (W of shape (K, d), b of shape (K,))."""
+    n, d = X.shape
+    K = n_classes
+    Xd = X.toarray().astype(np.float64)
+    has = np.zeros((n, d))
+    for i in range(n):
+        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
+    counts = has.sum(axis=0)
+    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    w = np.zeros((d + 1, K))  # the last row: the intercepts
+    m, v, vhat, G = (np.zeros((d + 1, K)) for _ in range(4))
+    onehot = np.eye(K)[y]
+    k = 0
+    for _ in range(epochs):
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, min(start + batch_size, n))
+            z = Xd[rows] @ w[:d] + (w[d] if fit_intercept else 0.0)
+            if loss == "softmax":
+                p = np.exp(z - z.max(axis=1, keepdims=True))
+                p /= p.sum(axis=1, keepdims=True)
+                coef = (p - onehot[rows]) / len(rows)
+            else:
+                s = 2 * onehot[rows] - 1
+                coef = dloss(z, s) / len(rows)
+            g = np.zeros((d + 1, K))
+            g[:d] = Xd[rows].T @ coef
+            g[d] = coef.sum(axis=0) if fit_intercept else 0.0
+            if regularization == "sparse":
+                g[:d] += alpha * (reg_scale * has[rows].sum(axis=0) / len(rows))[:, None] * w[:d]
+            k += 1
+            eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+                   "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+            step = np.ones((d + 1, 1))
+            step[d] = intercept_scale
+            rho = np.ones((d + 1, 1))
+            if regularization in ("exact", "decoupled"):
+                rho[:d] = 1.0 - eta * alpha
+            if optimizer == "sgd":
+                w = rho * w - step * eta * g
+            elif optimizer == "adagrad":
+                G = G + g * g
+                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+            else:
+                a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
+                m = beta1 * m + (1 - beta1) * g
+                v = beta2 * v + (1 - beta2) * g * g
+                vhat = np.maximum(vhat, v)
+                w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+            if not fit_intercept:
+                w[d] = 0.0
+    return w[:d].T, w[d]
+
+
 def efficient_adam_reference(X, y, worker_batches, *, optimizer="adam", learning_rate=0.01, schedule="constant",
                              beta1=0.9, beta2=0.999, eps=1e-8, bias_correction=True, alpha=0.0,
                              regularization="none", intercept_scale=1.0):

@@ -219,8 +219,10 @@ def test_gpu_parameter_errors(emulated):
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):
             asyncopt.LogisticRegression(**kw).fit(X, y)
-    with pytest.raises(ValueError, match="exactly two classes"):
+    with pytest.raises(ValueError, match="at least two classes"):
         asyncopt.LogisticRegression(backend="cuda").fit(X, np.ones(40))
+    with pytest.raises(ValueError, match="trains exactly two classes"):
+        asyncopt.LogisticRegression(backend="cuda").fit(X, np.arange(40) % 3)
     bad = X.copy()
     bad.data[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -43,23 +43,21 @@ def test_bad_labels_rejected(data):
         fit(X, np.where(np.arange(200) == 5, np.nan, y))
     with pytest.raises(ValueError, match="200 rows"):
         fit(X, y[:-1])
-    with pytest.raises(ValueError, match="exactly two classes"):
+    with pytest.raises(ValueError, match="at least two classes"):
         fit(X, np.ones(200))
-    with pytest.raises(ValueError, match="exactly two classes"):
-        fit(X, np.arange(200) % 3)
     with pytest.raises(ValueError, match="1-dimensional"):
         fit(X, np.ones((200, 2)))
 
 
 @pytest.mark.parametrize("X,match", [
     (np.zeros(5), "2-dimensional"),
-    (np.zeros((0, 3)), "0 samples"),
-    (np.zeros((3, 0)), "0 features"),
-    (np.ones((3, 2), dtype=complex), "complex"),
-    (np.array([[object()]]), "object"),
+    (np.zeros((0, 3)), r"0 sample\(s\) \(shape=\(0, 3\)\)"),
+    (np.zeros((3, 0)), r"0 feature\(s\) \(shape=\(3, 0\)\)"),
+    (np.ones((3, 2), dtype=complex), "Complex data not supported"),
+    (np.array([[object()]]), "object array must hold numbers only"),
 ])
 def test_malformed_X_rejected(X, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         fit(X, np.arange(X.shape[0] if X.ndim else 1) % 2)
 
 

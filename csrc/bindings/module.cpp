@@ -19,6 +19,7 @@ void bind_lda(py::module_& m);
 void bind_server(py::module_& m);
 void bind_gpu_emulator(py::module_& m);
 void bind_interrupt(py::module_& m);
+void bind_multinomial(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
@@ -30,6 +31,7 @@ PYBIND11_MODULE(_core, m) {
     bind_compress(m);
     bind_gpu_emulator(m);
     bind_interrupt(m);
+    bind_multinomial(m);  // after bind_logistic: it takes LogisticConfig
 
     m.def("build_info", []() {
         py::dict d;

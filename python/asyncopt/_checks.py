@@ -48,22 +48,32 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
     return float(value)
 
 
-def check_matrix(X, name="X", n_features=None):
+def check_matrix(X, name="X", n_features=None, whom="it"):
     """Canonical CSR (sorted unique indices) in float32 or float64.
 
     float32 and float64 inputs keep their dtype (float32 is never upcast); integer and boolean
-    inputs become float64. Duplicate entries of a sparse input are summed, as scipy defines them.
+    inputs become float64, as do object arrays of numbers (a pandas frame of mixed columns).
+    Duplicate entries of a sparse input are summed, as scipy defines them. The messages follow
+    scikit-learn's check_array where it has one, so a scikit-learn user reads the error they
+    know; ``whom`` names the estimator in the one about a changed number of features.
     """
     if sp.issparse(X):
         X = X.tocsr()
     else:
         X = np.asarray(X)
         if X.dtype == object:
-            raise ValueError(f"{name}: object arrays are not supported; pass a numeric array or scipy.sparse matrix")
+            # numbers held as Python objects are numbers; anything else raises numpy's own
+            # TypeError/ValueError, naming the value's type
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{name}: an object array must hold numbers only ({e})") from None
         if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
+            raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}. Reshape "
+                             "your data: X.reshape(-1, 1) if it has a single feature, X.reshape(1, -1) if it is a "
+                             "single sample")
     if X.dtype.kind == "c":
-        raise ValueError(f"{name}: complex values are not supported")
+        raise ValueError(f"{name}: Complex data not supported")
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name}: dtype {X.dtype} is not numeric")
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
@@ -73,11 +83,11 @@ def check_matrix(X, name="X", n_features=None):
         X = sp.csr_matrix(X.astype(dtype, copy=False))
     n, d = X.shape
     if n == 0:
-        raise ValueError(f"{name} has 0 samples")
+        raise ValueError(f"{name} has 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
     if d == 0:
-        raise ValueError(f"{name} has 0 features")
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if n_features is not None and d != n_features:
-        raise ValueError(f"{name} has {d} features, but the model was fit with {n_features}")
+        raise ValueError(f"{name} has {d} features, but {whom} is expecting {n_features} features as input")
     if d > _INT32_MAX:
         raise ValueError(f"{name} has {d} features; at most 2^31 - 1 are supported")
     if X.dtype != dtype:
@@ -102,9 +112,26 @@ def native_csr(X):
     return (np.asarray(X.indptr, dtype=np.int64), np.asarray(X.indices, dtype=np.int32), X.data)
 
 
+def check_classification_target(y, whom):
+    """Before anything else of a classifier's fit: y is given, and is not a continuous (regression)
+    target, whose 'classes' would be every distinct value. Messages as scikit-learn's."""
+    if y is None:
+        raise ValueError(f"{whom} requires y to be passed, but the target y is None")
+    a = np.asarray(y)
+    if a.dtype.kind == "f" and np.isfinite(a).all() and np.any(a != np.round(a)):
+        raise ValueError(f"Unknown label type: continuous. {whom} is a classifier: y must hold class labels, not "
+                         "continuous values (round or bin them first)")
+
+
 def check_labels(y, n_samples, name="y"):
+    """Class labels of n_samples rows, 1-d (a column vector is raveled with scikit-learn's
+    DataConversionWarning)."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(f"A column-vector {name} was passed when a 1d array was expected; it is raveled to shape "
+                      f"({y.shape[0]},)", DataConversionWarning, stacklevel=3)
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional, got shape {y.shape}")

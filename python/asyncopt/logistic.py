@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import backends, checkpoint, optim
 from ._estimator import BackendEstimator, exclusive_fit
-from ._checks import check_int, check_labels, check_matrix, check_n_threads, check_real
+from ._checks import (check_classification_target, check_int, check_labels, check_matrix, check_n_threads,
+                      check_real)
 from .history import History
 from .settings import LogisticSettings
 from .state import LogisticState
@@ -44,7 +45,7 @@ def _divergence(optimizer):
 
 
 class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
-    """Binary logistic regression on sparse data, trained by lock-free (Hogwild!) SGD or AMSGrad.
+    """Logistic regression on sparse data (two classes or more), trained by lock-free (Hogwild!) SGD or AMSGrad.
 
     Minimises ``mean_i log(1 + exp(-y_i (w.x_i + b))) + alpha/2 ||w||^2`` with ``n_threads`` threads
     that update one shared model without locks (Niu et al. 2011; with AMSGrad, APAM of Xu et al.
@@ -147,6 +148,13 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         it the number of updates in flight (the staleness). None fills the device but keeps at least
         64 mini-batches per worker (:func:`asyncopt.gpu.default_workers`). 1 runs the updates one
         after another, the deterministic mode that matches a one-thread CPU fit up to float32 rounding.
+    multi_class : {'auto', 'multinomial', 'ovr'}
+        With more than two classes: 'multinomial' ('auto') minimises the softmax cross-entropy of
+        all classes jointly; 'ovr' trains one binary problem per class (one-vs-rest), all of them
+        in the same pass and the same lock-free updates. Either way a feature's K weights (and
+        their optimizer state) sit adjacently in memory, so an update touches one run of K
+        records per nonzero, with the binary model's lazy catch-up and regularisation modes.
+        Multiclass runs on backend='threads'. Two classes: one weight vector whatever this says.
     gpu_update : {'auto', 'atomic', 'racy'}
         backend='cuda': how an SGD step writes a weight: one atomic add ('atomic'; concurrent steps
         of a coordinate are never lost) or load + store like the CPU threads ('racy'). 'auto' is
@@ -154,9 +162,10 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (1, n_features), the dtype of X (float32 or float64)
-    intercept_ : ndarray of shape (1,)
-    classes_ : ndarray of shape (2,)
+    coef_ : ndarray of shape (1, n_features) for two classes, else (n_classes, n_features); the dtype
+        of X (float32 or float64)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    classes_ : ndarray of shape (n_classes,), any label type
     n_iter_ : int, epochs run by the last fit
     t_ : int, updates applied since the model was initialised (the schedule's k)
     history_ : History, one record per epoch (objective, time, staleness, validation metrics)
@@ -177,7 +186,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                  shuffle=True, tol=0.01, n_iter_no_change=1, plateau_drops=2, train_loss="progressive",
                  n_threads=None, fit_intercept=True, intercept_scale=None, warm_start=False, random_state=None,
                  verbose=0, callback=None, backend="threads", mpi=None, device=None, gpu_workers=None,
-                 gpu_update="auto"):
+                 gpu_update="auto", multi_class="auto"):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -206,6 +215,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.device = device
         self.gpu_workers = gpu_workers
         self.gpu_update = gpu_update
+        self.multi_class = multi_class
 
     # ------------------------------------------------------------------ parameters
     def _resolve(self):
@@ -226,6 +236,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         check_int("plateau_drops", self.plateau_drops, low=0)
         check_int("verbose", self.verbose, low=0)
         check_real("tol", self.tol, low=0, allow_none=True)
+        if self.multi_class not in ("auto", "multinomial", "ovr"):
+            raise ValueError(f"multi_class must be 'auto', 'multinomial' or 'ovr', got {self.multi_class!r}")
         if self.train_loss not in ("progressive", "exact"):
             raise ValueError(f"train_loss must be 'progressive' or 'exact', got {self.train_loss!r}")
         for flag in ("shuffle", "fit_intercept", "warm_start"):
@@ -255,6 +267,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
             as the uninterrupted fit would have.
         """
         resolved = self._resolve()
+        check_classification_target(y, type(self).__name__)
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         return self._fit(resolved, X, y, eval_set, self.epochs, continuing=bool(self.warm_start),
                          checkpointing=checkpointing)
@@ -280,6 +293,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
         first call (both labels), as in scikit-learn."""
         resolved = self._resolve()
+        check_classification_target(y, type(self).__name__)
         name, backend, _, _ = resolved
         if not backend.PARTIAL_FIT:
             raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
@@ -289,8 +303,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
             first = np.unique(np.asarray(classes))
-            if first.shape[0] != 2:
-                raise ValueError(f"classes must hold exactly two labels, got {classes}")
+            if first.shape[0] < 2:
+                raise ValueError(f"classes must hold at least two labels, got {classes}")
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
         return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first)
@@ -300,8 +314,10 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         name, backend, options, settings = resolved
         rule = settings.optimizer
 
+        loss = "ovr" if self.multi_class == "ovr" else "softmax"
+
         def new_model(n_features, dtype, classes):
-            return self._hold(LogisticState(n_features, dtype, classes, rule.name))
+            return self._hold(LogisticState(n_features, dtype, classes, rule.name, loss))
 
         loop = EpochLoop(int(epochs), History.format_row, _divergence(rule),
                          tol=self.tol, n_iter_no_change=int(self.n_iter_no_change),
@@ -310,11 +326,17 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                          resume=resume)
         run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
                            continuing=continuing and "_model" in self.__dict__, options=options,
-                           first_classes=first_classes)
+                           first_classes=first_classes, multi_class=loss)
         self.regularization_ = settings.regularization
         self.optimizer_ = settings.optimizer
         return self._train(name, lambda: backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings,
                                                                loop, run), run, loop)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR is the native input; dense arrays are converted
+        tags.non_deterministic = self.n_threads != 1  # Hogwild!: thread-finish order
+        return tags
 
     # ------------------------------------------------------------------ checkpoints
     _STATE = LogisticState
@@ -343,32 +365,64 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def decision_function(self, X):
-        """Margin ``w.x + b`` of each row; positive means ``classes_[1]``."""
+        """Margins: ``w.x + b`` of each row for two classes (positive means ``classes_[1]``), else the
+        (n_samples, K) margins of the K classes."""
         check_is_fitted(self)
-        X = check_matrix(X, n_features=self.n_features_in_)
-        return np.asarray(X @ self.coef_[0].astype(X.dtype, copy=False)).ravel() + self.intercept_[0]
+        X = check_matrix(X, n_features=self.n_features_in_, whom=type(self).__name__)
+        coef = self.coef_.astype(X.dtype, copy=False)
+        if coef.shape[0] == 1:
+            return np.asarray(X @ coef[0]).ravel() + self.intercept_[0]
+        return np.asarray(X @ coef.T) + self.intercept_
 
     def predict_proba(self, X):
-        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n_samples, 2)."""
+        """Class probabilities, shape (n_samples, n_classes), rows summing to 1: the logistic of the
+        margin for two classes, the softmax of the K margins for 'multinomial', and for 'ovr' each
+        class's logistic normalised over the classes (as scikit-learn's one-vs-rest)."""
         z = self.decision_function(X).astype(np.float64)
-        p = np.empty_like(z)
-        pos = z >= 0
-        p[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-        ez = np.exp(z[~pos])
-        p[~pos] = ez / (1.0 + ez)
-        return np.column_stack([1.0 - p, p])
+        if z.ndim == 1:
+            p = _expit(z)
+            return np.column_stack([1.0 - p, p])
+        if self._model.loss == "ovr":
+            p = _expit(z)
+            return p / p.sum(axis=1, keepdims=True)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
         return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        positive = self.decision_function(X) > 0
-        return self.classes_[positive.astype(np.intp)]
+        z = self.decision_function(X)
+        if z.ndim == 1:
+            return self.classes_[(z > 0).astype(np.intp)]
+        return self.classes_[np.argmax(z, axis=1)]
 
     def log_loss(self, X, y):
-        """Mean log-loss of the model on (X, y) (no regularisation term)."""
+        """Mean log-loss of the model on (X, y) (no regularisation term): the binary log-loss, or the
+        cross-entropy of predict_proba with more classes."""
         check_is_fitted(self)
         X = check_matrix(X, n_features=self.n_features_in_)
-        ypm = self._model.signed(check_labels(y, X.shape[0]))
+        y = check_labels(y, X.shape[0])
+        if self._model.K == 1:
+            ypm = self._model.signed(y)
+            z = self.decision_function(X).astype(np.float64)
+            return float(np.mean(np.logaddexp(0.0, -ypm * z)))
+        idx = self._model.encoded(y)
         z = self.decision_function(X).astype(np.float64)
-        return float(np.mean(np.logaddexp(0.0, -ypm * z)))
+        if self._model.loss == "ovr":
+            p = self.predict_proba(X)[np.arange(len(idx)), idx]
+            return float(-np.mean(np.log(np.maximum(p, 1e-300))))
+        zmax = z.max(axis=1)
+        lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
+        return float(np.mean(lse - z[np.arange(len(idx)), idx]))
+
+
+def _expit(z):
+    """1 / (1 + exp(-z)) without overflow in either tail."""
+    p = np.empty_like(z)
+    pos = z >= 0
+    p[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    p[~pos] = ez / (1.0 + ez)
+    return p

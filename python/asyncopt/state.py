@@ -97,24 +97,44 @@ def _expect(arrays, name, shape, dtype, what):
 
 
 class LogisticState(TrainingProgress):
-    """A binary logistic regression model: one optimizer-state record per feature (the weight and
-    the rule's per-coordinate statistics, interleaved) and the intercept's last, 64-byte aligned.
+    """A logistic regression model: one optimizer-state record per coordinate (the weight and the
+    rule's per-coordinate statistics, interleaved), 64-byte aligned. Two classes: one coordinate per
+    feature and the intercept last. K > 2 classes: K coordinates per feature, adjacent (feature j's
+    class c at j K + c: one nonzero's update touches one run of K records), and the K intercepts
+    last, trained with the softmax loss or as K one-vs-rest problems (``loss``).
 
     rule : the optimizer's name (the record layout depends on it)
+    loss : None (two classes), 'softmax' or 'ovr'
     active : every feature any fit touched (the native code brings them up to date at segment ends;
         the others are still zero)
     """
 
-    def __init__(self, n_features, dtype, classes, rule):
+    def __init__(self, n_features, dtype, classes, rule, loss=None):
         super().__init__()
         self.n_features = int(n_features)
         self.dtype = np.dtype(dtype)
         self.classes = classes
         self.rule = rule
-        self.array = aligned_zeros(self.n_features + 1, state_dtype(rule, self.dtype))
+        self.loss = None if len(classes) <= 2 else (loss or "softmax")
+        self.array = aligned_zeros((self.n_features + 1) * self.K, state_dtype(rule, self.dtype))
         self.seen = np.zeros(self.n_features, dtype=bool)
         self.active = np.zeros(0, dtype=np.int32)
         self._coef = None
+
+    @property
+    def K(self):
+        """Coordinates per feature: 1 for two classes, else the number of classes."""
+        return 1 if self.loss is None else len(self.classes)
+
+    def active_coordinates(self):
+        """The coordinates of the active features (their K records each), for the norm."""
+        if self.K == 1:
+            return self.active
+        cached = self.__dict__.get("_active_coords")
+        if cached is None or cached.shape[0] != self.active.shape[0] * self.K:
+            cached = (self.active.astype(np.int64)[:, None] * self.K + np.arange(self.K)).ravel().astype(np.int32)
+            self._active_coords = cached
+        return cached
 
     @property
     def native_rule(self):
@@ -122,7 +142,7 @@ class LogisticState(TrainingProgress):
         return getattr(_core.Rule, self.rule)
 
     # ------------------------------------------------------------------ continuing
-    def check_continuation(self, n_features, dtype, classes, rule):
+    def check_continuation(self, n_features, dtype, classes, rule, loss=None):
         """Raise unless data of this shape, dtype and labels can continue this model."""
         if n_features != self.n_features:
             raise ValueError(f"X has {n_features} features, but the model was fit with {self.n_features}")
@@ -133,6 +153,8 @@ class LogisticState(TrainingProgress):
             raise ValueError(f"optimizer changed from {self.rule!r} to {rule!r}; refit from scratch")
         if not np.isin(classes, self.classes).all():
             raise ValueError(f"y has labels {classes} outside the model's classes {self.classes}")
+        if self.loss is not None and loss is not None and loss != self.loss:
+            raise ValueError(f"multi_class changed from {self.loss!r} to {loss!r}; refit from scratch")
         if self.array.ctypes.data % _ALIGN:  # e.g. after unpickling
             aligned = aligned_zeros(self.array.shape[0], self.array.dtype)
             aligned[...] = self.array
@@ -146,6 +168,15 @@ class LogisticState(TrainingProgress):
             raise ValueError(f"{name} has labels {np.unique(y[unknown])[:10]} outside the classes {self.classes}")
         return np.where(y == self.classes[1], 1.0, -1.0)
 
+    def encoded(self, y, name="y"):
+        """y in the native core's terms: -1.0 / +1.0 for two classes, else int32 class indices."""
+        if self.K == 1:
+            return self.signed(y, name)
+        unknown = ~np.isin(y, self.classes)
+        if unknown.any():
+            raise ValueError(f"{name} has labels {np.unique(y[unknown])[:10]} outside the classes {self.classes}")
+        return np.searchsorted(self.classes, y).astype(np.int32)
+
     def eval_data(self, eval_set, dtype):
         """The validation pair in native form (CSR parts, shape, signed labels; X in ``dtype``), or None."""
         if eval_set is None:
@@ -155,7 +186,7 @@ class LogisticState(TrainingProgress):
         Xv = check_matrix(eval_set[0], name="eval_set X", n_features=self.n_features)
         if Xv.dtype != dtype:
             Xv = Xv.astype(dtype)
-        yv = self.signed(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
+        yv = self.encoded(check_labels(eval_set[1], Xv.shape[0], name="eval_set y"), name="eval_set y")
         return (native_csr(Xv), Xv.shape, yv)
 
     def add_features(self, present, counts, n_rows, settings):
@@ -169,7 +200,7 @@ class LogisticState(TrainingProgress):
             return None
         scale = n_rows / counts
         if "reg" in self.array.dtype.names:
-            self.array["reg"][present] = scale
+            self.array["reg"].reshape(-1, self.K)[present] = scale[:, None]  # each of a feature's K records
             return None
         reg_scale = np.zeros(self.n_features, dtype=self.dtype)
         reg_scale[present] = scale
@@ -189,27 +220,32 @@ class LogisticState(TrainingProgress):
             loss_sum, correct, n = progressive["loss_sum"], progressive["correct"], progressive["rows"]
             kind = "progressive"
         else:
-            loss_sum, correct = _core.logistic_evaluate(*Xn, shape[1], ypm, self.array, self.native_rule,
-                                                        settings.fit_intercept, n_threads)
+            loss_sum, correct = self._evaluate(Xn, shape, ypm, settings.fit_intercept, n_threads)
             n, kind = shape[0], "exact"
-        sq = _core.squared_norm(self.array, self.active, self.native_rule, self.dtype.name)
+        sq = _core.squared_norm(self.array, self.active_coordinates(), self.native_rule, self.dtype.name)
         rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
                "objective": loss_sum / n + 0.5 * settings.alpha * sq, "train_loss_kind": kind,
                "val_loss": None, "val_accuracy": None}
         if val is not None:
             Xv, vshape, yv = val
-            vl, vc = _core.logistic_evaluate(*Xv, vshape[1], yv, self.array, self.native_rule, settings.fit_intercept,
-                                             n_threads)
+            vl, vc = self._evaluate(Xv, vshape, yv, settings.fit_intercept, n_threads)
             rec["val_loss"] = vl / vshape[0]
             rec["val_accuracy"] = vc / vshape[0]
         return rec
+
+    def _evaluate(self, Xn, shape, y, fit_intercept, n_threads):
+        """(summed loss, correct predictions) of the current model on native data and encoded labels."""
+        if self.K == 1:
+            return _core.logistic_evaluate(*Xn, shape[1], y, self.array, self.native_rule, fit_intercept, n_threads)
+        return _core.multinomial_evaluate(*Xn, shape[1], y, self.K, self.array, self.native_rule, fit_intercept,
+                                          self.loss, n_threads)
 
     # ------------------------------------------------------------------ checkpoints
     def to_checkpoint(self):
         """(meta, arrays): everything a fit continues from, the optimizer state included (the rule's
         per-coordinate records with their moments, maxima and stamps, as the native core lays them out)."""
         meta = {"kind": "logistic", "n_features": self.n_features, "dtype": self.dtype.str, "rule": self.rule,
-                "classes": labels_to_json(self.classes), **self._progress_meta()}
+                "classes": labels_to_json(self.classes), "loss": self.loss, **self._progress_meta()}
         arrays = {"model.array": self.array, "model.seen": self.seen, "model.active": self.active,
                   "model.staleness_histogram": self.staleness.histogram}
         return meta, arrays
@@ -222,12 +258,16 @@ class LogisticState(TrainingProgress):
         TrainingProgress.__init__(self)
         self.n_features, self.dtype, self.rule = int(meta["n_features"]), np.dtype(meta["dtype"]), meta["rule"]
         self.classes = labels_from_json(meta["classes"])
+        self.loss = meta.get("loss")
+        if (self.loss is None) != (len(self.classes) <= 2) or self.loss not in (None, "softmax", "ovr"):
+            raise ValueError(f"checkpoint's loss {self.loss!r} does not fit its {len(self.classes)} classes")
         layout = state_dtype(self.rule, self.dtype)
-        saved = _expect(arrays, "model.array", (self.n_features + 1,), arrays["model.array"].dtype, "optimizer state")
+        saved = _expect(arrays, "model.array", ((self.n_features + 1) * self.K,), arrays["model.array"].dtype,
+                        "optimizer state")
         if saved.dtype != layout:
             raise ValueError(f"checkpoint's {self.rule} state records are laid out as {saved.dtype}, this build's as "
                              f"{layout}: it was written by an incompatible build")
-        self.array = aligned_zeros(self.n_features + 1, layout)
+        self.array = aligned_zeros(saved.shape[0], layout)
         self.array[...] = saved
         self.seen = _expect(arrays, "model.seen", (self.n_features,), bool, "features seen").copy()
         active = arrays["model.active"]
@@ -248,18 +288,21 @@ class LogisticState(TrainingProgress):
     # dominate partial_fit on small chunks.
     @property
     def coef(self):
+        """(1, n_features) for two classes, else (K, n_features): class c's weights in row c."""
         if self._coef is None:
-            self._coef = np.ascontiguousarray(self.array["w"][:-1]).reshape(1, -1)
+            K = self.K
+            self._coef = np.ascontiguousarray(self.array["w"][:-K].reshape(self.n_features, K).T)
         return self._coef
 
     @property
     def intercept(self):
-        return np.array([self.array["w"][-1]], dtype=self.array.dtype["w"])
+        return np.array(self.array["w"][-self.K:], dtype=self.array.dtype["w"])
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_coef"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_coef", "_active_coords")}
 
     def __setstate__(self, d):
+        d.setdefault("loss", None)  # pickled before multiclass: a two-class model
         self.__dict__.update(d)
         self._coef = None
 
@@ -277,26 +320,12 @@ def check_counts(X, name="X", n_features=None, need_words=True, whom="LDA"):
     """
     if not sp.issparse(X):
         X = np.asarray(X)
-        if X.dtype == object:
-            # numbers held as Python objects (a pandas column of mixed ints and floats) are numbers;
-            # a non-number raises numpy's TypeError/ValueError naming its type
-            try:
-                X = X.astype(np.float64)
-            except (TypeError, ValueError) as e:
-                raise type(e)(f"{name}: an object array must hold numbers only ({e})") from None
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-dimensional (n_documents, n_words), got shape {X.shape}. Reshape "
                              "your data: X.reshape(1, -1) if it is a single document")
-    if X.dtype.kind == "c":
-        raise ValueError(f"{name}: Complex data not supported; LDA takes real word counts or weights")
-    n, d = X.shape
-    if n == 0:
-        raise ValueError(f"{name} has 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
-    if d == 0:
-        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
-    if n_features is not None and d != n_features:
-        raise ValueError(f"{name} has {d} features, but {whom.split('.')[0]} is expecting {n_features} features as "
-                         "input (the vocabulary it was fit with)")
+    if n_features is not None and X.shape[1] != n_features and min(X.shape) > 0:
+        raise ValueError(f"{name} has {X.shape[1]} features, but {whom.split('.')[0]} is expecting {n_features} "
+                         "features as input (the vocabulary it was fit with)")
     X = check_matrix(X, name=name)
     if X.dtype != np.float64:
         X = X.astype(np.float64)

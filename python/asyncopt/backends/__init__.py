@@ -53,6 +53,7 @@ class Run:
     total_samples: Optional[float] = None
     options: Any = None
     first_classes: Any = None  # logistic partial_fit's first call: the classes
+    multi_class: Optional[str] = None  # logistic, K > 2 classes: 'softmax' or 'ovr' (what a continued model must have)
     train_perplexity_docs: int = 0  # LDA: training documents whose perplexity each record holds
     evaluate_every: int = 0  # LDA: every this many passes (and at a fit's last) a record holds the perplexity of
     #                          all training documents (scikit-learn's evaluate_every); 0: never

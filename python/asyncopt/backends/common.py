@@ -6,18 +6,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def logistic_model(model, n_features, dtype, y, run, rule):
+def logistic_model(model, n_features, dtype, y, run, rule, multiclass=False, backend=""):
     """The model a logistic fit trains: the given one checked against data of n_features columns in
-    dtype and labels y when continuing, else a new one."""
+    dtype and labels y when continuing, else a new one. ``multiclass``: whether the backend trains
+    more than two classes."""
     classes = np.unique(y)
     if run.continuing and model is not None:
-        model.check_continuation(n_features, np.dtype(dtype), classes, rule)
+        model.check_continuation(n_features, np.dtype(dtype), classes, rule, run.multi_class)
         return model
     if run.first_classes is not None:
         classes = run.first_classes
-    elif classes.shape[0] != 2:
-        raise ValueError(f"y must hold exactly two classes for binary logistic regression, got "
-                         f"{classes.shape[0]}: {classes[:10]}")
+    if classes.shape[0] < 2:
+        k = classes.shape[0]
+        raise ValueError(f"y must hold at least two classes, got {k} class{'' if k == 1 else 'es'}: {classes[:10]}")
+    if classes.shape[0] > 2 and not multiclass:
+        raise ValueError(f"y has {classes.shape[0]} classes, but backend={backend!r} trains exactly two classes "
+                         "(binary logistic regression); multiclass runs on backend='threads'")
     return run.new_model(n_features, dtype, classes)
 
 

@@ -115,7 +115,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         y = check_labels(y, X.shape[0])
         n, d = X.shape
         # the device computes in float32: the model is float32 whatever X's dtype
-        model = logistic_model(model, d, np.float32, y, run, opt.name)
+        model = logistic_model(model, d, np.float32, y, run, opt.name, backend="cuda")
         present, counts = feature_counts(X.indices, d)
         row_lengths = np.diff(X.indptr)
         loop.bind_data(X.indptr, X.indices, X.data, y)  # (device arrays are not checksummed on a resume)

@@ -35,8 +35,8 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     X = check_matrix(X, n_features=model.n_features if run.continuing and model is not None else None)
     y = check_labels(y, X.shape[0])
     n_threads = resolve_n_threads(run.n_threads)
-    model = logistic_model(model, X.shape[1], X.dtype, y, run, settings.optimizer.name)
-    ypm = model.signed(y)
+    model = logistic_model(model, X.shape[1], X.dtype, y, run, settings.optimizer.name, multiclass=True)
+    labels = model.encoded(y)
     val = model.eval_data(eval_set, X.dtype)
     n, d = X.shape
     Xn = native_csr(X)
@@ -45,7 +45,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     reg_scale = model.add_features(present, counts, n, settings)
     sc = settings.step_config()
     cfg = settings.native_config(n_threads)
-    loop.bind_data(*Xn, ypm)
+    loop.bind_data(*Xn, labels)
     rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
     perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle))
     rule = settings.optimizer.native
@@ -54,11 +54,14 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     def epoch(seed, k0):
         cfg.seed, cfg.k0 = seed, k0
         sc.scale = loop.step_scale
-        return _core.logistic_epoch(*Xn, d, ypm, perm, model.array, reg_scale, model.active, rule, sc, cfg,
+        if model.K > 1:  # K classes: K adjacent coordinates per feature (threads/multinomial.hpp)
+            return _core.multinomial_epoch(*Xn, d, labels, model.K, perm, model.array, reg_scale, model.active, rule,
+                                           sc, cfg, loss=model.loss, check_input=False)
+        return _core.logistic_epoch(*Xn, d, labels, perm, model.array, reg_scale, model.active, rule, sc, cfg,
                                     check_input=False)
 
     def evaluate(res):
-        return model.evaluate(Xn, X.shape, ypm, val, settings, n_threads, progressive=res)
+        return model.evaluate(Xn, X.shape, labels, val, settings, n_threads, progressive=res)
 
     return loop.run(model, epoch, evaluate, rng)
 

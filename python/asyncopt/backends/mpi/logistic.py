@@ -97,7 +97,7 @@ def fit(model, X, y, eval_set, settings, loop, run):
 def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
     opts = run.options
     n, d = X.shape
-    model = logistic_model(model, d, X.dtype, y, run, settings.optimizer.name)
+    model = logistic_model(model, d, X.dtype, y, run, settings.optimizer.name, backend="mpi")
     seed = int(fit_rng(run.random_state, model.t).integers(2 ** 62))  # shards and shuffles of every rank
     spec = {"settings": agreed, "n_features": d, "dtype": X.dtype.name, "classes": model.classes.tolist(),
             "n_rows": n, "nnz": int(X.nnz), "seed": seed, "n_workers": comm.Get_size() - 1,
