@@ -431,3 +431,17 @@ def test_generator_edge_sizes():
 def test_generator_argument_errors(kwargs, words):
     with pytest.raises(ValueError, match=words):
         make_sparse_classification(**{"n_samples": 10, "n_features": 64, **kwargs})
+
+
+def test_make_sparse_classification_with_more_classes():
+    X, y = make_sparse_classification(n_samples=3000, n_features=500, nnz_per_row=20, n_classes=5, random_state=1)
+    X2, y2 = make_sparse_classification(n_samples=3000, n_features=500, nnz_per_row=20, n_classes=5, random_state=1)
+    assert np.array_equal(y, y2) and (X != X2).nnz == 0
+    assert y.dtype.kind == "i" and set(np.unique(y)) == set(range(5))
+    assert min(np.bincount(y)) > 100  # every class drawn (a softmax teacher, no empty class)
+    # the binary problem is unchanged by the parameter: the same stream, labels in {-1, +1}
+    Xb, yb = make_sparse_classification(n_samples=300, n_features=50, random_state=2)
+    Xc, yc = make_sparse_classification(n_samples=300, n_features=50, random_state=2, n_classes=2)
+    assert np.array_equal(yb, yc) and set(np.unique(yb)) == {-1.0, 1.0} and (Xb != Xc).nnz == 0
+    with pytest.raises(ValueError, match="n_classes must be at least 2"):
+        make_sparse_classification(n_samples=10, n_features=10, nnz_per_row=3, n_classes=1)

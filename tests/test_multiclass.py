@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import asyncopt
+from asyncopt.datasets import make_sparse_classification
 from reference import multiclass_reference
 
 
@@ -96,20 +97,6 @@ def test_bad_multi_class_is_refused():
 
 
 # ------------------------------------------------------------------ quality with two threads
-def generated(n, d=3000, K=10, nnz=20, seed=0):
-    """A K-class problem with Zipf-distributed sparse features (rows of unit norm) and labels drawn
-    from a softmax teacher: argmax(x W + Gumbel noise)."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, d + 1) ** 1.1
-    cols = rng.choice(d, size=(n, nnz), p=p / p.sum())
-    X = sp.csr_matrix((rng.random(n * nnz) + 0.5, cols.ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
-    X.sum_duplicates()
-    X = sp.csr_matrix(X.multiply(1 / np.sqrt(X.multiply(X).sum(axis=1))))
-    W = rng.normal(scale=3.0, size=(d, K))
-    y = np.argmax(X @ W + rng.gumbel(size=(n, K)), axis=1)
-    return X, y
-
-
 def batch_optimum_test_loss(Xtr, ytr, Xte, yte, alpha):
     """Test log-loss of the multinomial optimum of the same objective (mean cross-entropy +
     alpha/2 ||W||^2, i.e. scikit-learn's C = 1 / (alpha n)), by L-BFGS."""
@@ -142,13 +129,14 @@ def twenty_newsgroups():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
 def test_two_threads_reach_the_batch_optimum_on_a_generated_10_class_problem(optimizer):
-    X, y = generated(30000)
-    Xtr, ytr, Xte, yte = X[:20000], y[:20000], X[20000:], y[20000:]
+    # tf-idf-like rows of Zipf features, labels drawn from a softmax teacher (datasets.py)
+    X, y = make_sparse_classification(n_samples=50000, n_features=5000, nnz_per_row=30, n_classes=10, signal=8.0)
+    Xtr, ytr, Xte, yte = X[:30000], y[:30000], X[30000:], y[30000:]
     optimum = batch_optimum_test_loss(Xtr, ytr, Xte, yte, 1e-4)
     est = asyncopt.LogisticRegression(optimizer=optimizer, alpha=1e-4, n_threads=2, random_state=0).fit(Xtr, ytr)
     # a broken update (lost classes, wrong gradient, racing writes lost) lands far above this
-    assert est.log_loss(Xte, yte) <= 1.01 * optimum
-    assert est.score(Xte, yte) > 0.5
+    assert est.log_loss(Xte, yte) <= 1.01 * optimum  # measured: SGD 0.9985, AMSGrad 1.0001-1.0008 over 8 seeds
+    assert est.score(Xte, yte) > 0.4  # 10 noisy classes: the optimum's accuracy is about 0.46
 
 
 def test_two_threads_reach_the_batch_optimum_on_20_newsgroups():

@@ -175,8 +175,8 @@ def load_libsvm(path, n_features=None, dtype=np.float32):
 
 def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=46,
                                zipf_exponent=1.1, signal=4.0, random_state=0,
-                               dtype=np.float32):
-    """Synthetic text-like sparse binary classification problem (tf-idf rows, logistic labels).
+                               dtype=np.float32, n_classes=2):
+    """Synthetic text-like sparse classification problem (tf-idf rows, logistic or softmax labels).
 
     Models a bag-of-words corpus turned into tf-idf features, the kind of data asynchronous
     sparse SGD was designed for (RCV1, news20, ...):
@@ -193,7 +193,10 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
     - labels follow a logistic model, ``y = +1`` with probability
       ``sigmoid(signal * x @ w_star + b_star)``, where ``w_star ~ N(0, I)`` and ``b_star``
       centres the scores at their median so the two classes are about balanced. Larger
-      ``signal`` means less label noise (lower Bayes error).
+      ``signal`` means less label noise (lower Bayes error). With ``n_classes = K > 2`` the
+      labels follow a softmax model instead: ``y = c`` with probability
+      ``softmax(signal * x @ W_star)_c``, ``W_star ~ N(0, I)`` of shape (n_features, K), drawn
+      as the argmax of the scores plus Gumbel noise.
 
     The problem is built with vectorised numpy, chunk by chunk, so a million rows with
     ``n_features=2**24`` take seconds and about a gigabyte of memory. The same arguments always
@@ -217,14 +220,17 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
         Seed of everything random (the permutation, ``w_star``, the rows and the labels).
     dtype : {numpy.float32, numpy.float64}, default numpy.float32
         dtype of ``X.data``.
+    n_classes : int, default 2
+        Number of classes; 2 gives labels in {-1, +1} (the binary problem, the same arrays as
+        before this parameter existed), more give class indices 0 .. n_classes - 1.
 
     Returns
     -------
     X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
         Canonical CSR with ``data`` of ``dtype``, rows of
         unit l2 norm.
-    y : numpy.ndarray of shape (n_samples,), float64
-        Labels in {-1.0, +1.0}.
+    y : numpy.ndarray of shape (n_samples,)
+        Labels in {-1.0, +1.0} (float64) for two classes, else class indices (int64).
     """
     n_samples = _check_positive_int("n_samples", n_samples)
     n_features = _check_positive_int("n_features", n_features)
@@ -241,12 +247,15 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
     if (not isinstance(signal, numbers.Real) or isinstance(signal, bool)
             or not math.isfinite(signal)):
         raise ValueError(f"signal must be a finite number, got {signal!r}")
+    n_classes = _check_positive_int("n_classes", n_classes)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     dt = _check_dtype(dtype)
     rng = np.random.default_rng(random_state)
 
-    # Feature id of each frequency rank, and the true weights.
+    # Feature id of each frequency rank, and the true weights (one column per class beyond two).
     rank_to_feature = rng.permutation(n_features).astype(np.int32)
-    w_star = rng.standard_normal(n_features)
+    w_star = rng.standard_normal(n_features if n_classes == 2 else (n_features, n_classes))
     # Inverse-CDF sampling of ranks: searchsorted on the cumulative Zipf weights is exact for
     # the truncated law (no rejection, no continuous approximation).
     cdf = np.cumsum(np.arange(1, n_features + 1, dtype=np.float64) ** -float(zipf_exponent))
@@ -300,9 +309,13 @@ def make_sparse_classification(n_samples=100_000, n_features=2**20, nnz_per_row=
     values /= np.repeat(norms, row_nnz)
 
     # Scores from the float64 values, so y is the same whatever dtype X is returned in.
-    scores = signal * np.add.reduceat(values * w_star[indices], starts)
-    scores -= np.median(scores)
-    y = np.where(rng.random(n_samples) < expit(scores), 1.0, -1.0)
+    if n_classes == 2:
+        scores = signal * np.add.reduceat(values * w_star[indices], starts)
+        scores -= np.median(scores)
+        y = np.where(rng.random(n_samples) < expit(scores), 1.0, -1.0)
+    else:
+        scores = signal * np.add.reduceat(values[:, None] * w_star[indices], starts, axis=0)
+        y = np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)  # Gumbel-max: a softmax draw
 
     data = values.astype(dt, copy=False)
     return _csr(data, indices, indptr, (n_samples, n_features)), y
