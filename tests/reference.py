@@ -12,12 +12,13 @@ def dloss(z, y):
 
 def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9, beta2=0.999,
                        eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1, epochs=1,
-                       fit_intercept=True, intercept_scale=1.0, batches=None):
+                       fit_intercept=True, intercept_scale=1.0, batches=None, sample_weight=None):
     """Dense mini-batch SGD / AMSGrad / AdaGrad / Adam on mean log-loss + alpha/2 ||w||^2; returns (w, b).
 
     X: scipy CSR (its stored entries define which features a row 'contains' for the sparse
     regulariser), y in {-1, +1}. batches: the row arrays of the successive updates; by default
-    ``epochs`` passes in order in mini-batches of ``batch_size``.
+    ``epochs`` passes in order in mini-batches of ``batch_size``. sample_weight: per-row weights of
+    the losses (their gradients), the sparse regulariser's share unweighted.
     """
     n, d = X.shape
     Xd = X.toarray().astype(np.float64)
@@ -38,6 +39,8 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
     for rows in batches:
         z = Xd[rows] @ w[:d] + (w[d] if fit_intercept else 0.0)
         coef = dloss(z, y[rows]) / len(rows)
+        if sample_weight is not None:
+            coef = coef * sample_weight[rows]
         g = np.zeros(d + 1)
         g[:d] = coef @ Xd[rows]
         g[d] = coef.sum() if fit_intercept else 0.0
@@ -69,7 +72,7 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
 
 def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", learning_rate=0.1, schedule="constant",
                          beta1=0.9, beta2=0.999, eps=1e-8, bias_correction=False, alpha=0.0, regularization="none",
-                         batch_size=1, epochs=1, fit_intercept=True, intercept_scale=1.0):
+                         batch_size=1, epochs=1, fit_intercept=True, intercept_scale=1.0, sample_weight=None):
     """Dense mini-batch SGD / AMSGrad / AdaGrad / Adam on K-class logistic regression, the mean
     softmax cross-entropy (loss='softmax') or the sum of the K one-vs-rest log-losses ('ovr'), plus
     alpha/2 ||W||^2; every coordinate of every class steps at every update, as in
@@ -97,6 +100,8 @@ def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", le
             else:
                 s = 2 * onehot[rows] - 1
                 coef = dloss(z, s) / len(rows)
+            if sample_weight is not None:
+                coef = coef * sample_weight[rows][:, None]
             g = np.zeros((d + 1, K))
             g[:d] = Xd[rows].T @ coef
             g[d] = coef.sum(axis=0) if fit_intercept else 0.0

@@ -33,11 +33,19 @@ _HOGWILD = ("Hogwild!: with several threads the updates land in whatever order t
 
 def _expected_failures(estimator):
     """The checks an instance cannot pass by design, with the reason; only those."""
+    failures = {}
+    if isinstance(estimator, asyncopt.LogisticRegression):
+        # as for scikit-learn's own SGDClassifier: a weight scales a row's step, while a repeated row
+        # is visited twice (two steps at two models) and a removed one never; stochastic updates
+        # are not invariant to that, only their expectation is
+        for kind in ("dense", "sparse"):
+            failures[f"check_sample_weight_equivalence_on_{kind}_data"] = (
+                "stochastic updates: sample_weight=2 scales a row's step, a repeated row takes two steps")
     threads = estimator.n_jobs if isinstance(estimator, asyncopt.LDA) and estimator.n_jobs is not None \
         else estimator.n_threads
     if threads == 1:
-        return {}
-    failures = {"check_fit_idempotent": _HOGWILD}
+        return failures
+    failures["check_fit_idempotent"] = _HOGWILD
     if isinstance(estimator, asyncopt.LogisticRegression):
         # fits on y and on y as a column compared prediction for prediction: two multi-thread fits
         failures["check_supervised_y_2d"] = _HOGWILD

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -72,6 +73,15 @@ asyncopt::CsrView<T> csr_view(const py::array& indptr, const py::array& indices,
     if (X.indptr[X.n_rows] != indices.shape(0)) throw py::value_error("indptr[-1] must equal len(indices)");
     if (deep) asyncopt::check_csr(X);
     return X;
+}
+
+// Per-row weights of the losses (sample_weight x class_weight): float64, one per row, finite and >= 0
+// (Python checks them with messages naming the parameter; this guards the native entry points).
+inline const double* checked_weights(const py::array& w, int64_t n_rows) {
+    const double* p = checked<double>(w, "sample_weight", {n_rows}, false);
+    for (int64_t i = 0; i < n_rows; ++i)
+        if (!(p[i] >= 0) || !std::isfinite(p[i])) throw py::value_error("sample_weight must be finite and >= 0");
+    return p;
 }
 
 // An epoch's update count and staleness statistics, as every backend's epoch returns them.

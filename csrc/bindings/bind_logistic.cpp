@@ -16,6 +16,7 @@
 namespace py = pybind11;
 using namespace asyncopt;
 using asyncopt_bindings::checked;
+using asyncopt_bindings::checked_weights;
 using asyncopt_bindings::csr_view;
 using asyncopt_bindings::is_dtype;
 using asyncopt_bindings::staleness_dict;
@@ -24,6 +25,7 @@ namespace {
 
 struct EpochArgs {
     py::array indptr, indices, data, y, perm, state, reg_scale, active;
+    py::object weight;  // per-row weights, or None
     int64_t n_cols;
     bool check_input;
 };
@@ -54,11 +56,12 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
     const int64_t n_active = a.active.shape(0);
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
+    const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
     {
         py::gil_scoped_release nogil;
-        LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active);
+        LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active, weight);
         res = hogwild_epoch(n_visit, perm, cfg, work);
         progress = work.progress();
     }
@@ -73,11 +76,12 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
                    py::array state, py::object reg_scale, py::array active, RuleKind rule, const StepConfig& sc,
-                   const LogisticConfig& cfg, bool check_input) {
+                   const LogisticConfig& cfg, bool check_input, py::object sample_weight) {
     if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
     check_n_threads(cfg.n_threads);
     EpochArgs a{indptr, indices, data, y, perm, state,
-                reg_scale.is_none() ? py::array() : py::array(reg_scale), active, n_cols, check_input};
+                reg_scale.is_none() ? py::array() : py::array(reg_scale), active,
+                sample_weight, n_cols, check_input};
     auto run = [&](auto precision) {
         using T = decltype(precision);
         return visit_rule<T>(rule, sc, [&](auto v) {
@@ -92,27 +96,29 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
 
 template <class T, class State>
 py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, const py::array& data, int64_t n_cols,
-                         const py::array& y, const py::array& state, bool fit_intercept, int64_t n_threads) {
+                         const py::array& y, const py::array& state, bool fit_intercept, int64_t n_threads,
+                         const py::object& sample_weight) {
     const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols);
     const double* yp = checked<double>(y, "y", {X.n_rows}, false);
     const State* st = checked<State>(state, "state", {n_cols + 1}, false, 'V');
+    const double* weight = sample_weight.is_none() ? nullptr : checked_weights(py::array(sample_weight), X.n_rows);
     double loss = 0;
     int64_t correct = 0;
     {
         py::gil_scoped_release nogil;
-        evaluate_logistic(X, yp, st, fit_intercept, static_cast<int>(n_threads), &loss, &correct);
+        evaluate_logistic(X, yp, st, fit_intercept, static_cast<int>(n_threads), &loss, &correct, weight);
     }
     return py::make_tuple(loss, correct);
 }
 
 py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array state,
-                   RuleKind rule, bool fit_intercept, int64_t n_threads) {
+                   RuleKind rule, bool fit_intercept, int64_t n_threads, py::object sample_weight) {
     check_n_threads(n_threads);
     auto eval = [&](auto precision) {
         using T = decltype(precision);
         return visit_state<T>(rule, [&](auto tag) {
             return evaluate_typed<T, typename decltype(tag)::type>(indptr, indices, data, n_cols, y, state,
-                                                                   fit_intercept, n_threads);
+                                                                   fit_intercept, n_threads, sample_weight);
         });
     };
     const py::dtype dt = data.dtype();
@@ -202,6 +208,7 @@ void bind_logistic(py::module_& m) {
     m.def("logistic_epoch", &run_epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
           py::arg("y"), py::arg("perm").noconvert(), py::arg("state").noconvert(), py::arg("reg_scale"),
           py::arg("active"), py::arg("rule"), py::arg("steps"), py::arg("config"), py::arg("check_input") = true,
+          py::arg("sample_weight") = py::none(),
           "Run one lock-free epoch of logistic regression in place on `state` over the rows listed in `perm`; "
           "returns update and staleness counts (and, with config.progressive_loss, the rows' loss_sum, correct and "
           "rows at the models their updates read). The GIL is released while threads run. check_input=False skips the O(nnz) CSR and "
@@ -219,7 +226,8 @@ void bind_logistic(py::module_& m) {
         "columns in range).");
     m.def("logistic_evaluate", &evaluate, py::arg("indptr"), py::arg("indices"), py::arg("data"),
           py::arg("n_features"), py::arg("y"), py::arg("state"), py::arg("rule"), py::arg("fit_intercept"),
-          py::arg("n_threads"), "Sum of log-losses and number of correct predictions of the model in `state`.");
+          py::arg("n_threads"), py::arg("sample_weight") = py::none(),
+          "Sum of (weighted) log-losses and number of correct predictions of the model in `state`.");
     m.def("squared_norm", &squared_norm_py, py::arg("state"), py::arg("active"), py::arg("rule"),
           py::arg("dtype"), "sum of w_j^2 over the features listed in `active`.");
     m.def("state_layout", &state_layout, py::arg("rule"), py::arg("dtype"),

@@ -15,6 +15,7 @@
 namespace py = pybind11;
 using namespace asyncopt;
 using asyncopt_bindings::checked;
+using asyncopt_bindings::checked_weights;
 using asyncopt_bindings::csr_view;
 using asyncopt_bindings::is_dtype;
 using asyncopt_bindings::staleness_dict;
@@ -41,6 +42,7 @@ const int32_t* checked_labels(const py::array& y, int64_t n, int K) {
 
 struct Args {
     py::array indptr, indices, data, y, perm, state, reg_scale, active;
+    py::object weight;  // per-row weights, or None
     int64_t n_cols;
     int K;
     multinomial::Loss loss;
@@ -67,11 +69,12 @@ py::dict run_with(const Args& a, const StepConfig& sc, const LogisticConfig& giv
     const int64_t n_active = a.active.shape(0);
     for (int64_t i = 0; i < n_active; ++i)
         if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
+    const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
     {
         py::gil_scoped_release nogil;
-        MultinomialWork<T, Rule, Steps> work(X, y, a.K, a.loss, reg_scale, state, sc, cfg, active, n_active);
+        MultinomialWork<T, Rule, Steps> work(X, y, a.K, a.loss, reg_scale, state, sc, cfg, active, n_active, weight);
         res = hogwild_epoch(n_visit, perm, cfg, work);
         progress = work.progress();
     }
@@ -86,11 +89,13 @@ py::dict run_with(const Args& a, const StepConfig& sc, const LogisticConfig& giv
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, int64_t K,
                    py::array perm, py::array state, py::object reg_scale, py::array active, RuleKind rule,
-                   const StepConfig& sc, const LogisticConfig& cfg, const std::string& loss, bool check_input) {
+                   const StepConfig& sc, const LogisticConfig& cfg, const std::string& loss, bool check_input,
+                   py::object sample_weight) {
     if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
     check_n_threads(cfg.n_threads);
     Args a{indptr, indices, data, y, perm, state, reg_scale.is_none() ? py::array() : py::array(reg_scale), active,
-           n_cols, check_classes(K), parse_loss(loss), check_input};
+           sample_weight, n_cols, check_classes(K), parse_loss(loss),
+           check_input};
     auto run = [&](auto precision) {
         using T = decltype(precision);
         return visit_rule<T>(rule, sc, [&](auto v) {
@@ -104,7 +109,8 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
 }
 
 py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, int64_t K_in,
-                   py::array state, RuleKind rule, bool fit_intercept, const std::string& loss_name, int64_t n_threads) {
+                   py::array state, RuleKind rule, bool fit_intercept, const std::string& loss_name, int64_t n_threads,
+                   py::object sample_weight) {
     check_n_threads(n_threads);
     const int K = check_classes(K_in);
     const multinomial::Loss loss = parse_loss(loss_name);
@@ -115,11 +121,13 @@ py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t 
             const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols);
             const int32_t* yp = checked_labels(y, X.n_rows, K);
             const State* st = checked<State>(state, "state", {(n_cols + 1) * K}, false, 'V');
+            const double* weight = sample_weight.is_none() ? nullptr : checked_weights(py::array(sample_weight), X.n_rows);
             double loss_sum = 0;
             int64_t correct = 0;
             {
                 py::gil_scoped_release nogil;
-                evaluate_multinomial(X, yp, st, K, loss, fit_intercept, static_cast<int>(n_threads), &loss_sum, &correct);
+                evaluate_multinomial(X, yp, st, K, loss, fit_intercept, static_cast<int>(n_threads), &loss_sum, &correct,
+                                     weight);
             }
             return py::make_tuple(loss_sum, correct);
         });
@@ -137,11 +145,12 @@ void bind_multinomial(py::module_& m) {
           py::arg("n_features"), py::arg("y"), py::arg("n_classes"), py::arg("perm").noconvert(),
           py::arg("state").noconvert(), py::arg("reg_scale"), py::arg("active"), py::arg("rule"), py::arg("steps"),
           py::arg("config"), py::arg("loss") = "softmax", py::arg("check_input") = true,
+          py::arg("sample_weight") = py::none(),
           "One lock-free epoch of K-class logistic regression ('softmax' or 'ovr') in place on `state` "
           "((n_features + 1) * n_classes records, feature-major, intercepts last); y: int32 class indices. "
           "Returns what logistic_epoch returns. The GIL is released while threads run.");
     m.def("multinomial_evaluate", &evaluate, py::arg("indptr"), py::arg("indices"), py::arg("data"),
           py::arg("n_features"), py::arg("y"), py::arg("n_classes"), py::arg("state"), py::arg("rule"),
-          py::arg("fit_intercept"), py::arg("loss"), py::arg("n_threads"),
+          py::arg("fit_intercept"), py::arg("loss"), py::arg("n_threads"), py::arg("sample_weight") = py::none(),
           "Summed loss of the kind `loss` and correct (argmax) predictions of the K-class model in `state`.");
 }

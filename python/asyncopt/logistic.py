@@ -7,6 +7,7 @@ training code of its own.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -18,6 +19,9 @@ from .history import History
 from .settings import LogisticSettings
 from .state import LogisticState
 from .training import EpochLoop
+
+_DEFAULT_ALPHA = 1e-4  # the alpha default that C may replace
+_DEFAULT_EPOCHS = 50  # the epochs default that max_iter may replace
 
 # The rule constants an estimator also takes flat (for clone and grid search), with their defaults;
 # each rule reads the ones it has.
@@ -148,6 +152,16 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         it the number of updates in flight (the staleness). None fills the device but keeps at least
         64 mini-batches per worker (:func:`asyncopt.gpu.default_workers`). 1 runs the updates one
         after another, the deterministic mode that matches a one-thread CPU fit up to float32 rounding.
+    C : float or None
+        scikit-learn's LogisticRegression name for the L2 strength: the inverse of the weight of the
+        penalty against the summed losses, so ``alpha = 1 / (C n_samples)`` of the data ``fit`` is
+        given (None: use ``alpha``). Give one of C and alpha; partial_fit takes alpha only.
+    max_iter : int or None
+        scikit-learn's name for ``epochs`` (None: use ``epochs``).
+    class_weight : None, 'balanced' or dict
+        Weights of the classes' losses, multiplied into ``sample_weight``: a dict label -> weight
+        (unlisted classes weigh 1), or 'balanced', ``n_samples / (n_classes * count(class))``, as
+        scikit-learn computes them (not with partial_fit, whose chunks do not give the counts).
     multi_class : {'auto', 'multinomial', 'ovr'}
         With more than two classes: 'multinomial' ('auto') minimises the softmax cross-entropy of
         all classes jointly; 'ovr' trains one binary problem per class (one-vs-rest), all of them
@@ -186,7 +200,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                  shuffle=True, tol=0.01, n_iter_no_change=1, plateau_drops=2, train_loss="progressive",
                  n_threads=None, fit_intercept=True, intercept_scale=None, warm_start=False, random_state=None,
                  verbose=0, callback=None, backend="threads", mpi=None, device=None, gpu_workers=None,
-                 gpu_update="auto", multi_class="auto"):
+                 gpu_update="auto", multi_class="auto", C=None, max_iter=None, class_weight=None):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -216,11 +230,41 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.gpu_workers = gpu_workers
         self.gpu_update = gpu_update
         self.multi_class = multi_class
+        self.C = C
+        self.max_iter = max_iter
+        self.class_weight = class_weight
 
     # ------------------------------------------------------------------ parameters
-    def _resolve(self):
-        """(backend name, backend module, its options, settings) after checking every parameter."""
+    def _alpha(self, n_samples):
+        """alpha, or 1 / (C n_samples) when C (scikit-learn's name) is given; n_samples None: the
+        caller has no data count (partial_fit), and C is refused."""
         alpha = check_real("alpha", self.alpha, low=0)
+        if self.C is None:
+            return alpha
+        C = check_real("C", self.C, low=0, low_open=True)
+        if alpha != _DEFAULT_ALPHA:
+            raise ValueError(f"C={self.C!r} and alpha={self.alpha!r} are the same setting (alpha = 1 / (C n_samples)): "
+                             "pass one of them")
+        if n_samples is None:
+            raise ValueError("C is defined by the data of a whole fit (alpha = 1 / (C n_samples)); partial_fit sees "
+                             "chunks: set alpha instead")
+        return 1.0 / (C * n_samples)
+
+    def _epochs(self):
+        """Passes of ``fit``: ``epochs``, or ``max_iter`` (scikit-learn's name) when that is given."""
+        epochs = check_int("epochs", self.epochs, low=1)
+        if self.max_iter is None:
+            return epochs
+        max_iter = check_int("max_iter", self.max_iter, low=1)
+        if epochs != _DEFAULT_EPOCHS and epochs != max_iter:
+            raise ValueError(f"max_iter={self.max_iter!r} and epochs={self.epochs!r} disagree: they are the same "
+                             "setting (max_iter is scikit-learn's name for it); pass one of them")
+        return max_iter
+
+    def _resolve(self, n_samples=None):
+        """(backend name, backend module, its options, settings) after checking every parameter;
+        n_samples: rows of the fit's data (for C)."""
+        alpha = self._alpha(n_samples)
         rule = rule_from_parameters(self).resolved(alpha)
         name, backend = backends.resolve(self.backend, "logistic")
         options = backends.options(name, "logistic",
@@ -231,11 +275,13 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
             regularization = backend.check_logistic(rule, regularization, alpha, self.n_threads, options)
         regularization = rule.resolve_regularization(regularization, alpha)
         check_int("batch_size", self.batch_size, low=1)
-        check_int("epochs", self.epochs, low=1)
+        self._epochs()
         check_int("n_iter_no_change", self.n_iter_no_change, low=1)
         check_int("plateau_drops", self.plateau_drops, low=0)
         check_int("verbose", self.verbose, low=0)
         check_real("tol", self.tol, low=0, allow_none=True)
+        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight, got {self.class_weight!r}")
         if self.multi_class not in ("auto", "multinomial", "ovr"):
             raise ValueError(f"multi_class must be 'auto', 'multinomial' or 'ovr', got {self.multi_class!r}")
         if self.train_loss not in ("progressive", "exact"):
@@ -256,24 +302,28 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     @exclusive_fit
-    def fit(self, X, y, eval_set=None, checkpoint_every=None, checkpoint_path=None):
+    def fit(self, X, y, eval_set=None, sample_weight=None, checkpoint_every=None, checkpoint_path=None):
         """Train for ``epochs`` passes over (X, y) (fewer with ``tol`` or a callback).
 
         eval_set : (X_val, y_val), optional; its log-loss and accuracy go into every history record.
+        sample_weight : array of n_samples weights >= 0, optional: row i's loss (and so its
+            gradient) counts weight_i times, multiplied by its class's ``class_weight``; the
+            objective is then ``sum_i weight_i loss_i / n + alpha/2 ||w||^2``. Weights change
+            what each update steps by, not how often a row is visited (unlike repeating rows).
         checkpoint_every, checkpoint_path : every this many epochs (and at the fit's end) write the
             estimator with the whole optimizer state and where the fit stands to checkpoint_path
             (atomically: a crash mid-write leaves the previous checkpoint); after a crash,
             ``asyncopt.load(checkpoint_path).resume(X, y)`` finishes the fit, with one thread exactly
             as the uninterrupted fit would have.
         """
-        resolved = self._resolve()
         check_classification_target(y, type(self).__name__)
+        resolved = self._resolve(_n_rows(X))
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
-        return self._fit(resolved, X, y, eval_set, self.epochs, continuing=bool(self.warm_start),
-                         checkpointing=checkpointing)
+        return self._fit(resolved, X, y, eval_set, self._epochs(), continuing=bool(self.warm_start),
+                         checkpointing=checkpointing, sample_weight=sample_weight)
 
     @exclusive_fit
-    def resume(self, X, y, eval_set=None, checkpoint_every=None, checkpoint_path=None):
+    def resume(self, X, y, eval_set=None, sample_weight=None, checkpoint_every=None, checkpoint_path=None):
         """Finish the fit this estimator's checkpoint was written in (``asyncopt.load`` of a file from
         ``fit(checkpoint_every=..., checkpoint_path=...)``), on the same X and y (checked by checksum):
         the remaining epochs run from the saved model, optimizer state, step count, visiting order,
@@ -281,19 +331,22 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         fit bit for bit; with more it is another run of the same fit. Parameters other than
         n_threads, verbose and callback must be those of the interrupted fit."""
         position = self._take_resume_point()
-        resolved = self._resolve()
+        resolved = self._resolve(_n_rows(X))
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         out = self._fit(resolved, X, y, eval_set, int(position[0]["epochs"]), continuing=True,
-                        checkpointing=checkpointing, resume=position)
+                        checkpointing=checkpointing, resume=position, sample_weight=sample_weight)
         self._resumed()
         return out
 
     @exclusive_fit
-    def partial_fit(self, X, y, classes=None, eval_set=None):
+    def partial_fit(self, X, y, classes=None, eval_set=None, sample_weight=None):
         """One pass over (X, y), continuing from the current model. ``classes`` is required on the
-        first call (both labels), as in scikit-learn."""
-        resolved = self._resolve()
+        first call (every label), as in scikit-learn."""
         check_classification_target(y, type(self).__name__)
+        resolved = self._resolve()
+        if self.class_weight == "balanced":
+            raise ValueError("class_weight='balanced' needs the class counts of the whole data, which partial_fit's "
+                             "chunks do not give: pass a dict of weights (or sample_weight)")
         name, backend, _, _ = resolved
         if not backend.PARTIAL_FIT:
             raise ValueError(f"partial_fit is not available with backend={name!r} (every rank would have to call it "
@@ -307,10 +360,10 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"classes must hold at least two labels, got {classes}")
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
-        return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first)
+        return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first, sample_weight=sample_weight)
 
     def _fit(self, resolved, X, y, eval_set, epochs, continuing, first_classes=None, checkpointing=(0, None),
-             resume=None):
+             resume=None, sample_weight=None):
         name, backend, options, settings = resolved
         rule = settings.optimizer
 
@@ -326,7 +379,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                          resume=resume)
         run = backends.Run(n_threads=self.n_threads, random_state=self.random_state, new_model=new_model,
                            continuing=continuing and "_model" in self.__dict__, options=options,
-                           first_classes=first_classes, multi_class=loss)
+                           first_classes=first_classes, multi_class=loss, sample_weight=sample_weight,
+                           class_weight=self.class_weight)
         self.regularization_ = settings.regularization
         self.optimizer_ = settings.optimizer
         return self._train(name, lambda: backend.fit_logistic(self.__dict__.get("_model"), X, y, eval_set, settings,
@@ -416,6 +470,13 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         zmax = z.max(axis=1)
         lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
         return float(np.mean(lse - z[np.arange(len(idx)), idx]))
+
+
+def _n_rows(X):
+    """Rows of a fit's X before it is checked (for C): what check_matrix will see; 1 where X has no
+    rows or is not 2-d, whose own error check_matrix raises next."""
+    shape = X.shape if sp.issparse(X) else np.asarray(X).shape
+    return max(int(shape[0]), 1) if len(shape) == 2 else 1
 
 
 def _expit(z):

@@ -207,7 +207,7 @@ class LogisticState(TrainingProgress):
         return reg_scale
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, Xn, shape, ypm, val, settings, n_threads, progressive=None):
+    def evaluate(self, Xn, shape, ypm, val, settings, n_threads, progressive=None, weight=None):
         """The record's model fields: training loss, accuracy and objective, and the validation pair's.
 
         progressive: an epoch's native result holding its rows' summed losses at the models their
@@ -220,7 +220,7 @@ class LogisticState(TrainingProgress):
             loss_sum, correct, n = progressive["loss_sum"], progressive["correct"], progressive["rows"]
             kind = "progressive"
         else:
-            loss_sum, correct = self._evaluate(Xn, shape, ypm, settings.fit_intercept, n_threads)
+            loss_sum, correct = self._evaluate(Xn, shape, ypm, settings.fit_intercept, n_threads, weight)
             n, kind = shape[0], "exact"
         sq = _core.squared_norm(self.array, self.active_coordinates(), self.native_rule, self.dtype.name)
         rec = {"train_loss": loss_sum / n, "train_accuracy": correct / n,
@@ -233,12 +233,13 @@ class LogisticState(TrainingProgress):
             rec["val_accuracy"] = vc / vshape[0]
         return rec
 
-    def _evaluate(self, Xn, shape, y, fit_intercept, n_threads):
-        """(summed loss, correct predictions) of the current model on native data and encoded labels."""
+    def _evaluate(self, Xn, shape, y, fit_intercept, n_threads, weight=None):
+        """(summed, weighted loss, correct predictions) of the current model on native data and encoded labels."""
         if self.K == 1:
-            return _core.logistic_evaluate(*Xn, shape[1], y, self.array, self.native_rule, fit_intercept, n_threads)
+            return _core.logistic_evaluate(*Xn, shape[1], y, self.array, self.native_rule, fit_intercept, n_threads,
+                                           sample_weight=weight)
         return _core.multinomial_evaluate(*Xn, shape[1], y, self.K, self.array, self.native_rule, fit_intercept,
-                                          self.loss, n_threads)
+                                          self.loss, n_threads, sample_weight=weight)
 
     # ------------------------------------------------------------------ checkpoints
     def to_checkpoint(self):

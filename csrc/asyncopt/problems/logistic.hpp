@@ -135,11 +135,15 @@ namespace logistic {
 // and the sparse regulariser's coefficient (0 when sparse_alpha is 0; reg_scale(j) = n/d_j). A
 // feature several rows share gets one emit with the summed gradient (the adaptive rules are not
 // linear in g). Returns the intercept's gradient, sum_q coef_q. coef: `count` doubles of scratch.
-// progress, when not null, gains every row's loss and correctness at the margin read.
+// progress, when not null, gains every row's loss and correctness at the margin read. weight, when
+// not null, holds a weight per row (sample_weight times class_weight): row i's loss, and so its
+// gradient, is multiplied by weight[i]; the sparse regulariser's share is not (it estimates the
+// penalty, which no row owns).
 template <class T, class Margin, class RegScale, class Emit>
 double minibatch_gradient(const CsrView<T>& X, const double* y, const int64_t* rows, int64_t count, double b,
                           double sparse_alpha, BatchAccumulator& acc, double* coef, Margin&& margin,
-                          RegScale&& reg_scale, Emit&& emit, ProgressiveLoss* progress = nullptr) {
+                          RegScale&& reg_scale, Emit&& emit, ProgressiveLoss* progress = nullptr,
+                          const double* weight = nullptr) {
     const double inv_b = 1.0 / static_cast<double>(count);
     double coef_sum = 0;
     for (int64_t q = 0; q < count; ++q) {
@@ -148,11 +152,12 @@ double minibatch_gradient(const CsrView<T>& X, const double* y, const int64_t* r
         if (progress) {
             double row_loss;
             coef[q] = dloss_and_loss(z, yq, &row_loss) * inv_b;
-            progress->loss += row_loss;
+            progress->loss += weight ? weight[rows[q]] * row_loss : row_loss;
             progress->correct += (z > 0 ? 1.0 : -1.0) == yq;
         } else {
             coef[q] = dloss(z, yq) * inv_b;
         }
+        if (weight) coef[q] *= weight[rows[q]];
         coef_sum += coef[q];
     }
     if (progress) progress->rows += count;

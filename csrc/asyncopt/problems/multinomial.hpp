@@ -114,11 +114,12 @@ private:
 // written; then each distinct feature j, in first-occurrence order, goes once to emit(j, g, regc):
 // g the K data-gradient sums sum_q coef_qc x_qj, regc the sparse regulariser's coefficient. Adds
 // the intercepts' gradients sum_q coef_qc to coef_sum[c]. scratch: count K + K doubles.
+// weight: per-row weights or null, as in logistic::minibatch_gradient.
 template <class T, class Margins, class RegScale, class Emit>
 void minibatch_gradient(const CsrView<T>& X, const int32_t* y, const int64_t* rows, int64_t count, int K,
                         const double* b, double sparse_alpha, Loss loss, VectorAccumulator& acc, double* scratch,
                         double* coef_sum, Margins&& margins, RegScale&& reg_scale, Emit&& emit,
-                        logistic::ProgressiveLoss* progress = nullptr) {
+                        logistic::ProgressiveLoss* progress = nullptr, const double* weight = nullptr) {
     const double inv_b = 1.0 / static_cast<double>(count);
     double* g1 = scratch + count * K;  // one feature's K gradients when the batch is one row
     for (int c = 0; c < K; ++c) coef_sum[c] = 0;
@@ -127,9 +128,10 @@ void minibatch_gradient(const CsrView<T>& X, const int32_t* y, const int64_t* ro
         for (int c = 0; c < K; ++c) zq[c] = b[c];
         margins(q, X.row(rows[q]), zq);
         bool right;
-        const double row_loss = row_coefficients(zq, K, y[rows[q]], loss, inv_b, zq, &right);
+        const double wq = weight ? weight[rows[q]] : 1.0;
+        const double row_loss = row_coefficients(zq, K, y[rows[q]], loss, inv_b * wq, zq, &right);
         if (progress) {
-            progress->loss += row_loss;
+            progress->loss += wq * row_loss;
             progress->correct += right;
         }
         for (int c = 0; c < K; ++c) coef_sum[c] += zq[c];

@@ -36,8 +36,8 @@ public:
     // segment ends.
     MultinomialWork(const CsrView<T>& X, const int32_t* y, int K, multinomial::Loss loss, const T* reg_scale,
                     State* state, const StepConfig& sc, const LogisticConfig& cfg, const int32_t* active,
-                    int64_t n_active)
-        : X_(X), y_(y), K_(K), loss_(loss), reg_scale_(reg_scale), state_(state), sc_(sc), cfg_(cfg),
+                    int64_t n_active, const double* weight = nullptr)
+        : X_(X), y_(y), weight_(weight), K_(K), loss_(loss), reg_scale_(reg_scale), state_(state), sc_(sc), cfg_(cfg),
           active_(active), n_active_(n_active), progress_(static_cast<size_t>(std::max(1, cfg.n_threads))) {}
 
     logistic::ProgressiveLoss progress() const {
@@ -98,7 +98,7 @@ public:
                     State* p = state + static_cast<int64_t>(j) * K;
                     for (int c = 0; c < K; ++c) rule_.apply(p + c, ctx, g[c], regc);
                 },
-                w_.cfg_.progressive_loss ? &progress_ : nullptr);
+                w_.cfg_.progressive_loss ? &progress_ : nullptr, w_.weight_);
             if (w_.cfg_.fit_intercept) {
                 for (int c = 0; c < K; ++c) {
                     InterceptReplica<Rule>& r = intercepts_[static_cast<size_t>(c)];
@@ -128,6 +128,7 @@ public:
 private:
     const CsrView<T>& X_;
     const int32_t* y_;
+    const double* weight_;  // per-row weights, or null
     int K_;
     multinomial::Loss loss_;
     const T* reg_scale_;
@@ -145,7 +146,8 @@ private:
 // in chunks on the elastic team, the partial sums added in chunk order (deterministic).
 template <class T, class State>
 void evaluate_multinomial(const CsrView<T>& X, const int32_t* y, const State* state, int K, multinomial::Loss loss,
-                          bool fit_intercept, int n_threads, double* loss_sum, int64_t* correct) {
+                          bool fit_intercept, int n_threads, double* loss_sum, int64_t* correct,
+                          const double* weight = nullptr) {
     const int nt = have_openmp() ? std::max(1, n_threads) : 1;
     const int64_t chunk = 2048;
     std::vector<double> losses(static_cast<size_t>((X.n_rows + chunk - 1) / chunk), 0.0);
@@ -164,7 +166,8 @@ void evaluate_multinomial(const CsrView<T>& X, const int32_t* y, const State* st
                 for (int c = 0; c < K; ++c) z[static_cast<size_t>(c)] += v * static_cast<double>(p[c].w);
             }
             bool right;
-            l += multinomial::row_coefficients(z.data(), K, y[i], loss, 1.0, z.data(), &right);
+            const double row_loss = multinomial::row_coefficients(z.data(), K, y[i], loss, 1.0, z.data(), &right);
+            l += weight ? weight[i] * row_loss : row_loss;
             k += right;
         }
         losses[static_cast<size_t>(ch)] = l;

@@ -54,6 +54,8 @@ class Run:
     options: Any = None
     first_classes: Any = None  # logistic partial_fit's first call: the classes
     multi_class: Optional[str] = None  # logistic, K > 2 classes: 'softmax' or 'ovr' (what a continued model must have)
+    sample_weight: Any = None  # logistic: the fit's per-row weights (common.row_weights checks them)
+    class_weight: Any = None  # logistic: None, 'balanced' or a dict label -> weight
     train_perplexity_docs: int = 0  # LDA: training documents whose perplexity each record holds
     evaluate_every: int = 0  # LDA: every this many passes (and at a fit's last) a record holds the perplexity of
     #                          all training documents (scikit-learn's evaluate_every); 0: never

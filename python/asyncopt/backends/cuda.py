@@ -16,7 +16,7 @@ import numpy as np
 from .. import _core, gpu
 from .._checks import check_int, check_labels, check_matrix, fit_rng
 from ..state import feature_counts
-from .common import logistic_model, visiting_order
+from .common import logistic_model, refuse_weights, visiting_order
 
 WORKLOADS = ("logistic",)
 PARAMETERS = {"device": None, "gpu_workers": None, "gpu_update": "auto"}
@@ -88,6 +88,7 @@ def _max_batch_nnz(row_lengths, batch_size):
 
 
 def fit_logistic(model, X, y, eval_set, settings, loop, run):
+    refuse_weights(run, "cuda")
     opts = run.options
     opt = settings.optimizer
     module = engine_module(opts.device)

@@ -7,7 +7,7 @@ import numpy as np
 from .. import _core
 from .._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
 from ..state import check_counts, feature_counts
-from .common import lda_train_subsample, logistic_model, visiting_order
+from .common import lda_train_subsample, logistic_model, row_weights, visiting_order
 
 WORKLOADS = ("logistic", "lda")
 PARAMETERS = {}
@@ -37,6 +37,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     n_threads = resolve_n_threads(run.n_threads)
     model = logistic_model(model, X.shape[1], X.dtype, y, run, settings.optimizer.name, multiclass=True)
     labels = model.encoded(y)
+    weight = row_weights(y, model.classes, run)
     val = model.eval_data(eval_set, X.dtype)
     n, d = X.shape
     Xn = native_csr(X)
@@ -45,7 +46,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     reg_scale = model.add_features(present, counts, n, settings)
     sc = settings.step_config()
     cfg = settings.native_config(n_threads)
-    loop.bind_data(*Xn, labels)
+    loop.bind_data(*Xn, labels, *(() if weight is None else (weight,)))
     rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
     perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle))
     rule = settings.optimizer.native
@@ -56,12 +57,12 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         sc.scale = loop.step_scale
         if model.K > 1:  # K classes: K adjacent coordinates per feature (threads/multinomial.hpp)
             return _core.multinomial_epoch(*Xn, d, labels, model.K, perm, model.array, reg_scale, model.active, rule,
-                                           sc, cfg, loss=model.loss, check_input=False)
+                                           sc, cfg, loss=model.loss, check_input=False, sample_weight=weight)
         return _core.logistic_epoch(*Xn, d, labels, perm, model.array, reg_scale, model.active, rule, sc, cfg,
-                                    check_input=False)
+                                    check_input=False, sample_weight=weight)
 
     def evaluate(res):
-        return model.evaluate(Xn, X.shape, labels, val, settings, n_threads, progressive=res)
+        return model.evaluate(Xn, X.shape, labels, val, settings, n_threads, progressive=res, weight=weight)
 
     return loop.run(model, epoch, evaluate, rng)
 

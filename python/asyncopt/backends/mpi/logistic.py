@@ -18,7 +18,7 @@ from ... import _core
 from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
 from ...state import aligned_zeros, state_dtype
 from ...training import CONTINUE
-from ..common import logistic_model
+from ..common import logistic_model, refuse_weights
 from .efficient_adam import Layout, slice_bounds
 from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
@@ -78,6 +78,7 @@ def _counts(Xn, rows, d):
 def fit(model, X, y, eval_set, settings, loop, run):
     """Run one MPI fit on this rank: rank 0 returns the trained model, a worker None (its counters
     and the data's classes are in run.report)."""
+    refuse_weights(run, "mpi")
     X = check_matrix(X)
     y = check_labels(y, X.shape[0])
     opts = run.options
