@@ -12,7 +12,8 @@
 #
 # ThreadSanitizer is not here: GCC's libtsan preloaded into the uninstrumented CPython segfaults while
 # numpy and scipy import (tried with GCC 12 on Debian 12), and clang's TSan runtime exists only as a
-# static library for instrumented executables.
+# static library for instrumented executables. tools/tsan.sh runs the threads backend under TSan
+# from a native driver instead (tools/tsan/driver.cpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -46,7 +46,8 @@ public:
     }
 
     // body(slot) on the caller (slot 0) and on the pool threads that wake while the job is open
-    // (slots 1 .. n-1, in order of arrival). Returns once every body that started has returned.
+    // (slots 1 .. n-1, in order of arrival; each slot at most once per job, so a body may index
+    // per-slot data by it). Returns once every body that started has returned.
     // Jobs from several Python threads are serialised, so a body must not start a job itself.
     // body must not throw (wrap it in ParallelExceptions::capture).
     void run(int n, const std::function<void(int)>& body) {
@@ -69,7 +70,8 @@ public:
             }
             body_ = &body;
             slots_ = n;
-            joined_ = 1;  // the caller
+            next_slot_ = 1;  // the caller has slot 0
+            joined_ = 1;     // the caller
             open_ = true;
             ++generation_;
         }
@@ -138,8 +140,13 @@ private:
                 wake_.wait(lock, [&] { return !open_ || generation_ != seen; });
                 continue;
             }
-            if (!open_ || joined_ >= slots_) continue;  // too late for this job: sleep again
-            const int slot = joined_++;
+            if (!open_ || next_slot_ >= slots_) continue;  // too late for this job: sleep again
+            // The slot comes from its own counter, not from joined_: joined_ falls as bodies return,
+            // so numbering by it handed a slot that a running body still held to a later joiner (two
+            // threads in slot 2 at once: found by ThreadSanitizer, tools/tsan.sh, as a race on
+            // LogisticWork's per-slot progressive loss).
+            const int slot = next_slot_++;
+            ++joined_;
             const std::function<void(int)>* body = body_;
             lock.unlock();
             (*body)(slot);
@@ -153,7 +160,9 @@ private:
     std::condition_variable wake_, done_;
     std::vector<std::thread> threads_;  // detached in effect: the pool lives as long as the process
     const std::function<void(int)>* body_ = nullptr;
-    int slots_ = 0, joined_ = 0;
+    int slots_ = 0;
+    int next_slot_ = 0;  // the next slot to hand out: each of 1 .. slots_ - 1 at most once per job
+    int joined_ = 0;     // bodies of the current job still running (the caller's included)
     bool open_ = false;
     bool late_joiners_ = false;
     uint64_t generation_ = 0;
