@@ -124,7 +124,7 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         scale[present] = n_total / total[present]
         return {"reg_scale": scale}
 
-    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale)
+    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale, labels=lambda: own["ypm"])
     ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
 
     if opts.method == "efficient-adam":
@@ -215,7 +215,7 @@ def _work(comm, rank, X, y, settings, run, agreed):
         features, counts = _counts(Xn, rows, X.shape[1])
         return {"features": features, "counts": counts}
 
-    spec, go, Xn, rows = join_run(comm, rank, X, agreed, opts, "features", check)
+    spec, go, Xn, rows = join_run(comm, rank, X, agreed, opts, "features", check, labels=lambda: state["ypm"])
     method = opts.method
     n_threads = local_threads(run.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
     wspec = {"n_features": spec["n_features"], "dtype": spec["dtype"], "seed": spec["seed"],

@@ -132,6 +132,18 @@ class MPIOptions:
         of its rows (after one shuffle seeded from random_state when ``shuffle``); rank 0 evaluates
         the objective on all of it. 'local': each worker's data is its own shard; rank 0's data is
         used for the history's training loss only.
+
+        What the start of a fit checks, on every rank, before any training (a mismatch raises
+        ValueError on every rank, naming the rank(s) and what differs): with either sharding, the
+        estimator's settings and these options are equal to rank 0's, X has rank 0's number of
+        columns and (LogisticRegression) its dtype, and a worker's labels are among rank 0's
+        classes. With 'split', every rank must also hold the same data: the same numbers of rows
+        and nonzeros, and SHA-256 digests of X's sparsity pattern, of X's values and of the labels
+        as trained on (+1 for the second class, -1 for the first) equal to rank 0's, so a worker
+        given -y, or another matrix of the same size, is refused (O(nonzeros), once per fit; two
+        ranks that load the same file in the same dtype agree). With 'local' a worker's shard is
+        its own and nothing holds a copy to compare it with: only the checks common to both apply.
+        eval_set is used by rank 0 only and not compared.
     eval_every : float
         Epochs (passes of computed rows over the whole data) between two history records.
     poll_interval : float
