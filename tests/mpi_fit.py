@@ -8,7 +8,8 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "runs": [{estimator kwargs, "fits": n, "rank_data": {r: change}}, ...] (fitted one after the
              other, each n times; rank_data changes the data of rank r for that run: see change_data),
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
-         "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true},
+         "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
+                   "exchanges": n | "at_exit": true},
          "catch": true: a fit's ValueError is recorded (as the error of that fit, on every rank) and the
              next run goes on, instead of ending the script}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
@@ -20,8 +21,10 @@ enough to finish the fit first, fires at an arbitrary point of the shutdown inst
 "exchanges": n, worker rank r fails in place of its (n+1)-th message exchange with the server
 (its first exchange is the first read, each later one pushes a mini-batch: it has pushed n - 1);
 with "at_exit", rank r fails after its last fit returned, before the script ends. EXIT ends the
-process without finalizing MPI (a crash); KILL and STOP send it that signal.
+process without finalizing MPI (a crash); KILL and STOP send it that signal. "raise": T raises the
+builtin exception T (a Python error inside the worker's training, as its own bug or check would).
 """
+import builtins
 import json
 import os
 import signal
@@ -89,10 +92,11 @@ def main():
     fault = cfg.get("fault")
     fail_at_exit = None
     if fault and fault["rank"] == rank:
+        fail = fail_now(fault.get("signal"), fault.get("raise"), rank, fault.get("exchanges"))
         if fault.get("at_exit"):
-            fail_at_exit = fail_now(fault["signal"])
+            fail_at_exit = fail
         else:
-            fail_at_exchange(fault["exchanges"], fail_now(fault["signal"]))
+            fail_at_exchange(fault["exchanges"], fail)
     X0, y0, val = load(cfg)
     results, worker_stats = [], []
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
@@ -159,10 +163,13 @@ def change_data(X, y, change):
     raise ValueError(f"unknown data change {change!r}")
 
 
-def fail_now(how):
+def fail_now(how, exception, rank, exchanges):
     """What a fault does to this process: EXIT ends it at once without finalizing MPI (a crash);
-    KILL and STOP send it that signal (STOP: alive and silent, for good)."""
+    KILL and STOP send it that signal (STOP: alive and silent, for good); with exception (a builtin
+    exception's name) it raises that, with a message naming the rank and the exchange."""
     def fail():
+        if exception is not None:
+            raise getattr(builtins, exception)(f"fault injected in worker rank {rank} at exchange {exchanges}")
         sys.stdout.flush()
         sys.stderr.flush()
         if how == "EXIT":

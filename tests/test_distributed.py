@@ -9,7 +9,8 @@ may depend on a rank getting a core when it wants one.
 - staleness is 0 for sync and > 0 for the asynchronous methods; Picky SGD drops updates when its
   threshold is tiny and none when it is huge;
 - a worker killed or stopped mid-run gives WorkerFailure naming its rank (or, with
-  on_failure='drop', a completed run without it), the model reached so far, and no hang;
+  on_failure='drop', a completed run without it), the model reached so far, and no hang; a worker
+  stopped by an exception is named with its error at once, not after the timeout;
 - with sharding='split' a rank given other data of the same size (-y, one value, one nonzero
   moved) is refused before training, on every rank, naming the rank and what differs.
 """
@@ -355,6 +356,46 @@ def test_a_rank_that_hangs_after_fit_does_not_hang_the_job(tmp_path):
     assert rc != 0
     assert "not every rank reached the end of the job within 8 s (a rank stopped or hung after fit); ending the " \
            "job with MPI_Abort" in output, output[-3000:]
+    assert seconds < 60
+
+
+WORKER_ERROR_CASES = [("async", "raise", "ValueError"), ("sync", "raise", "RuntimeError"),
+                      ("sync", "drop", "ValueError")]
+
+
+@pytest.mark.parametrize("method, on_failure, exception", WORKER_ERROR_CASES)
+def test_a_worker_exception_reaches_rank_0_at_once_with_its_message(tmp_path, method, on_failure, exception):
+    """Worker rank 2 raises a Python exception in place of its 51st exchange (tests/mpi_fit.py):
+    it sends the error to rank 0 before the exception propagates on its own rank, and rank 0 names
+    rank 2 with the worker's message in a WorkerFailure (or, with on_failure='drop', completes the
+    run without it). The MPI timeout is 300 s and the job must end within 60 s: only the error
+    message, never the silence of the timeout path, can end it. Rank 1 is stopped cleanly (its
+    counters reach rank 0, its fit returns) and no MPI_Abort is needed: every rank reaches its exit."""
+    n, epochs = 400, (10 if on_failure == "drop" else 100000)
+    run = dict(FAULT_RUN, epochs=epochs, mpi={"method": method, "timeout": 300, "on_failure": on_failure})
+    cfg = dict(problem_cfg([run], n=n, d=300), fault={"rank": 2, "exchanges": 50, "raise": exception})
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=60)
+    assert results is not None, output
+    res = results[0]
+    said = f"{exception}: fault injected in worker rank 2 at exchange 50 (at mpi_fit.py:"
+    stats = res["stats"]
+    assert stats["failed"] == [2] and stats["errors"]["2"].startswith(said), stats["errors"]
+    if on_failure == "raise":
+        assert res["error"]["type"] == "WorkerFailure" and res["error"]["ranks"] == [2], res["error"]
+        assert res["error"]["message"].startswith(f"worker rank 2 failed with {said}"), res["error"]
+        assert "sent nothing" not in res["error"]["message"]
+        assert res["t"] > 0 and np.isfinite(res["coef"]).all()
+    else:
+        assert res["error"] is None and stats["rows"] >= epochs * n
+    # its first exchange only read: its 49 pushes were applied, each in its own round with 'sync'
+    w = stats["workers"]
+    assert w["2"]["applied"] == w["2"]["rows"] == 49 and not w["2"]["alive"]
+    assert w["1"]["alive"] and w["1"]["applied"] > 0 and "worker" in w["1"]  # stopped, counters sent
+    workers = worker_results(tmp_path, 3)
+    assert workers[1][0]["rows"] == w["1"]["rows"] and 2 not in workers  # rank 1's fit returned, rank 2's raised
+    assert "Traceback" in output and f"{exception}: fault injected in worker rank 2" in output  # on rank 2
+    assert "MPI_Abort" not in output, output[-3000:]
+    assert rc != 0  # rank 2's script ended with its exception
     assert seconds < 60
 
 

@@ -20,7 +20,8 @@ COMPRESSION_FIELDS = {"worker_compressor": "sign", "server_compressor": "sign", 
 
 
 class WorkerFailure(RuntimeError):
-    """A worker died or stopped answering (rank 0's side of a failed run). ``ranks`` lists the
+    """A worker died, stopped answering or stopped with an exception (rank 0's side of a failed
+    run; the message holds each failed worker's exception, or its silence). ``ranks`` lists the
     failed workers; the estimator keeps the model reached before the failure."""
 
     def __init__(self, message, ranks=()):
@@ -115,7 +116,12 @@ class MPIOptions:
         'raise' stops the run (the other workers are told to stop) and raises WorkerFailure naming
         the rank; 'drop' continues with the remaining workers (and raises WorkerFailure if none is
         left before the run's rows are done). Either way the model reached so far stays in the
-        estimator, and after any failure the job ends with MPI_Abort when rank 0's process exits
+        estimator. A worker stopped by an exception (its own check, or any error while training)
+        sends it to rank 0 before it propagates on its own rank: rank 0 names the rank and the
+        exception's type, message and place at once (``mpi_stats_['errors']``), without waiting
+        for the timeout, and every rank goes on to its exit as usual (with topology='sharded' its
+        peers may be stuck in their round and are declared silent after the timeout). After a
+        worker died or fell silent the job ends with MPI_Abort when rank 0's process exits
         (MPI_Finalize would wait for the lost rank): save the model before the script ends; the
         job's exit status is then nonzero. mpiexec's default is to kill the whole job when one rank
         dies by a signal; run ``mpiexec -disable-auto-cleanup`` (MPICH) for the server to see a
