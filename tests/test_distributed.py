@@ -399,6 +399,24 @@ def test_a_worker_exception_reaches_rank_0_at_once_with_its_message(tmp_path, me
     assert seconds < 60
 
 
+def test_an_lda_worker_exception_reaches_rank_0_at_once(tmp_path):
+    """The same for DPSVI's workers: LDA worker rank 1 raises in place of its 21st exchange; rank 0
+    names it with its message long before the 300 s MPI timeout, with its 19 pushes applied."""
+    kw = dict(n_components=3, epochs=100000, batch_size=1, random_state=0, n_threads=1, train_perplexity_docs=0)
+    cfg = {"estimator": "lda", "data": "tiny_corpus", "problem": {"n_docs": 40, "n_words": 30},
+           "runs": [dict(kw, mpi={"method": "async", "timeout": 300})],
+           "fault": {"rank": 1, "exchanges": 20, "raise": "ValueError"}}
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=60)
+    assert results is not None, output
+    res = results[0]
+    assert res["error"]["type"] == "WorkerFailure" and res["error"]["ranks"] == [1], res["error"]
+    assert res["error"]["message"].startswith("worker rank 1 failed with ValueError: fault injected in worker rank 1 "
+                                              "at exchange 20"), res["error"]
+    w = res["stats"]["workers"]
+    assert w["1"]["applied"] == w["1"]["rows"] == 19 and w["2"]["alive"] and "worker" in w["2"]
+    assert "MPI_Abort" not in output and rc != 0 and seconds < 60, output[-3000:]
+
+
 def test_split_sharding_refuses_a_rank_with_other_data_of_the_same_size(tmp_path):
     """sharding='split': every rank holds all the data and trains on its share of the rows, so every
     rank must hold the same data; equal row and nonzero counts do not show it (issue 13: a worker
