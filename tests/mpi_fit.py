@@ -5,19 +5,26 @@
 CONFIG: {"estimator": "logistic" (default) | "lda",
          "data": "a9a" | "problem" | "lda_corpus" | "tiny_corpus", "data_dir": ..., "problem": {generator kwargs,
              and "scale": a factor for X},
-         "runs": [{estimator kwargs, "fits": n}, ...] (fitted one after the other, each n times),
+         "runs": [{estimator kwargs, "fits": n, "rank_data": {r: change}}, ...] (fitted one after the
+             other, each n times; rank_data changes the data of rank r for that run: see change_data),
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
-         "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP", "exchanges": n | "at_exit": true}}
+         "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
+                   "exchanges": n | "at_exit": true},
+         "catch": true: a fit's ValueError is recorded (as the error of that fit, on every rank) and the
+             next run goes on, instead of ending the script}
 Rank 0 writes, per fit, coef, intercept, history, staleness and mpi_stats_ (or the error and the
-model reached); every worker rank r writes its own mpi_stats_ per fit to out's .rank<r>.json.
+model reached); every worker rank r writes its own mpi_stats_ per fit to out's .rank<r>.json (or,
+with "catch", {"error": ...} for a fit that raised).
 
 A fault is placed in the run's progress, never on a wall-clock timer (which, on a machine fast
 enough to finish the fit first, fires at an arbitrary point of the shutdown instead): with
 "exchanges": n, worker rank r fails in place of its (n+1)-th message exchange with the server
 (its first exchange is the first read, each later one pushes a mini-batch: it has pushed n - 1);
 with "at_exit", rank r fails after its last fit returned, before the script ends. EXIT ends the
-process without finalizing MPI (a crash); KILL and STOP send it that signal.
+process without finalizing MPI (a crash); KILL and STOP send it that signal. "raise": T raises the
+builtin exception T (a Python error inside the worker's training, as its own bug or check would).
 """
+import builtins
 import json
 import os
 import signal
@@ -85,15 +92,17 @@ def main():
     fault = cfg.get("fault")
     fail_at_exit = None
     if fault and fault["rank"] == rank:
+        fail = fail_now(fault.get("signal"), fault.get("raise"), rank, fault.get("exchanges"))
         if fault.get("at_exit"):
-            fail_at_exit = fail_now(fault["signal"])
+            fail_at_exit = fail
         else:
-            fail_at_exchange(fault["exchanges"], fail_now(fault["signal"]))
-    X, y, val = load(cfg)
+            fail_at_exchange(fault["exchanges"], fail)
+    X0, y0, val = load(cfg)
     results, worker_stats = [], []
     for params in cfg["runs"]:  # several fits in one job: mpiexec's start-up is the slow part
         params = dict(params)
         fits = params.pop("fits", 1)  # > 1: fit again (with warm_start, a continuation)
+        X, y = change_data(X0, y0, params.pop("rank_data", {}).get(str(rank)))
         lda = cfg.get("estimator") == "lda"
         if not lda:  # the tests compare fixed numbers of epochs unless one asks for a stopping rule
             params.setdefault("tol", None)
@@ -106,9 +115,17 @@ def main():
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
         except FloatingPointError as e:  # a divergence: rank 0 raises it, the model reached is kept
             error = {"type": "FloatingPointError", "message": str(e)}
+        except ValueError as e:  # e.g. a handshake that refused the run, on every rank
+            if not cfg.get("catch"):
+                raise
+            error = {"type": "ValueError", "message": str(e)}
         if rank != 0:  # a worker's own counters (e.g. its replica's hash), one file per rank
-            worker_stats.append(getattr(est, "mpi_stats_", None))
+            worker_stats.append({"error": error} if error is not None else getattr(est, "mpi_stats_", None))
             Path(cfg["out"]).with_suffix(f".rank{rank}.json").write_text(json.dumps(worker_stats, default=float))
+            continue
+        if error is not None and error["type"] == "ValueError":  # refused before any model existed
+            results.append({"error": error})
+            Path(cfg["out"]).write_text(json.dumps(results, default=float))
             continue
         out = {"error": error, "t": est.t_, "history": list(est.history_), "staleness": est.staleness_.as_dict(),
                "stats": est.mpi_stats_}
@@ -123,10 +140,36 @@ def main():
         fail_at_exit()
 
 
-def fail_now(how):
+def change_data(X, y, change):
+    """This rank's data for one run: as loaded, or with one change that keeps the row and nonzero
+    counts (what the sharding='split' handshake must still catch): "negate_y" (y -> -y, the two
+    classes swapped for +-1 labels), "scale_value" (one nonzero of X doubled), "move_nonzero" (one
+    nonzero of row 0 moved to a column that row does not use)."""
+    if change is None:
+        return X, y
+    if change == "negate_y":
+        return X, -y
+    X = X.copy()
+    if change == "scale_value":
+        X.data[0] *= 2
+        return X, y
+    if change == "move_nonzero":
+        row = X.indices[X.indptr[0]:X.indptr[1]]
+        free = np.setdiff1d(np.arange(X.shape[1]), row)[0]
+        X.indices[X.indptr[0]] = free
+        X.has_sorted_indices = False
+        X.sort_indices()
+        return X, y
+    raise ValueError(f"unknown data change {change!r}")
+
+
+def fail_now(how, exception, rank, exchanges):
     """What a fault does to this process: EXIT ends it at once without finalizing MPI (a crash);
-    KILL and STOP send it that signal (STOP: alive and silent, for good)."""
+    KILL and STOP send it that signal (STOP: alive and silent, for good); with exception (a builtin
+    exception's name) it raises that, with a message naming the rank and the exchange."""
     def fail():
+        if exception is not None:
+            raise getattr(builtins, exception)(f"fault injected in worker rank {rank} at exchange {exchanges}")
         sys.stdout.flush()
         sys.stderr.flush()
         if how == "EXIT":

@@ -9,7 +9,10 @@ may depend on a rank getting a core when it wants one.
 - staleness is 0 for sync and > 0 for the asynchronous methods; Picky SGD drops updates when its
   threshold is tiny and none when it is huge;
 - a worker killed or stopped mid-run gives WorkerFailure naming its rank (or, with
-  on_failure='drop', a completed run without it), the model reached so far, and no hang.
+  on_failure='drop', a completed run without it), the model reached so far, and no hang; a worker
+  stopped by an exception is named with its error at once, not after the timeout;
+- with sharding='split' a rank given other data of the same size (-y, one value, one nonzero
+  moved) is refused before training, on every rank, naming the rank and what differs.
 """
 import json
 import os
@@ -65,6 +68,12 @@ def run_mpi(tmp_path, n_ranks, cfg, timeout=240, mpiexec_args=()):
 
 def problem_cfg(runs, **problem):
     return {"data": "problem", "problem": problem, "runs": runs}
+
+
+def worker_results(tmp_path, n_ranks):
+    """{rank: its list of per-fit entries} from the workers' .rank<r>.json files (mpi_fit.py) of the
+    one job run in tmp_path; a rank whose script ended before writing one is absent."""
+    return {r: json.loads(path.read_text()) for r in range(1, n_ranks) for path in tmp_path.glob(f"out-*.rank{r}.json")}
 
 
 # ---------------------------------------------------------------------- exactness of the sync baseline
@@ -348,6 +357,119 @@ def test_a_rank_that_hangs_after_fit_does_not_hang_the_job(tmp_path):
     assert "not every rank reached the end of the job within 8 s (a rank stopped or hung after fit); ending the " \
            "job with MPI_Abort" in output, output[-3000:]
     assert seconds < 60
+
+
+WORKER_ERROR_CASES = [("async", "raise", "ValueError"), ("sync", "raise", "RuntimeError"),
+                      ("sync", "drop", "ValueError")]
+
+
+@pytest.mark.parametrize("method, on_failure, exception", WORKER_ERROR_CASES)
+def test_a_worker_exception_reaches_rank_0_at_once_with_its_message(tmp_path, method, on_failure, exception):
+    """Worker rank 2 raises a Python exception in place of its 51st exchange (tests/mpi_fit.py):
+    it sends the error to rank 0 before the exception propagates on its own rank, and rank 0 names
+    rank 2 with the worker's message in a WorkerFailure (or, with on_failure='drop', completes the
+    run without it). The MPI timeout is 300 s and the job must end within 60 s: only the error
+    message, never the silence of the timeout path, can end it. Rank 1 is stopped cleanly (its
+    counters reach rank 0, its fit returns) and no MPI_Abort is needed: every rank reaches its exit."""
+    n, epochs = 400, (10 if on_failure == "drop" else 100000)
+    run = dict(FAULT_RUN, epochs=epochs, mpi={"method": method, "timeout": 300, "on_failure": on_failure})
+    cfg = dict(problem_cfg([run], n=n, d=300), fault={"rank": 2, "exchanges": 50, "raise": exception})
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=60)
+    assert results is not None, output
+    res = results[0]
+    said = f"{exception}: fault injected in worker rank 2 at exchange 50 (at mpi_fit.py:"
+    stats = res["stats"]
+    assert stats["failed"] == [2] and stats["errors"]["2"].startswith(said), stats["errors"]
+    if on_failure == "raise":
+        assert res["error"]["type"] == "WorkerFailure" and res["error"]["ranks"] == [2], res["error"]
+        assert res["error"]["message"].startswith(f"worker rank 2 failed with {said}"), res["error"]
+        assert "sent nothing" not in res["error"]["message"]
+        assert res["t"] > 0 and np.isfinite(res["coef"]).all()
+    else:
+        assert res["error"] is None and stats["rows"] >= epochs * n
+    # its first exchange only read: its 49 pushes were applied, each in its own round with 'sync'
+    w = stats["workers"]
+    assert w["2"]["applied"] == w["2"]["rows"] == 49 and not w["2"]["alive"]
+    assert w["1"]["alive"] and w["1"]["applied"] > 0 and "worker" in w["1"]  # stopped, counters sent
+    workers = worker_results(tmp_path, 3)
+    assert workers[1][0]["rows"] == w["1"]["rows"] and 2 not in workers  # rank 1's fit returned, rank 2's raised
+    assert "Traceback" in output and f"{exception}: fault injected in worker rank 2" in output  # on rank 2
+    assert "MPI_Abort" not in output, output[-3000:]
+    assert rc != 0  # rank 2's script ended with its exception
+    assert seconds < 60
+
+
+def test_an_lda_worker_exception_reaches_rank_0_at_once(tmp_path):
+    """The same for DPSVI's workers: LDA worker rank 1 raises in place of its 21st exchange; rank 0
+    names it with its message long before the 300 s MPI timeout, with its 19 pushes applied."""
+    kw = dict(n_components=3, epochs=100000, batch_size=1, random_state=0, n_threads=1, train_perplexity_docs=0)
+    cfg = {"estimator": "lda", "data": "tiny_corpus", "problem": {"n_docs": 40, "n_words": 30},
+           "runs": [dict(kw, mpi={"method": "async", "timeout": 300})],
+           "fault": {"rank": 1, "exchanges": 20, "raise": "ValueError"}}
+    rc, results, output, seconds = run_mpi(tmp_path, 3, cfg, timeout=60)
+    assert results is not None, output
+    res = results[0]
+    assert res["error"]["type"] == "WorkerFailure" and res["error"]["ranks"] == [1], res["error"]
+    assert res["error"]["message"].startswith("worker rank 1 failed with ValueError: fault injected in worker rank 1 "
+                                              "at exchange 20"), res["error"]
+    w = res["stats"]["workers"]
+    assert w["1"]["applied"] == w["1"]["rows"] == 19 and w["2"]["alive"] and "worker" in w["2"]
+    assert "MPI_Abort" not in output and rc != 0 and seconds < 60, output[-3000:]
+
+
+def test_split_sharding_refuses_a_rank_with_other_data_of_the_same_size(tmp_path):
+    """sharding='split': every rank holds all the data and trains on its share of the rows, so every
+    rank must hold the same data; equal row and nonzero counts do not show it (issue 13: a worker
+    given -y trained on a9a without a word, to accuracy 0.488 instead of 0.685). The handshake
+    compares digests of X's sparsity pattern, X's values and the labels: each change below is
+    refused before training, on every rank with the same message naming the rank(s) and the part(s)
+    that differ. With sharding='local' each worker's shard is its own and cannot be compared: the
+    same -y trains; and the same data starts as before."""
+    base = dict(optimizer="sgd", learning_rate=0.1, alpha=1e-3, epochs=1, batch_size=4, random_state=0)
+    split, local = {"method": "async", "timeout": 60}, {"method": "async", "timeout": 60, "sharding": "local"}
+    refused = [({"2": "negate_y"}, [(2, "labels y")]),
+               ({"1": "scale_value"}, [(1, "X's values")]),
+               ({"2": "move_nonzero"}, [(2, "X's sparsity pattern")]),
+               ({"1": "negate_y", "2": "scale_value"}, [(1, "labels y"), (2, "X's values")])]
+    runs = [dict(base, mpi=split, rank_data=change) for change, _ in refused]
+    runs += [dict(base, mpi=local, rank_data={"2": "negate_y"}), dict(base, mpi=split)]
+    cfg = dict(problem_cfg(runs, n=60, d=150, seed=3), catch=True)
+    rc, results, output, _ = run_mpi(tmp_path, 3, cfg)
+    assert rc == 0, output
+    workers = worker_results(tmp_path, 3)
+    parts = ("labels y", "X's values", "X's sparsity pattern")
+    for i, (_, expected) in enumerate(refused):
+        error = results[i]["error"]
+        assert error["type"] == "ValueError", (i, error)
+        message = error["message"]
+        assert message.startswith("the MPI run did not start: "), message
+        for r, part in expected:
+            assert f"rank {r}: sharding='split' needs the same data on every rank, and rank {r}'s {part} (sha256 " \
+                   in message, (r, part, message)
+            assert "with the same 60 rows and" in message and "pass sharding='local'" in message
+        assert sum(message.count(p) for p in parts) == len(expected), message  # only what differs is named
+        assert all(workers[r][i] == {"error": error} for r in (1, 2)), (i, workers)  # every rank, the same words
+    for i in (len(refused), len(refused) + 1):
+        assert results[i]["error"] is None and results[i]["stats"]["rows"] >= 60, results[i]
+        assert all("rows" in workers[r][i] for r in (1, 2))
+
+
+def test_lda_split_sharding_refuses_a_rank_with_other_counts(tmp_path):
+    """The same rule for LDA (X only: documents have no labels): one doubled count on rank 1 is
+    refused on every rank; the same corpus starts."""
+    kw = dict(n_components=3, epochs=1, batch_size=8, random_state=0, n_threads=1, train_perplexity_docs=0)
+    runs = [dict(kw, mpi={"method": "async", "timeout": 60}, rank_data={"1": "scale_value"}),
+            dict(kw, mpi={"method": "async", "timeout": 60})]
+    cfg = {"estimator": "lda", "data": "tiny_corpus", "problem": {"n_docs": 40, "n_words": 30}, "runs": runs,
+           "catch": True}
+    rc, results, output, _ = run_mpi(tmp_path, 3, cfg)
+    assert rc == 0, output
+    message = results[0]["error"]["message"]
+    assert "rank 1: sharding='split' needs the same data on every rank, and rank 1's X's values (sha256 " in message
+    assert "with the same 40 documents and" in message and "rank 2" not in message, message
+    workers = worker_results(tmp_path, 3)
+    assert all(workers[r][0] == {"error": results[0]["error"]} for r in (1, 2))
+    assert results[1]["error"] is None and results[1]["stats"]["rows"] >= 40
 
 
 def test_command_line_train_over_mpi_prints_the_epoch_table_and_the_workers(tmp_path):

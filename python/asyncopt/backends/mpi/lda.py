@@ -19,7 +19,7 @@ from ..common import lda_train_subsample
 from .models import LdaModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
-from .worker import LdaWorker
+from .worker import LdaWorker, failures_reported
 
 def fit(model, X, eval_set, settings, loop, run):
     """Run one MPI fit on this rank: rank 0 returns the trained model, a worker None (its counters
@@ -82,8 +82,9 @@ def _work(comm, rank, X, settings, run, agreed):
     wspec = {"n_features": spec["n_features"], "seed": spec["seed"], "timeout": opts.timeout,
              "poll_interval": opts.poll_interval, "delay": opts.delay_for(rank), "batch_size": settings.batch_size,
              "shuffle": settings.shuffle}
-    worker = LdaWorker(comm, wspec, rank, Xn, rows, settings.native_config(1, go["n_total"]), n_threads)
-    stats = worker.run()
+    with failures_reported(comm, opts.timeout, opts.poll_interval):  # rank 0 hears of an exception at once
+        worker = LdaWorker(comm, wspec, rank, Xn, rows, settings.native_config(1, go["n_total"]), n_threads)
+        stats = worker.run()
     run.report.update(n_threads=None, mpi_rank=rank, mpi_stats=dict(stats, n_threads=n_threads, pid=os.getpid()),
                       n_features=X.shape[1])
     return None

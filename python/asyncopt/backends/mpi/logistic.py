@@ -23,7 +23,7 @@ from .efficient_adam import Layout, slice_bounds
 from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
-from .worker import LogisticWorker
+from .worker import LogisticWorker, failures_reported
 
 
 # Methods whose steps the workers compute (their step sizes never pass through the server's model),
@@ -125,7 +125,7 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         scale[present] = n_total / total[present]
         return {"reg_scale": scale}
 
-    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale)
+    _, n_total = open_run(comm, spec, opts, X, "rows", own_checks, reg_scale, labels=lambda: own["ypm"])
     ypm, val, Xn = own["ypm"], own["val"], own["Xn"]
 
     if opts.method == "efficient-adam":
@@ -216,7 +216,7 @@ def _work(comm, rank, X, y, settings, run, agreed):
         features, counts = _counts(Xn, rows, X.shape[1])
         return {"features": features, "counts": counts}
 
-    spec, go, Xn, rows = join_run(comm, rank, X, agreed, opts, "features", check)
+    spec, go, Xn, rows = join_run(comm, rank, X, agreed, opts, "features", check, labels=lambda: state["ypm"])
     method = opts.method
     n_threads = local_threads(run.n_threads, go["ranks_here"]) if method == "dpsgd" else 1
     wspec = {"n_features": spec["n_features"], "dtype": spec["dtype"], "seed": spec["seed"],
@@ -228,8 +228,9 @@ def _work(comm, rank, X, y, settings, run, agreed):
         wspec["efficient_adam"] = {"layout": _layout(X.shape[1], settings), "worker_q": worker_q, "server_q": server_q,
                                    "moments": opts.moments,
                                    "bounds": _slices(X.shape[1], settings, opts, spec["n_workers"])}
-    worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
-    stats = worker.run()
+    with failures_reported(comm, opts.timeout, opts.poll_interval):  # rank 0 hears of an exception at once
+        worker = LogisticWorker(comm, wspec, rank, Xn, state["ypm"], rows, go["reg_scale"], n_threads)
+        stats = worker.run()
     run.report.update(n_threads=None, mpi_rank=rank, mpi_stats=dict(stats, n_threads=n_threads, pid=os.getpid()),
                       classes=state["classes"], n_features=X.shape[1])
     return None

@@ -20,7 +20,8 @@ COMPRESSION_FIELDS = {"worker_compressor": "sign", "server_compressor": "sign", 
 
 
 class WorkerFailure(RuntimeError):
-    """A worker died or stopped answering (rank 0's side of a failed run). ``ranks`` lists the
+    """A worker died, stopped answering or stopped with an exception (rank 0's side of a failed
+    run; the message holds each failed worker's exception, or its silence). ``ranks`` lists the
     failed workers; the estimator keeps the model reached before the failure."""
 
     def __init__(self, message, ranks=()):
@@ -115,7 +116,12 @@ class MPIOptions:
         'raise' stops the run (the other workers are told to stop) and raises WorkerFailure naming
         the rank; 'drop' continues with the remaining workers (and raises WorkerFailure if none is
         left before the run's rows are done). Either way the model reached so far stays in the
-        estimator, and after any failure the job ends with MPI_Abort when rank 0's process exits
+        estimator. A worker stopped by an exception (its own check, or any error while training)
+        sends it to rank 0 before it propagates on its own rank: rank 0 names the rank and the
+        exception's type, message and place at once (``mpi_stats_['errors']``), without waiting
+        for the timeout, and every rank goes on to its exit as usual (with topology='sharded' its
+        peers may be stuck in their round and are declared silent after the timeout). After a
+        worker died or fell silent the job ends with MPI_Abort when rank 0's process exits
         (MPI_Finalize would wait for the lost rank): save the model before the script ends; the
         job's exit status is then nonzero. mpiexec's default is to kill the whole job when one rank
         dies by a signal; run ``mpiexec -disable-auto-cleanup`` (MPICH) for the server to see a
@@ -132,6 +138,18 @@ class MPIOptions:
         of its rows (after one shuffle seeded from random_state when ``shuffle``); rank 0 evaluates
         the objective on all of it. 'local': each worker's data is its own shard; rank 0's data is
         used for the history's training loss only.
+
+        What the start of a fit checks, on every rank, before any training (a mismatch raises
+        ValueError on every rank, naming the rank(s) and what differs): with either sharding, the
+        estimator's settings and these options are equal to rank 0's, X has rank 0's number of
+        columns and (LogisticRegression) its dtype, and a worker's labels are among rank 0's
+        classes. With 'split', every rank must also hold the same data: the same numbers of rows
+        and nonzeros, and SHA-256 digests of X's sparsity pattern, of X's values and of the labels
+        as trained on (+1 for the second class, -1 for the first) equal to rank 0's, so a worker
+        given -y, or another matrix of the same size, is refused (O(nonzeros), once per fit; two
+        ranks that load the same file in the same dtype agree). With 'local' a worker's shard is
+        its own and nothing holds a copy to compare it with: only the checks common to both apply.
+        eval_set is used by rank 0 only and not compared.
     eval_every : float
         Epochs (passes of computed rows over the whole data) between two history records.
     poll_interval : float

@@ -20,6 +20,11 @@ format (asyncopt.compress), and no keys. A sparse message costs 12 bytes per non
 worker sends whichever is smaller, and asks for the whole model when its keys would cost more than
 the model itself.
 
+kind ERROR is a worker's last word when an exception stopped it: after the header (n = the text's
+bytes) the UTF-8 text of the exception (its type, message and where it was raised), so rank 0
+names it at once instead of declaring the worker silent after the timeout; the worker sends
+nothing more and waits for no answer.
+
 The server's answer (tag REPLY): header int64[8] (kind VALUES or STOP, version, steps, n keys),
 then the model's extras (logistic: the intercept; LDA: the K topic sums) and the width values of
 each key asked for, as of the server's latest step. A round's broadcast of method 'efficient-adam'
@@ -38,7 +43,7 @@ import numpy as np
 TAG_PUSH, TAG_REPLY, TAG_STATS, TAG_SETUP = 11, 12, 13, 14
 TAG_SLICE, TAG_STEP = 15, 16  # efficient-adam, topology='sharded': worker to worker
 
-PULL, GRAD, DELTA, PACKED = 0, 1, 2, 3  # push kinds
+PULL, GRAD, DELTA, PACKED, ERROR = 0, 1, 2, 3, 4  # push kinds
 VALUES, STOP = 0, 1  # reply kinds (and PACKED)
 DENSE = 1  # flags
 
@@ -104,6 +109,29 @@ def pack_packed_push(buf, version, payload, residual_norms, rows, compute_ns):
     buf.view(_H, 2, np.float64)[:] = residual_norms
     buf.view(_H + 16, n, np.uint8)[:] = payload
     return size
+
+
+def pack_error(buf, text):
+    """Pack a worker's error message (kind ERROR: the header, then text in UTF-8); returns its byte count."""
+    raw = np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
+    size = _H + raw.shape[0]
+    buf.ensure(size)
+    buf.view(0, HEADER, np.int64)[:] = (ERROR, 0, raw.shape[0], 0, 0, 0, 0, 0)
+    buf.view(_H, raw.shape[0], np.uint8)[:] = raw
+    return size
+
+
+def push_kind(buf):
+    """The kind of the worker message in buf (read before parsing it: an ERROR is not a Push)."""
+    return int(buf.view(0, 1, np.int64)[0])
+
+
+def error_text(buf, nbytes):
+    """The text of a worker's ERROR message of nbytes bytes in buf."""
+    n = int(buf.view(0, HEADER, np.int64)[2])
+    if nbytes != _H + n or n < 0:
+        raise ValueError(f"malformed error message: {nbytes} bytes for a text of {n}")
+    return buf.view(_H, n, np.uint8).tobytes().decode("utf-8", "replace")
 
 
 def packed_reply_size(nbytes):

@@ -10,6 +10,9 @@ and answer all of them once the round is applied: with the model's values at eac
 ('sync'), or with the one broadcast the model made of the round ('efficient-adam': the packed
 server step every rank applies).
 
+A worker stopped by an exception sends its text (kind ERROR) instead of its next message: the
+server loses it at once, as it would a silent worker after the timeout, and names its error.
+
 Versions count the applied messages (one per round in the synchronous methods); a message's staleness tau is the
 number of versions applied between the worker's read and its own application: 0 in 'sync', and
 what AsySG-con's and APAM's bounds are stated in otherwise.
@@ -22,8 +25,8 @@ import numpy as np
 
 from ..._core import STALENESS_BINS
 from .options import WorkerFailure
-from .protocol import (DELTA, GRAD, HEADER, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS, VALUES,
-                       Buffer, Push, packed_reply_size, reply_size)
+from .protocol import (DELTA, ERROR, GRAD, HEADER, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS,
+                       VALUES, Buffer, Push, error_text, packed_reply_size, push_kind, reply_size)
 
 _H = HEADER * 8
 from .session import exit_by_abort_at_exit
@@ -88,6 +91,7 @@ class WorkerLink:
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.rows = self.applied = self.dropped = 0
         self.stats = None  # the worker's own counters, received after STOP
+        self.error = None  # the exception that stopped it (its ERROR message), if one did
         self.timeline = Timeline()
 
 
@@ -218,6 +222,9 @@ class ParameterServer:
             msg.Recv([self.recv.raw[:nbytes], self.MPI.BYTE])
             link = self.links[rank]
             link.last_heard = time.perf_counter()
+            if push_kind(self.recv) == ERROR:  # its last message: it waits for no answer
+                self._worker_error(link, error_text(self.recv, nbytes), nbytes)
+                continue
             if not link.alive:  # a dropped worker came back: it is told to stop
                 self._send_stop(link)
                 continue
@@ -231,10 +238,17 @@ class ParameterServer:
                             and not any(lk.alive for lk in self.links.values())):
             ranks = sorted(self.failed)
             raise WorkerFailure(
-                f"worker rank(s) {ranks} sent nothing for {self.opts.timeout:g} s (dead or hung); the run stopped "
-                f"after {self.version} updates and the model reached so far is kept (pass "
-                f"mpi={{'on_failure': 'drop'}} to continue without failed workers)", ranks)
+                f"{self._failures(ranks)}; the run stopped after {self.version} updates and the model reached so "
+                f"far is kept (pass mpi={{'on_failure': 'drop'}} to continue without failed workers)", ranks)
         return time.perf_counter() - t_start
+
+    def _failures(self, ranks):
+        """What happened to the failed workers: each one's exception, then the silent ones."""
+        parts = [f"worker rank {r} failed with {self.links[r].error}" for r in ranks if self.links[r].error]
+        silent = [r for r in ranks if not self.links[r].error]
+        if silent:
+            parts.append(f"worker rank(s) {silent} sent nothing for {self.opts.timeout:g} s (dead or hung)")
+        return "; ".join(parts)
 
     def _handle(self, link, push):
         if push.kind == PULL:
@@ -384,15 +398,32 @@ class ParameterServer:
             if lk.rank in self.round:
                 continue  # waiting for the sync round's answer: its silence is the server's doing
             if lk.alive and not lk.stopped and now - lk.last_heard > self.opts.timeout:
-                lk.alive = False
-                self.failed.append(lk.rank)
+                # a silent rank may never reach MPI_Finalize, which would then wait for it forever
                 exit_by_abort_at_exit(self.comm, f"worker rank {lk.rank} failed during fit (silent for "
                                                  f"{self.opts.timeout:g} s)")
-                if self.opts.on_failure == "raise":
-                    self._stop_all()
-                elif self.synchronous:
-                    self.round.pop(lk.rank, None)
-                    self._maybe_finish_round()
+                self._lose(lk)
+
+    def _worker_error(self, link, text, nbytes):
+        """A worker's ERROR message: it stopped with an exception, which it propagates on its own
+        rank. It is lost now, as a silent worker is after the timeout, but without MPI_Abort at
+        exit: its process goes on to its own exit and MPI_Finalize like every other rank."""
+        link.messages_in += 1
+        link.bytes_in += nbytes
+        if link.error is None:
+            link.error = text
+        if link.alive:
+            self._lose(link)
+
+    def _lose(self, link):
+        """A failed worker: it gets no more answers; with on_failure='raise' every other worker is
+        told to stop, with 'drop' a sync round goes on without it."""
+        link.alive = False
+        self.failed.append(link.rank)
+        if self.opts.on_failure == "raise":
+            self._stop_all()
+        elif self.synchronous:
+            self.round.pop(link.rank, None)
+            self._maybe_finish_round()
 
     def _collect_stats(self):
         """Each stopped worker's own counters (throughput, compute and waiting time)."""
@@ -428,4 +459,5 @@ class ParameterServer:
                 "messages_in": tot("messages_in"),
                 "messages_out": tot("messages_out"), "bytes_in": tot("bytes_in"), "bytes_out": tot("bytes_out"),
                 "rows": self.rows_done, "train_time": self.train_time, "wall_time": wall_time,
-                "failed": sorted(self.failed)}
+                "failed": sorted(self.failed),
+                "errors": {lk.rank: lk.error for lk in self.links.values() if lk.error is not None}}

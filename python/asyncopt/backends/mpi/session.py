@@ -1,6 +1,7 @@
 """Starting and ending an MPI run: the communicator, the handshake that checks every rank was given
-the same settings and compatible data, and the end of the job (every rank together, or MPI_Abort
-after a failure or when a rank does not get there).
+the same settings and compatible data (with sharding='split', the same data to the byte: see
+data_digest), and the end of the job (every rank together, or MPI_Abort after a failure or when a
+rank does not get there).
 
 The handshake uses point-to-point messages polled with a timeout rather than collectives: a
 collective waits forever for a rank that failed before reaching it; this waits ``timeout`` seconds
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
 import sys
 import time
 
@@ -99,10 +101,12 @@ def send_go(comm, payloads, timeout, poll_interval):
     wait_sends(sends, timeout, poll_interval)
 
 
-def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None):
+def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None, labels=None):
     """Rank 0's side of a fit's handshake. Every worker checks spec against its own settings and
-    data and reports its shard; rank 0 runs own_checks() meanwhile (a ValueError is reported to the
-    workers too); then every worker hears go, with the rows of all shards, the ranks on its host and
+    data and reports its shard (with sharding='split', also the digests of its data); rank 0 runs
+    own_checks() meanwhile (a ValueError is reported to the workers too), then compares each
+    worker's digests with those of its own X and labels() (the signed labels it trains on, None
+    for LDA); then every worker hears go, with the rows of all shards, the ranks on its host and
     go_extra(replies, n_total), or every error. noun names X's rows ('rows', 'documents').
     Returns (replies, n_total)."""
     n, nnz = X.shape[0], int(X.nnz)
@@ -120,6 +124,10 @@ def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None):
             own_checks()
     except ValueError as e:
         errors.append(f"rank 0: {e}")
+    else:
+        if opts.sharding == "split":
+            errors += digest_mismatches(data_digest(native_csr(X), None if labels is None else labels()), replies,
+                                        (n, nnz), noun)
     n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
     if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
         empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
@@ -134,10 +142,55 @@ def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None):
     return replies, n_total
 
 
-def join_run(comm, rank, X, common, opts, noun, check=None):
+def data_digest(Xn, labels=None):
+    """SHA-256 digests of what a rank trains on, by part: X's sparsity pattern (indptr and indices),
+    X's values, and the signed labels (+1 for the second class, -1 for the first) when given.
+
+    With sharding='split' every rank holds the whole data and trains on its share of the rows, so
+    every part must be the same on every rank; equal row and nonzero counts do not show it (a
+    worker given -y, or another file of the same size, would train on other data without a word).
+    The native arrays are hashed (their dtype and shape first, then their bytes), so two ranks that
+    loaded the same data in the same dtype agree however they built the matrix (check_matrix made it
+    canonical). O(nonzeros), once per fit."""
+    parts = {"X's sparsity pattern": Xn[:2], "X's values": Xn[2:]}
+    if labels is not None:
+        parts["labels y"] = (np.asarray(labels, dtype=np.float64),)
+    out = {}
+    for name, arrays in parts.items():
+        h = hashlib.sha256()
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a)
+        out[name] = h.hexdigest()
+    return out
+
+
+def digest_mismatches(ours, replies, counts, noun):
+    """The handshake's errors, one per worker whose data digests differ from rank 0's (ours), naming
+    the parts that differ. Workers that failed their own checks, or hold another number of rows or
+    nonzeros (already reported), are skipped."""
+    errors = []
+    for r, rep in replies.items():
+        theirs = rep.get("digest")
+        if theirs is None or (rep["n_rows_given"], rep["nnz_given"]) != counts:
+            continue
+        differ = [name for name in ours if theirs.get(name) != ours[name]]
+        if differ:
+            what = ", ".join(f"{name} (sha256 {theirs.get(name, 'none')[:12]}, rank 0's {ours[name][:12]})"
+                             for name in differ)
+            errors.append(f"rank {r}: sharding='split' needs the same data on every rank, and rank {r}'s {what} differ "
+                          f"from rank 0's, with the same {counts[0]} {noun} and {counts[1]} nonzeros (pass "
+                          f"sharding='local' if each rank holds its own shard)")
+    return errors
+
+
+def join_run(comm, rank, X, common, opts, noun, check=None, labels=None):
     """A worker's side of a fit's handshake: check that rank 0 was given the same settings (common)
     and as many columns, validate X, take this rank's shard, and add check(spec, Xn, rows) (a dict;
-    it may raise ValueError) to the reply. Returns (spec, go, Xn, shard rows)."""
+    it may raise ValueError) to the reply; with sharding='split', also the digests of this rank's X
+    and of labels() (its signed labels, computed by check; None for LDA), which rank 0 compares
+    with its own. Returns (spec, go, Xn, shard rows)."""
     state = {}
 
     def make_reply(spec):
@@ -153,6 +206,8 @@ def join_run(comm, rank, X, common, opts, noun, check=None):
                  "host": processor_name()}
         if check is not None:
             reply.update(check(spec, Xn, rows))
+        if opts.sharding == "split":
+            reply["digest"] = data_digest(Xn, None if labels is None else labels())
         state.update(Xn=Xn, rows=rows)
         return reply
 

@@ -18,11 +18,16 @@ E-steps over the worker's threads, and push the statistics; the server applies t
 
 A worker walks its shard in passes, reshuffled every pass with its own stream of the run's seed;
 the server decides when the run ends (it answers STOP) and the worker then reports its counters.
+An exception that stops a worker is sent to the server first (failures_reported), so rank 0 names
+it at once and stops the other workers, instead of waiting out the timeout for a silent rank.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -31,8 +36,47 @@ from ...state import aligned_zeros, state_dtype
 from .efficient_adam import ShardedWorkerSide, WorkerSide
 from .options import ServerFailure, delay_rng
 from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_SLICE, TAG_STATS,
-                       TAG_STEP, Buffer, pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
-from .session import exit_by_abort_at_exit
+                       TAG_STEP, Buffer, pack_error, pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
+from .session import exit_by_abort_at_exit, mpi
+
+
+def describe_error(e):
+    """'Type: message (at file:line, in function)', the frame where e was raised: what rank 0 reports."""
+    text = f"{type(e).__name__}: {e}"
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" (at {Path(last.filename).name}:{last.lineno}, in {last.name})"
+    return text
+
+
+@contextlib.contextmanager
+def failures_reported(comm, timeout, poll_interval):
+    """Around a worker's training (after the handshake): an exception is sent to the server (kind
+    ERROR, protocol.py) before it propagates on this rank, so rank 0 raises WorkerFailure with its
+    text at once and stops the other workers cleanly; without it rank 0 would only see this rank
+    fall silent, ``timeout`` seconds later. The exception itself is re-raised unchanged.
+
+    Every message exchange with the server completes before it returns (both requests are waited
+    on), so between them, where an exception comes from, nothing is in flight between this rank and
+    the server, which expects no answer: the error is simply the worker's next message. (With
+    topology='sharded' the peers waiting for this rank's slice of a round are not told: rank 0 stops
+    them, or declares them silent after the timeout when they are stuck in the round.) ServerFailure
+    is not sent (the server is the one that stopped answering), nor KeyboardInterrupt (Ctrl-C
+    reaches every rank)."""
+    try:
+        yield
+    except ServerFailure:
+        raise
+    except Exception as e:
+        buf = Buffer()
+        nbytes = pack_error(buf, describe_error(e))
+        req = comm.Isend([buf.raw[:nbytes], mpi().BYTE], dest=0, tag=TAG_PUSH)
+        try:
+            wait(req, 2 * timeout + 1, poll_interval, "completion of the error report to the server")
+        except TimeoutError:  # the server is gone too: the exception below is what this rank reports
+            req.Cancel()
+        raise
 
 
 class ShardOrder:
@@ -65,8 +109,6 @@ class Worker:
     n_extra = 1
 
     def __init__(self, comm, spec, rank, Xn, shard_rows, rows_per_push):
-        from .session import mpi
-
         self.MPI = mpi()
         self.comm = comm
         self.spec = spec
