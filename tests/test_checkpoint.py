@@ -313,7 +313,7 @@ def test_mismatched_files_raise_naming_the_problem(problem, tmp_path):
         (lambda m: m.update(format_version=99), None, "format 99.*upgrade asyncopt"),
         (lambda m: m.update(format="something-else"), None, "not an asyncopt checkpoint"),
         (lambda m: m.update(estimator="SGDClassifier"), None, "not an asyncopt estimator"),
-        (lambda m: m["params"].update(C=1.0), None, "parameters \\['C'\\]"),
+        (lambda m: m["params"].update(penalty="l1"), None, "parameters \\['penalty'\\]"),
         (lambda m: m["model"].update(kind="lda"), None, "not a logistic regression one"),
         (None, lambda a: a.update({"model.array": a["model.array"][:-5]}), "model.array.*needs"),
         (lambda m: m["model"].update(rule="adam"), None, "laid out as"),

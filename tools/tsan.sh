@@ -28,7 +28,7 @@
 # frame of this project in the racing accesses). No suppressions file: nothing of this project is
 # exempted.
 #
-# The first run is a canary (driver --canary: a deliberate plain race on the thread pool) that must
+# The first run is a canary (driver --canary: a deliberate plain race between two threads) that must
 # be reported, so a build that lost its instrumentation cannot pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -23,6 +23,9 @@
 //              the intercept and the progressive loss; the float32 decays are strong enough that an
 //              epoch has several segments (segment ends on the team). Update counts checked. After
 //              every epoch, the evaluation pass (evaluate_logistic) on the team.
+//   multinomial threads/multinomial.hpp: K = 4 classes, softmax and one-vs-rest, SGD and AMSGrad, with
+//              and without the sparse regulariser and per-row weights, batch 1 and 7, free-running
+//              and lockstep, 2 to 4 threads, then evaluate_multinomial
 //   interrupt  core/interrupt.hpp: request_stop() from another thread in the middle of a
 //              free-running epoch (the Ctrl-C path, with a segment end over what was applied), then
 //              a full epoch
@@ -30,7 +33,7 @@
 //              lockstep, batch sizes 1 and 8, several segments per epoch), lda_infer (with and
 //              without the log-likelihood), lda_doc_loglik and lda_batch_stats (the MPI worker's
 //              E-steps), each at 2 to 4 threads
-//   --canary   a deliberate plain data race on the thread pool, nothing else: tools/tsan.sh runs it
+//   --canary   a deliberate plain data race between two threads, nothing else: tools/tsan.sh runs it
 //              first and requires TSan to report it, so a build that lost its instrumentation
 //              cannot pass silently
 //
@@ -61,6 +64,7 @@
 #include "asyncopt/optim/rules.hpp"
 #include "asyncopt/threads/lda.hpp"
 #include "asyncopt/threads/logistic.hpp"
+#include "asyncopt/threads/multinomial.hpp"
 
 using namespace asyncopt;
 
@@ -273,15 +277,16 @@ void run_pool() {
 
 // A deliberate data race (plain int written by every slot): TSan must report it.
 void run_canary() {
+    // Two plain threads, nothing ordering their writes: TSan's happens-before analysis reports the
+    // race whatever the scheduling (the threads need not overlap in time). Not the pool: its caller
+    // runs every slot itself when the other thread has not joined yet, and one thread has no race.
     int plain = 0;
-    std::atomic<int> arrived{0};
-    ThreadPool::instance().run(2, [&](int) {
-        arrived.fetch_add(1);
-        // make both slots overlap so the race is observed whatever the scheduling
-        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-        while (arrived.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    auto bump = [&plain] {
         for (int i = 0; i < 1000; ++i) plain = plain + 1;
-    });
+    };
+    std::thread a(bump), b(bump);
+    a.join();
+    b.join();
     std::printf("canary: plain = %d\n", plain);
 }
 
@@ -402,6 +407,71 @@ void run_logistic(const char* precision) {
     std::printf("logistic %s: %d cases x 2 epochs, %llu updates, max staleness %llu, up to %lld segments an epoch, "
                 "%.1f s\n", precision, cases, static_cast<unsigned long long>(updates),
                 static_cast<unsigned long long>(max_tau), static_cast<long long>(segments), s);
+}
+
+// K-class epochs (threads/multinomial.hpp): softmax and one-vs-rest, two rules, with and without the
+// sparse regulariser and per-row weights, batch 1 and 7, free-running and lockstep; K adjacent
+// records per feature and one intercept replica per class
+void run_multinomial() {
+    const Csr<float> data = make_logistic<float>(1200, 300, 6, 13);
+    const CsrView<float> X = data.view();
+    const int K = 4;
+    const int64_t d = X.n_cols;
+    std::vector<int32_t> y(static_cast<size_t>(X.n_rows));
+    std::vector<double> weight(static_cast<size_t>(X.n_rows));
+    for (int64_t i = 0; i < X.n_rows; ++i) {
+        y[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + (data.y[static_cast<size_t>(i)] > 0)) % K);
+        weight[static_cast<size_t>(i)] = 0.5 + static_cast<double>(i % 3);
+    }
+    std::vector<int32_t> active(static_cast<size_t>(d));
+    std::iota(active.begin(), active.end(), 0);
+    std::vector<float> reg_scale(static_cast<size_t>(d), 2.0f);
+    const auto t0 = std::chrono::steady_clock::now();
+    int cases = 0;
+    uint64_t updates = 0;
+    for (RuleKind rule : {RuleKind::sgd, RuleKind::amsgrad})
+        for (multinomial::Loss loss : {multinomial::Loss::softmax, multinomial::Loss::ovr})
+            for (bool sparse : {false, true})
+                for (int64_t batch : {int64_t{1}, int64_t{7}})
+                    for (bool lockstep : {false, true}) {
+                        StepConfig sc;
+                        sc.learning_rate = rule == RuleKind::sgd ? 0.2 : 0.02;
+                        LogisticConfig cfg;
+                        cfg.n_threads = 2 + cases % 3;
+                        cfg.batch_size = batch;
+                        cfg.lockstep = lockstep;
+                        cfg.sparse_alpha = sparse ? 0.05 : 0.0;
+                        const double* w = cases % 2 ? weight.data() : nullptr;
+                        std::vector<int64_t> perm(static_cast<size_t>(X.n_rows));
+                        std::iota(perm.begin(), perm.end(), 0);
+                        visit_rule<float>(rule, sc, [&](auto v) {
+                            using Rule = typename decltype(v)::Rule;
+                            using Steps = typename decltype(v)::Steps;
+                            StateArray<typename Rule::State> state(static_cast<size_t>((d + 1) * K));
+                            if constexpr (Rule::reg_in_state)
+                                for (int64_t j = 0; j < d * K; ++j) state.data()[j].reg = 2.0f;
+                            for (int epoch = 0; epoch < 2; ++epoch) {
+                                cfg.seed = 77 + static_cast<uint64_t>(epoch);
+                                MultinomialWork<float, Rule, Steps> work(
+                                    X, y.data(), K, loss, Rule::reg_in_state ? nullptr : reg_scale.data(), state.data(),
+                                    sc, cfg, active.data(), d, w);
+                                const EpochResult r = hogwild_epoch(X.n_rows, perm.data(), cfg, work);
+                                cfg.k0 += r.updates;
+                                updates += r.updates;
+                                check(r.staleness.count == r.updates, "multinomial: staleness counted for every update");
+                                double l = 0;
+                                int64_t correct = 0;
+                                evaluate_multinomial(X, y.data(), state.data(), K, loss, true, cfg.n_threads, &l, &correct,
+                                                     w);
+                                check(std::isfinite(l) && correct >= 0 && correct <= X.n_rows,
+                                      "multinomial: evaluation finite");
+                            }
+                        });
+                        ++cases;
+                    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("multinomial: %d cases x 2 epochs, K=%d, %llu updates, %.1f s\n", cases, K,
+                static_cast<unsigned long long>(updates), s);
 }
 
 // request_stop() from another thread in the middle of a free-running epoch, as the SIGINT handler
@@ -547,6 +617,7 @@ int main(int argc, char** argv) {
         run_pool();
         run_logistic<float>("float32");
         run_logistic<double>("float64");
+        run_multinomial();
         run_interrupt();
         run_lda();
     } catch (const std::exception& e) {
