@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import io
 import json
 import numbers
 import os
@@ -134,15 +133,15 @@ def read(path):
     """(meta, arrays) of a checkpoint file. A file that is not one, is truncated or corrupt, or was
     written by a newer format raises ValueError naming the file and the problem."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path!r}") from None
-    if not zipfile.is_zipfile(io.BytesIO(raw)):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    # the archive is read member by member from the file (no copy of the whole file in memory: an
+    # AMSGrad model of 2^24 features is 0.5-1 GiB); is_zipfile finds the central directory at the
+    # end, which a truncated file has lost
+    if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not an asyncopt checkpoint (not an npz archive; truncated or another format)")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        with np.load(path, allow_pickle=False) as z:
             names = list(z.files)
             if _META not in names:
                 raise ValueError(f"{path}: not an asyncopt checkpoint (an npz archive without {_META!r})")
