@@ -8,6 +8,7 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "runs": [{estimator kwargs, "fits": n, "rank_data": {r: change}}, ...] (fitted one after the
              other, each n times; rank_data changes the data of rank r for that run: see change_data),
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
+         "runs"[i]["ctrl_c_at_record"]: n (rank 0 sends itself SIGINT from its callback at its n-th record),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
                    "exchanges": n | "at_exit": true},
          "catch": true: a fit's ValueError is recorded (as the error of that fit, on every rank) and the
@@ -29,6 +30,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +108,17 @@ def main():
         lda = cfg.get("estimator") == "lda"
         if not lda:  # the tests compare fixed numbers of epochs unless one asks for a stopping rule
             params.setdefault("tol", None)
+        ctrl_c = params.pop("ctrl_c_at_record", None)  # rank 0 presses Ctrl-C in its callback at that record
         est = (asyncopt.LDA if lda else asyncopt.LogisticRegression)(backend="mpi", **params)
+        if ctrl_c is not None and rank == 0:
+            records = []
+
+            def press(rec, records=records, at=ctrl_c):
+                records.append(rec)
+                if len(records) == at:  # SIGINT to this thread: delivered before pthread_kill returns
+                    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+            est.callback = press
         error = None
         try:
             for _ in range(fits):
@@ -115,6 +127,10 @@ def main():
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
         except FloatingPointError as e:  # a divergence: rank 0 raises it, the model reached is kept
             error = {"type": "FloatingPointError", "message": str(e)}
+        except KeyboardInterrupt as e:  # rank 0's Ctrl-C ("ctrl_c_at_record"): the workers were drained
+            if rank != 0:
+                raise
+            error = {"type": "KeyboardInterrupt", "message": str(e)}
         except ValueError as e:  # e.g. a handshake that refused the run, on every rank
             if not cfg.get("catch"):
                 raise

@@ -359,8 +359,31 @@ def test_a_rank_that_hangs_after_fit_does_not_hang_the_job(tmp_path):
     assert seconds < 60
 
 
+@pytest.mark.parametrize("method", ["async", "sync"])
+def test_ctrl_c_on_rank_0_drains_the_workers_and_keeps_the_model(tmp_path, method):
+    """Rank 0 presses Ctrl-C at its first record of a run that could not end by itself within the
+    test's limit (100000 epochs; the MPI timeout is 300 s): it stops every worker, settles and
+    records the model, and raises KeyboardInterrupt with t_, history_ and staleness_ agreeing; each
+    worker's fit returns normally and the job ends without MPI_Abort."""
+    run = dict(FAULT_RUN, mpi={"method": method, "timeout": 300, "eval_every": 0.5}, ctrl_c_at_record=1)
+    rc, results, output, seconds = run_mpi(tmp_path, 3, problem_cfg([run], n=400, d=300), timeout=60)
+    assert results is not None, output
+    res = results[0]
+    assert res["error"]["type"] == "KeyboardInterrupt" and "workers were stopped" in res["error"]["message"]
+    # t_ counts steps (a sync round is one), staleness_ the workers' messages (two per sync round)
+    assert res["t"] > 0 and res["t"] == res["history"][-1]["updates"]
+    assert res["staleness"]["count"] == res["t"] * (2 if method == "sync" else 1)
+    assert res["history"][-1]["rows"] == res["stats"]["rows"]  # nothing applied after the last record
+    assert np.isfinite(res["coef"]).all() and res["stats"]["failed"] == []
+    workers = worker_results(tmp_path, 3)
+    assert sorted(workers) == [1, 2] and all(w[0]["rows"] > 0 for w in workers.values())  # their fits returned
+    assert rc == 0 and "MPI_Abort" not in output, output[-3000:]
+    assert seconds < 60
+
+
 WORKER_ERROR_CASES = [("async", "raise", "ValueError"), ("sync", "raise", "RuntimeError"),
-                      ("sync", "drop", "ValueError")]
+                      ("sync", "drop", "ValueError"),
+                      ("async", "raise", "KeyboardInterrupt")]  # a worker's own Ctrl-C is reported too
 
 
 @pytest.mark.parametrize("method, on_failure, exception", WORKER_ERROR_CASES)

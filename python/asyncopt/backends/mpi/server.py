@@ -13,12 +13,23 @@ server step every rank applies).
 A worker stopped by an exception sends its text (kind ERROR) instead of its next message: the
 server loses it at once, as it would a silent worker after the timeout, and names its error.
 
+Ctrl-C on rank 0 (in its main thread, under Python's default handler) stops the run the way the
+epoch budget does: the handler only raises a flag, the loop's next turn tells every worker to stop
+with its next message (a sync round in progress is answered with STOP), their counters are
+collected, the model is brought up to date and recorded, and the fit raises KeyboardInterrupt with
+its bookkeeping consistent; the workers' fits return normally. A second Ctrl-C raises at once. A
+worker interrupted itself (a terminal's Ctrl-C reaches every rank) reports it as its error, so the
+drain does not wait for it.
+
 Versions count the applied messages (one per round in the synchronous methods); a message's staleness tau is the
 number of versions applied between the worker's read and its own application: 0 in 'sync', and
 what AsySG-con's and APAM's bounds are stated in otherwise.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 
 import numpy as np
@@ -30,6 +41,27 @@ from .protocol import (DELTA, ERROR, GRAD, HEADER, PACKED, PULL, STAT_FIELDS, ST
 
 _H = HEADER * 8
 from .session import exit_by_abort_at_exit
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(server):
+    """While rank 0 serves: the first SIGINT sets server.interrupted (the loop drains the workers at
+    its next turn; see the module docstring), and puts Python's handler back, so a second one raises
+    KeyboardInterrupt at once. Only in the main thread and only over Python's default handler."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def first(signum, frame):
+        server.interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class StalenessCounter:
@@ -131,6 +163,7 @@ class ParameterServer:
         self._recorded = (0, 0, 0.0, 0)  # staleness count and sum, train time, rows at the last record
         self._recorded_bytes = (0, 0)  # bytes in and out at the last record
         self.stopping = False
+        self.interrupted = False  # Ctrl-C on rank 0 asked the run to stop (run() then drains the workers)
         self.failed = []
         self.train_time = 0.0
         self.recv = Buffer(1 << 16)
@@ -186,6 +219,9 @@ class ParameterServer:
         self.report_to(model, run, wall)
         if failure is not None:
             raise failure
+        if self.interrupted:
+            raise KeyboardInterrupt(f"fit interrupted (Ctrl-C) on rank 0 after {self.version} updates; the workers "
+                                    "were stopped and the estimator holds the model reached so far")
         if loop.divergence is not None:
             raise FloatingPointError(loop.divergence)
         return model
@@ -200,11 +236,17 @@ class ParameterServer:
 
     # ------------------------------------------------------------------ loop
     def run(self):
+        with _ctrl_c_stops(self):
+            return self._run()
+
+    def _run(self):
         t_start = time.perf_counter()
         self.segment_start = t_start
         check_every = min(0.25 * self.opts.timeout, 0.5)  # seconds between checks for silent workers
         next_check = t_start + check_every
         while True:
+            if self.interrupted and not self.stopping:
+                self._stop_all()  # here, between two messages: the handler itself changes nothing
             live = [lk for lk in self.links.values() if lk.alive and not lk.stopped]
             if not live:
                 break
@@ -234,6 +276,9 @@ class ParameterServer:
         self.train_time += time.perf_counter() - self.segment_start
         self._collect_stats()
         self.model.settle()
+        if self.interrupted:
+            # workers interrupted with rank 0 (one Ctrl-C at the terminal) are not failures
+            self.failed = [r for r in self.failed if not (self.links[r].error or "").startswith("KeyboardInterrupt")]
         if self.failed and (self.opts.on_failure == "raise" or self.rows_done < self.budget_rows
                             and not any(lk.alive for lk in self.links.values())):
             ranks = sorted(self.failed)

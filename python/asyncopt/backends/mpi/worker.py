@@ -62,13 +62,14 @@ def failures_reported(comm, timeout, poll_interval):
     the server, which expects no answer: the error is simply the worker's next message. (With
     topology='sharded' the peers waiting for this rank's slice of a round are not told: rank 0 stops
     them, or declares them silent after the timeout when they are stuck in the round.) ServerFailure
-    is not sent (the server is the one that stopped answering), nor KeyboardInterrupt (Ctrl-C
-    reaches every rank)."""
+    is not sent (the server is the one that stopped answering). KeyboardInterrupt is (a terminal's
+    Ctrl-C reaches every rank): rank 0, interrupted too, then drains without waiting for this rank,
+    and does not count it as a failure."""
     try:
         yield
     except ServerFailure:
         raise
-    except Exception as e:
+    except (Exception, KeyboardInterrupt) as e:
         buf = Buffer()
         nbytes = pack_error(buf, describe_error(e))
         req = comm.Isend([buf.raw[:nbytes], mpi().BYTE], dest=0, tag=TAG_PUSH)
