@@ -342,10 +342,12 @@ def embedding_loss(E, bags, y, c):
     return float(np.mean(np.logaddexp(0.0, -y * z)))
 
 
-def train_embedding(seed, n_threads, epochs=3, batch=32):
+def train_embedding(seed, n_threads, epochs=5, batch=32):
+    """AMSGrad through step() from n_threads Python threads (batches dealt round-robin), each
+    catching up the rows it reads; returns (final loss, loss of the zero start)."""
     bags, y, c = embedding_problem(seed)
     E = np.zeros((300, 8), dtype=np.float32)
-    att = asyncopt.AMSGrad(learning_rate=0.05, bias_correction=True).attach(E)
+    att = asyncopt.AMSGrad(learning_rate=0.1, schedule="invsqrt", bias_correction=True).attach(E)
     batches = [np.arange(s, min(s + batch, len(y))) for s in range(0, len(y), batch)] * epochs
 
     def run(t):
@@ -370,12 +372,13 @@ def train_embedding(seed, n_threads, epochs=3, batch=32):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_two_threads_reach_the_one_thread_loss(seed):
-    """Margins measured over seeds 0..9 (this build): start log 2 = 0.693, one thread 0.46-0.48,
-    two threads within 0.003 of it; a driver that drops every second step ends near 0.52, one
-    without catch-up of the idle rows' drift, or one losing the statistics, far from it."""
+    """Margins measured over seeds 0..11, three 2-thread runs each (this build, 2 cores): start
+    log 2 = 0.693, one thread 0.31-0.50, two threads within 0.0017 of it. A driver that loses every
+    second step ends at least 0.022 above the one-thread loss (measured by training on half the
+    batches), so the bound 0.008 (5x the measured spread) tells the two apart. (Whether idle rows
+    drift exactly is the exact tier's business: on this problem the drift barely moves the loss.)"""
     one, start = train_embedding(seed, 1)
     two, _ = train_embedding(seed, 2)
     assert start == pytest.approx(np.log(2))
     assert one < start - 0.15
-    assert two < one + 0.01
-    assert two > one - 0.01
+    assert abs(two - one) < 0.008
