@@ -109,7 +109,7 @@ void bind_attached(py::module_& m) {
         .def("catch_up", &PyAttached::catch_up, py::arg("rows") = py::none(),
              "Bring the given rows (all: None) to the last completed step")
         .def("finish", &PyAttached::finish, "Every coordinate to the last completed step; stamps rebased")
-        .def_property_readonly("steps", &PyAttached::steps, "global steps completed")
+        .def_property_readonly("steps", &PyAttached::steps, "global steps begun (all completed when no step runs)")
         .def_property_readonly("segment_steps", &PyAttached::segment_steps, "steps per stamp segment")
         .def_property_readonly("rebases", &PyAttached::rebases, "segments closed so far");
 }

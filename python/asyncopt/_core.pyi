@@ -216,6 +216,6 @@ class AttachedOptimizer:
     def step(self, grad: np.ndarray, rows: np.ndarray | None = None) -> None: ...  # GIL released
     def catch_up(self, rows: np.ndarray | None = None) -> None: ...
     def finish(self) -> None: ...
-    steps: int  # global steps completed
+    steps: int  # global steps begun (all completed when no step runs)
     segment_steps: int  # steps per stamp segment
     rebases: int  # segments closed so far

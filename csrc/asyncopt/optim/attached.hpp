@@ -62,7 +62,7 @@ public:
     virtual void catch_up(const int64_t* rows, int64_t n_rows) = 0;
     // Every coordinate to the last completed step, stamps rebased (a new segment starts there).
     virtual void finish() = 0;
-    virtual uint64_t steps() const = 0;          // global steps completed (k of the last step)
+    virtual uint64_t steps() const = 0;          // global steps begun (k of the latest; all done when idle)
     virtual uint64_t segment_steps() const = 0;  // steps per segment
     virtual uint64_t rebases() const = 0;        // segments closed so far (by a step or finish())
 };
@@ -161,7 +161,8 @@ public:
     uint64_t rebases() const override { return rebases_; }
 
 private:
-    // Steps of this segment that have run or are running (a claim past L_ is not a step).
+    // Steps of this segment that have run or are running (a claim past L_ is not a step); under the
+    // exclusive lock, all of them have run.
     uint32_t completed_step() const {
         return static_cast<uint32_t>(std::min<uint64_t>(claimed_.load(std::memory_order_relaxed), L_));
     }
