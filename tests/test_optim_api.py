@@ -366,6 +366,10 @@ def train_embedding(seed, n_threads, epochs=5, batch=32):
     for th in threads:
         th.join()
     assert att.steps == len(batches)
+    st = att.staleness()
+    assert st["count"] == len(batches) and sum(st["histogram"]) == len(batches)
+    if n_threads == 1:
+        assert st["max"] == 0
     att.finish()
     return embedding_loss(E, bags, y, c), embedding_loss(np.zeros_like(E), bags, y, c)
 
@@ -382,3 +386,41 @@ def test_two_threads_reach_the_one_thread_loss(seed):
     assert start == pytest.approx(np.log(2))
     assert one < start - 0.15
     assert abs(two - one) < 0.008
+
+
+def test_staleness_counts_the_steps_other_threads_began_since_the_read():
+    """Thread A reads (catch_up), the main thread takes 3 steps, A steps: tau = 3; A's next step,
+    read at its own previous step, has tau 0. A runs commands from a queue, one at a time, so the
+    order is fixed and no scheduling is involved."""
+    import queue
+
+    W = np.zeros((4, 2))
+    att = asyncopt.AMSGrad().attach(W)
+    g = np.ones((1, 2))
+    todo, done = queue.Queue(), queue.Queue()
+
+    def thread_a():
+        for f in iter(todo.get, None):
+            f()
+            done.put(True)
+
+    a = threading.Thread(target=thread_a)
+    a.start()
+
+    def in_a(f):
+        todo.put(f)
+        assert done.get(timeout=30)
+
+    try:
+        in_a(lambda: att.catch_up([0]))
+        for _ in range(3):
+            att.step(g, rows=[1])
+        assert att.staleness() == {"count": 3, "mean": 0.0, "max": 0, "histogram": [3]}
+        in_a(lambda: att.step(g, rows=[0]))
+        in_a(lambda: att.step(g, rows=[0]))
+    finally:
+        todo.put(None)
+        a.join()
+    st = att.staleness()
+    assert st["count"] == 5 and st["max"] == 3 and st["mean"] == pytest.approx(3 / 5)
+    assert st["histogram"] == [4, 0, 1]  # tau = 3 falls in [2, 4)

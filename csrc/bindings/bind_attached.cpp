@@ -34,7 +34,7 @@ public:
         else throw py::value_error("param: dtype must be float32 or float64, got " + std::string(py::str(dt)));
     }
 
-    void step(py::array grad, py::object rows) {
+    uint64_t step(py::array grad, py::object rows) {
         const int64_t* idx = nullptr;
         int64_t n = rows_;
         py::array r;
@@ -49,10 +49,10 @@ public:
         if (grad.size() != n * dim_) throw py::value_error("grad: expected " + std::to_string(n * dim_) + " values");
         const void* g = grad.data();
         py::gil_scoped_release nogil;
-        impl_->step(idx, n, g);
+        return impl_->step(idx, n, g);
     }
 
-    void catch_up(py::object rows) {
+    uint64_t catch_up(py::object rows) {
         const int64_t* idx = nullptr;
         int64_t n = rows_;
         py::array r;
@@ -62,7 +62,7 @@ public:
             n = r.shape(0);
         }
         py::gil_scoped_release nogil;
-        impl_->catch_up(idx, n);
+        return impl_->catch_up(idx, n);
     }
 
     void finish() {
@@ -105,9 +105,9 @@ void bind_attached(py::module_& m) {
         .def(py::init<py::array, RuleKind, const StepConfig&, uint64_t>(), py::arg("param"), py::arg("rule"),
              py::arg("steps"), py::arg("segment_steps") = 0)
         .def("step", &PyAttached::step, py::arg("grad"), py::arg("rows") = py::none(),
-             "One step: grad for the given distinct rows (int64) of param, or for all of it; GIL released")
+             "One step: grad for the given distinct rows (int64) of param, or for all of it; GIL released. Returns its step number k")
         .def("catch_up", &PyAttached::catch_up, py::arg("rows") = py::none(),
-             "Bring the given rows (all: None) to the last completed step")
+             "Bring the given rows (all: None) to the latest step begun; returns its number k")
         .def("finish", &PyAttached::finish, "Every coordinate to the last completed step; stamps rebased")
         .def_property_readonly("steps", &PyAttached::steps, "global steps begun (all completed when no step runs)")
         .def_property_readonly("segment_steps", &PyAttached::segment_steps, "steps per stamp segment")

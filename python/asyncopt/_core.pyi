@@ -213,8 +213,8 @@ def multinomial_evaluate(indptr: np.ndarray, indices: np.ndarray, data: np.ndarr
 # update rules on a caller's own array (optim/attached.hpp, bind_attached.cpp); asyncopt.optim.Attached wraps it
 class AttachedOptimizer:
     def __init__(self, param: np.ndarray, rule: Rule, steps: StepConfig, segment_steps: int = 0) -> None: ...
-    def step(self, grad: np.ndarray, rows: np.ndarray | None = None) -> None: ...  # GIL released
-    def catch_up(self, rows: np.ndarray | None = None) -> None: ...
+    def step(self, grad: np.ndarray, rows: np.ndarray | None = None) -> int: ...  # GIL released; its k
+    def catch_up(self, rows: np.ndarray | None = None) -> int: ...  # the k caught up to
     def finish(self) -> None: ...
     steps: int  # global steps begun (all completed when no step runs)
     segment_steps: int  # steps per stamp segment

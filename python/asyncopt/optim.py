@@ -47,7 +47,9 @@ never interfere, and each step gets its own global step number k (its step size,
 Not guaranteed under races: two steps touching the same coordinate at once may lose one update to
 it, its weight and statistics may come from different steps, and a gradient computed from W while
 other threads write it is stale by their steps (the asynchrony the Hogwild!/APAM analyses allow).
-``finish`` waits for steps in flight and is exact for every step completed. The statistics are
+``finish`` waits for steps in flight and is exact for every step completed. ``staleness()``
+reports the delay tau of the steps as the estimators do: the steps other threads began between a
+thread's read (its last ``catch_up``, else its previous step) and its step. The statistics are
 private to the process: several processes on one shared-memory W each run their own optimizer.
 
 Every rule is lazy and exact: a coordinate no mini-batch touches moves as in the dense algorithm
@@ -80,6 +82,7 @@ forms, chosen by ``regularization``:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -394,6 +397,10 @@ class Attached:
             raise ValueError(f"segment_steps must be None or an int >= 1, got {segment_steps!r}")
         sc = self.optimizer.step_config(alpha, self.regularization)
         self._native = _core.AttachedOptimizer(param, self.optimizer.native, sc, segment_steps or 0)
+        # staleness: per thread, the step k of its last read (catch_up or own step) and its counters
+        self._local = threading.local()
+        self._counters = []  # one [count, total, max, histogram] per thread that stepped
+        self._counters_lock = threading.Lock()
 
     def __repr__(self):
         return (f"Attached({self.optimizer!r}, param={self.param.dtype}{list(self.param.shape)}, alpha={self.alpha}, "
@@ -446,14 +453,45 @@ class Attached:
         if not np.isfinite(g).all():
             raise ValueError("grad holds NaN or inf; the model would be destroyed (lower the step size or check the "
                              "loss)")
-        self._native.step(g, idx)
+        k = self._native.step(g, idx)
+        self._count_staleness(k)
+
+    def _count_staleness(self, k):
+        local = self._local
+        read = getattr(local, "read", None)
+        tau = 0 if read is None else max(0, k - 1 - read)
+        c = getattr(local, "counters", None)
+        if c is None:
+            c = local.counters = [0, 0, 0, np.zeros(_core.STALENESS_BINS, dtype=np.int64)]
+            with self._counters_lock:
+                self._counters.append(c)
+        c[0] += 1
+        c[1] += tau
+        c[2] = max(c[2], tau)
+        c[3][min(tau.bit_length(), len(c[3]) - 1)] += 1
+        local.read = k  # this thread's view now includes its own step
+
+    def staleness(self):
+        """The delays tau of the steps taken so far, as the estimators report them (``count``,
+        ``mean``, ``max``, and ``histogram``: tau = 0, then 2^(b-1) <= tau < 2^b): tau of a step is
+        the number of steps other threads began between the calling thread's last read and this
+        step, the read being its last :meth:`catch_up` (or, without one, its previous step). With one
+        thread tau is always 0."""
+        with self._counters_lock:
+            parts = [(c[0], c[1], c[2], c[3].copy()) for c in self._counters]
+        hist = sum((p[3] for p in parts), np.zeros(_core.STALENESS_BINS, dtype=np.int64))
+        count = sum(p[0] for p in parts)
+        last = int(np.flatnonzero(hist)[-1]) + 1 if hist.any() else 1
+        return {"count": count, "mean": sum(p[1] for p in parts) / count if count else 0.0,
+                "max": max((p[2] for p in parts), default=0), "histogram": hist[:last].tolist()}
 
     def catch_up(self, rows=None):
         """Bring ``rows`` (None: all) of ``param`` to the last completed step, so that reading them
         gives the current iterate; the other rows stay lazy."""
-        self._native.catch_up(None if rows is None else self._rows(rows))
+        self._local.read = self._native.catch_up(None if rows is None else self._rows(rows))
 
     def finish(self):
         """Bring every coordinate to the last completed step: ``param`` then holds exactly the
         dense algorithm's iterate. O(size of param); steps may continue afterwards."""
         self._native.finish()
+        self._local.read = self._native.steps

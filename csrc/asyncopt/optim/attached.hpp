@@ -55,11 +55,12 @@ namespace asyncopt {
 class AttachedOptimizer {
 public:
     virtual ~AttachedOptimizer() = default;
-    // One step at the next global step. rows: n_rows distinct row indices (null: all rows, in
-    // order, n_rows = rows()); grad: n_rows x dim values of W's type.
-    virtual void step(const int64_t* rows, int64_t n_rows, const void* grad) = 0;
-    // Bring the given rows (null: all) to the last completed step, in W and the statistics.
-    virtual void catch_up(const int64_t* rows, int64_t n_rows) = 0;
+    // One step at the next global step, whose number k it returns. rows: n_rows distinct row
+    // indices (null: all rows, in order); grad: n_rows x dim values of W's type.
+    virtual uint64_t step(const int64_t* rows, int64_t n_rows, const void* grad) = 0;
+    // Bring the given rows (null: all) to the latest step begun, in W and the statistics; returns
+    // that step's number k (the model version the caller then reads: its staleness origin).
+    virtual uint64_t catch_up(const int64_t* rows, int64_t n_rows) = 0;
     // Every coordinate to the last completed step, stamps rebased (a new segment starts there).
     virtual void finish() = 0;
     virtual uint64_t steps() const = 0;          // global steps begun (k of the latest; all done when idle)
@@ -121,7 +122,7 @@ public:
         open_segment(1);
     }
 
-    void step(const int64_t* rows, int64_t n_rows, const void* grad_v) override {
+    uint64_t step(const int64_t* rows, int64_t n_rows, const void* grad_v) override {
         const T* grad = static_cast<const T*>(grad_v);
         for (;;) {
             {
@@ -129,7 +130,7 @@ public:
                 const uint64_t u = claimed_.fetch_add(1, std::memory_order_relaxed) + 1;
                 if (u <= L_) {
                     run_step(rows, n_rows, grad, static_cast<uint32_t>(u));
-                    return;
+                    return k_base_ - 1 + u;
                 }
             }
             // past the segment's end: close it (once, by whichever thread gets here first) and retry
@@ -138,14 +139,15 @@ public:
         }
     }
 
-    void catch_up(const int64_t* rows, int64_t n_rows) override {
+    uint64_t catch_up(const int64_t* rows, int64_t n_rows) override {
         std::shared_lock<std::shared_mutex> lk(mu_);
         const uint32_t c = completed_step();
-        if (c == 0) return;
+        if (c == 0) return k_base_ - 1;
         for (int64_t r = 0; r < n_rows; ++r) {
             const int64_t row = rows ? rows[r] : r;
             for (int64_t q = 0; q < dim_; ++q) bring(row * dim_ + q, c, false);
         }
+        return k_base_ - 1 + c;
     }
 
     void finish() override {
