@@ -424,3 +424,53 @@ def test_staleness_counts_the_steps_other_threads_began_since_the_read():
     st = att.staleness()
     assert st["count"] == 5 and st["max"] == 3 and st["mean"] == pytest.approx(3 / 5)
     assert st["histogram"] == [4, 0, 1]  # tau = 3 falls in [2, 4)
+
+
+def _process_steps(t):
+    rng = np.random.default_rng(100 + t)
+    return [(np.sort(rng.choice(np.arange(t, 40, 2), size=3, replace=False)), rng.normal(size=(3, 4)))
+            for _ in range(300)]
+
+
+def _train_in_process(name, t):
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        W = np.ndarray((40, 4), dtype=np.float64, buffer=shm.buf)
+        att = asyncopt.SGD(learning_rate=0.1, schedule="constant").attach(W)
+        for rows, g in _process_steps(t):
+            att.step(g, rows=rows)
+        att.finish()
+        del att, W
+    finally:
+        shm.close()
+
+
+def test_two_processes_on_one_shared_memory_buffer():
+    """Two processes, each with its own attached SGD, on one shared-memory table (disjoint rows):
+    without statistics or shrink a step only adds to its own rows, so the table must equal the
+    serial result. (Rules with statistics keep them per process: see the optim docstring.)"""
+    import multiprocessing as mp
+
+    w0 = np.random.default_rng(9).normal(size=(40, 4))
+    shm = shared_memory.SharedMemory(create=True, size=w0.nbytes)
+    try:
+        W = np.ndarray(w0.shape, dtype=np.float64, buffer=shm.buf)
+        W[:] = w0
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_train_in_process, args=(shm.name, t)) for t in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0, 0]
+        serial = w0.copy()
+        att = asyncopt.SGD(learning_rate=0.1, schedule="constant").attach(serial)
+        for t in range(2):
+            for rows, g in _process_steps(t):
+                att.step(g, rows=rows)
+        np.testing.assert_allclose(W, serial, rtol=1e-12, atol=1e-14)
+        assert np.abs(W - w0).min() > 0  # every row moved
+        del W
+    finally:
+        shm.close()
+        shm.unlink()
