@@ -172,3 +172,33 @@ def efficient_adam_reference(X, y, worker_batches, *, optimizer="adam", learning
             deltas.append(delta)
         x = x - np.mean(deltas, axis=0)
     return x[:d], x[d]
+
+
+def rule_reference(w0, grads, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9, beta2=0.999,
+                   eps=1e-8, bias_correction=False, alpha=0.0, regularization="none"):
+    """The dense iterates of one update rule from w0 (any shape) under a sequence of dense gradients
+    (zero wherever a sparse step has no entry); a gradient may also be a callable of the current w.
+    Yields w after every step (float64). regularization 'exact' (SGD) / 'decoupled' shrink every
+    coordinate by rho_k = 1 - eta_k alpha at every step."""
+    w = np.array(w0, dtype=np.float64)
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    vhat = np.zeros_like(w)
+    G = np.zeros_like(w)
+    for k, g in enumerate(grads, start=1):
+        g = np.asarray(g(w) if callable(g) else g, dtype=np.float64)
+        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        rho = 1.0 - eta * alpha if regularization in ("exact", "decoupled") else 1.0
+        if optimizer == "sgd":
+            w = rho * w - eta * g
+        elif optimizer == "adagrad":
+            G = G + g * g
+            w = rho * w - eta * g / (np.sqrt(G) + eps)
+        else:
+            a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            vhat = np.maximum(vhat, v)
+            w = rho * w - a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+        yield w

@@ -2,7 +2,8 @@
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
 :func:`load` (checkpoints: :mod:`asyncopt.checkpoint`), the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
-takes their names or objects; the registry is :mod:`asyncopt.optim`), the message quantizers of
+takes their names or objects; the registry is :mod:`asyncopt.optim`; ``rule.attach(W)`` runs one on your own
+numpy array, :class:`asyncopt.optim.Attached`), the message quantizers of
 :mod:`asyncopt.compress`, and :func:`build_info`.
 
 The layers, each importing only the ones below it: validation (``_checks``) and the compiled core;

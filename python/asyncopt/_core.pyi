@@ -209,3 +209,13 @@ def multinomial_epoch(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
 def multinomial_evaluate(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray,
                          n_classes: int, state: np.ndarray, rule: Rule, fit_intercept: bool, loss: str,
                          n_threads: int, sample_weight: np.ndarray | None = None) -> tuple[float, int]: ...
+
+# update rules on a caller's own array (optim/attached.hpp, bind_attached.cpp); asyncopt.optim.Attached wraps it
+class AttachedOptimizer:
+    def __init__(self, param: np.ndarray, rule: Rule, steps: StepConfig, segment_steps: int = 0) -> None: ...
+    def step(self, grad: np.ndarray, rows: np.ndarray | None = None) -> int: ...  # GIL released; its k
+    def catch_up(self, rows: np.ndarray | None = None) -> int: ...  # the k caught up to
+    def finish(self) -> None: ...
+    steps: int  # global steps begun (all completed when no step runs)
+    segment_steps: int  # steps per stamp segment
+    rebases: int  # segments closed so far

@@ -17,6 +17,41 @@ its header in C++.
 - :class:`AdaGrad` (Duchi et al. 2011): ``G = G + g^2;  x = x - eta_k g / (sqrt(G) + eps)``.
 - :class:`Adam` (Kingma & Ba 2015): AMSGrad without the max, ``x = x - a_k m / (sqrt(v) + eps)``.
 
+On your own arrays (``attach``)
+-------------------------------
+``opt = asyncopt.AMSGrad(learning_rate=1e-3).attach(W)`` attaches a rule to ``W``, any writeable,
+aligned, C-contiguous float32/float64 numpy array of 1 or 2 dimensions that you own (``np.memmap``
+and arrays over ``multiprocessing.shared_memory`` buffers included; never copied). Then
+
+- ``opt.step(grad)``: one step with a dense gradient of W's shape;
+- ``opt.step(grad_rows, rows=idx)``: one step with a row-sparse gradient of a 2-D W (``idx``
+  distinct row indices, ``grad_rows`` of shape ``(len(idx), W.shape[1])``), or index-sparse for a
+  1-D W (``grad_rows`` of shape ``(len(idx),)``). The other coordinates take the step with a zero
+  gradient, lazily: exactly what the dense algorithm gives them, applied when next touched;
+- ``opt.catch_up(rows=idx)``: bring those rows to the current step in W (call it before reading
+  rows to compute the next gradient with a rule whose idle coordinates move: AMSGrad, Adam, or any
+  rule with L2); ``opt.finish()``: every coordinate, so W holds exactly the dense algorithm's iterate.
+
+Layout: W is the authority for the weights; the rule's per-coordinate statistics (m, v, vhat, G,
+stamps) live in a private array the optimizer owns, records of the same layout as the estimators'
+state with the weight word unused. A step reads W[j] and the statistics of each coordinate it
+touches and writes both back, so after every step each touched coordinate holds in W its exact
+value at that step. An untouched coordinate holds in W its value as of the last step that touched
+it (or of the last ``catch_up`` / ``finish``) until then: W is lazy there, exact after ``finish()``.
+SGD and AdaGrad without ``alpha`` never move idle coordinates, so for them W is always current.
+
+Threads: ``step``, ``catch_up`` and ``finish`` release the GIL, and ``step`` may be called from
+several Python threads at once on the same optimizer (Hogwild!). Every word is read and written with
+relaxed atomics (``csrc/asyncopt/core/shared.hpp``): no value is ever torn, steps on disjoint rows
+never interfere, and each step gets its own global step number k (its step size, its catch-up).
+Not guaranteed under races: two steps touching the same coordinate at once may lose one update to
+it, its weight and statistics may come from different steps, and a gradient computed from W while
+other threads write it is stale by their steps (the asynchrony the Hogwild!/APAM analyses allow).
+``finish`` waits for steps in flight and is exact for every step completed. ``staleness()``
+reports the delay tau of the steps as the estimators do: the steps other threads began between a
+thread's read (its last ``catch_up``, else its previous step) and its step. The statistics are
+private to the process: several processes on one shared-memory W each run their own optimizer.
+
 Every rule is lazy and exact: a coordinate no mini-batch touches moves as in the dense algorithm
 with a zero gradient there (shrinks, momentum drift), applied in closed form when it is next read,
 so an update costs O(nonzeros). Adam's drift has no closed form; its catch-up evaluates it to double
@@ -47,8 +82,11 @@ forms, chosen by ``regularization``:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import ClassVar, Optional
+
+import numpy as np
 
 from . import _core
 from ._checks import check_real
@@ -171,6 +209,14 @@ class Optimizer:
     def describe(self):
         """Plain values (name and fields), e.g. for a report."""
         return {"name": self.name, **dataclasses.asdict(self)}
+
+    def attach(self, param, *, alpha=0.0, regularization="auto", segment_steps=None):
+        """This rule attached to ``param``, a parameter array the caller owns and keeps: the
+        returned :class:`Attached` updates it in place (see the module docstring, "On your own
+        arrays"). ``alpha``: L2 strength, ``regularization``: 'exact' (SGD) or 'decoupled'
+        (adaptive rules); 'auto' picks the one the rule has. ``segment_steps``: steps between
+        stamp rebases (None: the rule's default; small values only for tests)."""
+        return Attached(self, param, alpha=alpha, regularization=regularization, segment_steps=segment_steps)
 
 
 @register
@@ -297,3 +343,155 @@ def get(optimizer, **flat):
         return cls(**{k: v for k, v in flat.items() if k in fields and v is not None})
     raise ValueError(f"optimizer must be one of {names()} or an optimizer object (e.g. asyncopt.AMSGrad(beta1=0.95)), "
                      f"got {optimizer!r}")
+
+
+# ---------------------------------------------------------------------- on the user's own arrays
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_param(param):
+    if not isinstance(param, np.ndarray):
+        raise ValueError(f"param must be a numpy array (updated in place), got {type(param).__name__}")
+    if param.dtype not in _DTYPES:
+        raise ValueError(f"param must be float32 or float64 (native byte order), got dtype {param.dtype}: converting "
+                         "it would train a copy and leave your array untouched")
+    if param.ndim not in (1, 2):
+        raise ValueError(f"param must be 1-d or 2-d, got {param.ndim}-d with shape {param.shape}")
+    if param.size == 0:
+        raise ValueError(f"param must not be empty, got shape {param.shape}")
+    if not param.flags.c_contiguous:
+        raise ValueError("param must be C-contiguous (a view with strides, e.g. a column slice or a transpose, would "
+                         "need a copy that leaves your array untouched); pass np.ascontiguousarray(param) and keep it")
+    if not param.flags.writeable:
+        raise ValueError("param is read-only: the optimizer updates it in place")
+    if not param.flags.aligned:
+        raise ValueError("param is not aligned to its item size: lock-free updates need aligned words")
+    return param
+
+
+class Attached:
+    """An update rule attached to a parameter array the caller owns, updated in place; made by
+    :meth:`Optimizer.attach`. See the module docstring ("On your own arrays") for what W holds
+    between steps and what is guaranteed when several threads call :meth:`step`.
+
+    Attributes: ``param`` (the array), ``optimizer`` (the rule, resolved for ``alpha``), ``alpha``,
+    ``regularization`` ('none', 'exact' or 'decoupled')."""
+
+    def __init__(self, optimizer, param, *, alpha=0.0, regularization="auto", segment_steps=None):
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be an asyncopt optimizer object, got {optimizer!r}")
+        self.param = _check_param(param)
+        alpha = check_real("alpha", alpha, low=0)
+        if regularization == "auto":
+            regularization = "exact" if "exact" in optimizer.regularizations else "decoupled"
+        if regularization == "sparse":
+            raise ValueError("regularization='sparse' (the Hogwild! paper's frequency-scaled L2) needs the data's "
+                             "feature counts, which an attached optimizer does not see; use "
+                             f"{'exact' if 'exact' in optimizer.regularizations else 'decoupled'!r} or add the "
+                             "regulariser's gradient to yours")
+        self.regularization = optimizer.resolve_regularization(regularization, alpha)
+        self.alpha = alpha
+        self.optimizer = optimizer.resolved(alpha)
+        if segment_steps is not None and (isinstance(segment_steps, bool) or not isinstance(segment_steps, int)
+                                          or segment_steps < 1):
+            raise ValueError(f"segment_steps must be None or an int >= 1, got {segment_steps!r}")
+        sc = self.optimizer.step_config(alpha, self.regularization)
+        self._native = _core.AttachedOptimizer(param, self.optimizer.native, sc, segment_steps or 0)
+        # staleness: per thread, the step k of its last read (catch_up or own step) and its counters
+        self._local = threading.local()
+        self._counters = []  # one [count, total, max, histogram] per thread that stepped
+        self._counters_lock = threading.Lock()
+
+    def __repr__(self):
+        return (f"Attached({self.optimizer!r}, param={self.param.dtype}{list(self.param.shape)}, alpha={self.alpha}, "
+                f"regularization={self.regularization!r}, steps={self.steps})")
+
+    @property
+    def steps(self):
+        """Steps taken: the global step counter k of the schedule (the steps begun, which are the
+        steps completed whenever no other thread is inside :meth:`step`)."""
+        return self._native.steps
+
+    @property
+    def segment_steps(self):
+        """Steps between two rebases of the 32-bit stamps (each brings every coordinate up to date)."""
+        return self._native.segment_steps
+
+    def _rows(self, rows):
+        r = np.asarray(rows)
+        what = "rows" if self.param.ndim == 2 else "rows (indices of the 1-d param)"
+        if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+            raise ValueError(f"{what} must be a 1-d array of integers, got dtype {r.dtype} and shape {r.shape}")
+        n = self.param.shape[0]
+        if r.size:
+            lo, hi = int(r.min()), int(r.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f"{what} must be in [0, {n}), got values from {lo} to {hi}")
+            # O(len) when already increasing (np.unique's output), else one sort
+            if not (r[1:] > r[:-1]).all() and (np.diff(np.sort(r)) == 0).any():
+                raise ValueError(f"{what} must be distinct (sum the gradients of a repeated row first)")
+        return np.ascontiguousarray(r, dtype=np.int64)
+
+    def step(self, grad, rows=None):
+        """One step, in place on ``param``. ``rows`` None: ``grad`` is the dense gradient (param's
+        shape). Else distinct row indices (2-d param; grad of shape (len(rows), param.shape[1])) or
+        element indices (1-d; grad of shape (len(rows),)); the other coordinates get a zero gradient.
+        grad is converted to param's dtype (it is only read); it must be finite."""
+        g = np.asarray(grad)
+        if g.dtype.kind not in "fiu":
+            raise ValueError(f"grad must be real numbers, got dtype {g.dtype}")
+        if rows is None:
+            idx = None
+            want = self.param.shape
+        else:
+            idx = self._rows(rows)
+            want = (idx.shape[0],) + self.param.shape[1:]
+        if g.shape != want:
+            raise ValueError(f"grad must have shape {want} ({'param' if rows is None else 'len(rows), param.shape[1:]'}"
+                             f"), got {g.shape}")
+        g = np.ascontiguousarray(g, dtype=self.param.dtype)
+        if not np.isfinite(g).all():
+            raise ValueError("grad holds NaN or inf; the model would be destroyed (lower the step size or check the "
+                             "loss)")
+        k = self._native.step(g, idx)
+        self._count_staleness(k)
+
+    def _count_staleness(self, k):
+        local = self._local
+        read = getattr(local, "read", None)
+        tau = 0 if read is None else max(0, k - 1 - read)
+        c = getattr(local, "counters", None)
+        if c is None:
+            c = local.counters = [0, 0, 0, np.zeros(_core.STALENESS_BINS, dtype=np.int64)]
+            with self._counters_lock:
+                self._counters.append(c)
+        c[0] += 1
+        c[1] += tau
+        c[2] = max(c[2], tau)
+        c[3][min(tau.bit_length(), len(c[3]) - 1)] += 1
+        local.read = k  # this thread's view now includes its own step
+
+    def staleness(self):
+        """The delays tau of the steps taken so far, as the estimators report them (``count``,
+        ``mean``, ``max``, and ``histogram``: tau = 0, then 2^(b-1) <= tau < 2^b): tau of a step is
+        the number of steps other threads began between the calling thread's last read and this
+        step, the read being its last :meth:`catch_up` (or, without one, its previous step). With one
+        thread tau is always 0."""
+        with self._counters_lock:
+            parts = [(c[0], c[1], c[2], c[3].copy()) for c in self._counters]
+        hist = sum((p[3] for p in parts), np.zeros(_core.STALENESS_BINS, dtype=np.int64))
+        count = sum(p[0] for p in parts)
+        last = int(np.flatnonzero(hist)[-1]) + 1 if hist.any() else 1
+        return {"count": count, "mean": sum(p[1] for p in parts) / count if count else 0.0,
+                "max": max((p[2] for p in parts), default=0), "histogram": hist[:last].tolist()}
+
+    def catch_up(self, rows=None):
+        """Bring ``rows`` (None: all) of ``param`` to the last completed step, so that reading them
+        gives the current iterate; the other rows stay lazy."""
+        self._local.read = self._native.catch_up(None if rows is None else self._rows(rows))
+
+    def finish(self):
+        """Bring every coordinate to the last completed step: ``param`` then holds exactly the
+        dense algorithm's iterate. O(size of param); steps may continue afterwards."""
+        self._native.finish()
+        self._local.read = self._native.steps

@@ -33,6 +33,10 @@
 //              lockstep, batch sizes 1 and 8, several segments per epoch), lda_infer (with and
 //              without the log-likelihood), lda_doc_loglik and lda_batch_stats (the MPI worker's
 //              E-steps), each at 2 to 4 threads
+//   attached   optim/attached.hpp: every rule on a caller's array (float32 and float64, constant and
+//              tabled steps, with and without the shrink), 3 std::threads stepping overlapping rows at
+//              once with catch_up between steps and finish() from one of them, on segments of 7
+//              steps (rebases under concurrent steps); step counts checked, model finite
 //   --canary   a deliberate plain data race between two threads, nothing else: tools/tsan.sh runs it
 //              first and requires TSan to report it, so a build that lost its instrumentation
 //              cannot pass silently
@@ -61,6 +65,7 @@
 #include "asyncopt/core/parallel.hpp"
 #include "asyncopt/core/sparse.hpp"
 #include "asyncopt/core/thread_pool.hpp"
+#include "asyncopt/optim/attached.hpp"
 #include "asyncopt/optim/rules.hpp"
 #include "asyncopt/threads/lda.hpp"
 #include "asyncopt/threads/logistic.hpp"
@@ -604,6 +609,54 @@ void run_lda() {
                 static_cast<long long>(segments), static_cast<long long>(iterations), s);
 }
 
+template <class T>
+void run_attached(const char* precision) {
+    const int64_t R = 48, D = 4, per_thread = 1500;
+    const int nt = 3;
+    uint64_t total = 0, rebases = 0;
+    int cases = 0;
+    bool finite = true;
+    for (const RuleName& r : kRuleNames)
+        for (int tabled = 0; tabled < 2; ++tabled)
+            for (int shrink = 0; shrink < 2; ++shrink) {
+                StepConfig sc;
+                sc.learning_rate = 0.01;
+                sc.decay = shrink ? 0.1 : 0.0;
+                sc.schedule = tabled ? Schedule::invsqrt : Schedule::constant;
+                sc.bias_correction = tabled != 0;
+                std::vector<T> W(static_cast<size_t>(R * D), T(0.5));
+                std::unique_ptr<AttachedOptimizer> opt =
+                    visit_rule<T>(r.kind, sc, [&](auto v) -> std::unique_ptr<AttachedOptimizer> {
+                        using V = decltype(v);
+                        return std::make_unique<Attached<T, typename V::Rule, typename V::Steps>>(W.data(), R, D, sc,
+                                                                                                  7);
+                    });
+                std::vector<std::thread> threads;
+                for (int t = 0; t < nt; ++t)
+                    threads.emplace_back([&, t] {
+                        std::vector<T> g(static_cast<size_t>(8 * D), T(0.1));
+                        int64_t rows[8];
+                        for (int64_t s = 0; s < per_thread; ++s) {
+                            // distinct within a step (5 i mod 48 for i < 8), overlapping across threads
+                            for (int i = 0; i < 8; ++i) rows[i] = (s * 7 + i * 5 + t) % R;
+                            opt->step(rows, 8, g.data());
+                            if (s % 50 == 0) opt->catch_up(rows, 4);
+                            if (t == 0 && s % 400 == 0) opt->finish();
+                        }
+                    });
+                for (std::thread& th : threads) th.join();
+                opt->finish();
+                check(opt->steps() == static_cast<uint64_t>(nt * per_thread), "attached: step count");
+                for (T w : W) finite = finite && std::isfinite(static_cast<double>(w));
+                total += opt->steps();
+                rebases += opt->rebases();
+                ++cases;
+            }
+    check(finite, "attached: finite model");
+    std::printf("attached %s: %d cases, %llu steps on %d threads, %llu rebases\n", precision, cases,
+                static_cast<unsigned long long>(total), nt, static_cast<unsigned long long>(rebases));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -620,6 +673,8 @@ int main(int argc, char** argv) {
         run_multinomial();
         run_interrupt();
         run_lda();
+        run_attached<float>("float32");
+        run_attached<double>("float64");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "tsan driver: exception: %s\n", e.what());
         return 2;
