@@ -50,7 +50,10 @@ def test_train_and_demo_take_every_registered_rule(capsys, rule):
 
 def test_info_and_errors(capsys, tmp_path):
     assert main(["info"]) == 0
-    assert '"openmp"' in capsys.readouterr().out
+    info = json.loads(capsys.readouterr().out)
+    assert info["openmp"] is True and info["threads"]["usable"] >= 1
+    assert info["cpu"]["lda_e_step_variant"] in ("default", "haswell (AVX2+FMA)")
+    assert "mpi4py" in info["mpi"] and info["cuda_device"] in (True, False)
     bad = tmp_path / "bad.libsvm"
     bad.write_text("1 3:1\n-1 2:x\n")
     assert main(["train", str(bad)]) == 2

@@ -308,8 +308,48 @@ def _print_compression(clf, s):
     print(f"residual norms: server {s['server_residual_norm']:.3g}; workers {norms}")
 
 
+def runtime_info():
+    """build_info() and what this machine and process give the build at run time: the CPU's
+    vector extensions and which variant of the LDA E-step they select (its kernels are compiled
+    for the default target and for haswell, AVX2 + FMA, and picked when the library loads), the
+    threads the native pool may use, the OpenMP runtimes loaded in the process (threadpoolctl),
+    mpi4py and mpiexec, and whether a CUDA device answers."""
+    import shutil
+
+    from . import _checks, _core, gpu
+
+    info = dict(build_info())
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    wanted = ("SSE42", "AVX", "AVX2", "FMA3", "AVX512F", "ASIMD", "SVE")
+    have = [f for f in wanted if features.get(f)]
+    info["cpu"] = {"vector_extensions": have,
+                   "lda_e_step_variant": "haswell (AVX2+FMA)" if {"AVX2", "FMA3"} <= set(have) else "default"}
+    pools = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [{"runtime": p.get("internal_api"), "threads": p.get("num_threads"), "library": p.get("filepath")}
+                 for p in threadpool_info() if p.get("user_api") == "openmp"]
+    except ImportError:
+        pass
+    info["threads"] = {"usable": _checks.resolve_n_threads(None), "max": _core.MAX_THREADS,
+                       "native_pool_started": _core.thread_pool_size(), "openmp_runtimes_loaded": pools}
+    try:
+        import mpi4py
+
+        mpi_version = mpi4py.__version__
+    except ImportError:
+        mpi_version = None
+    info["mpi"] = {"mpi4py": mpi_version, "mpiexec": shutil.which("mpiexec")}
+    info["cuda_device"] = (gpu.is_available() if gpu.built() else False)
+    return info
+
+
 def cmd_info(_args):
-    print(json.dumps(build_info(), indent=2))
+    print(json.dumps(runtime_info(), indent=2, default=str))
 
 
 def build_parser():
@@ -379,7 +419,8 @@ def build_parser():
                         "(COMP-AMS)")
     t.set_defaults(func=cmd_train)
 
-    i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler)")
+    i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler) and what this machine gives it "
+                                    "(vector extensions, threads, OpenMP runtimes, MPI, a GPU)")
     i.set_defaults(func=cmd_info)
     return p
 
