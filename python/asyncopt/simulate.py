@@ -1,0 +1,171 @@
+"""The delay simulator's options: seeded delay models and Picky SGD's threshold.
+
+``LogisticRegression(backend="simulate", simulate=SimOptions(delay=uniform(10)))`` trains with one
+writer that applies every update with the same native rules as the other backends, each update's
+mini-batch gradient computed at the iterate of d_t updates earlier (x_{t-d_t}; the backend is
+:mod:`asyncopt.backends.simulate`, the native loop ``csrc/asyncopt/simulate/delayed.hpp``). The
+same options and ``random_state`` give the same bits. A delay model draws the delays of an epoch's
+updates from a generator the backend seeds; the native loop caps each at the updates this fit has
+applied before it (no read before the fit's first step).
+
+=======================  =====================================================================
+model                    d_t
+=======================  =====================================================================
+``constant(d)``          d for every update
+``uniform(max_delay)``   i.i.d. uniform on {0, ..., max_delay - 1}: APAM's artificial delay
+                         (Xu et al. 2020)
+``trace(delays)``        the given delays in order (repeated from the start when exhausted)
+=======================  =====================================================================
+
+Picky SGD (Cohen, Daniely, Drori, Koren & Schain, NeurIPS 2021): with ``picky_threshold`` an update
+is applied only if ||x_t - x_{t-d}|| <= picky_threshold (the whole model, intercept included); a
+dropped update leaves the model as it is and counts as an iteration. SGD without exact L2 only.
+
+This first increment covers binary LogisticRegression; LDA, the workers / straggler / Pareto /
+mixture models, replaying a fitted estimator's delays, the delay-adaptive and synchronous methods,
+the command line and the study of the issue are later increments.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["SimOptions", "Constant", "Uniform", "Trace", "constant", "uniform", "trace", "resolve_options"]
+
+
+def _count(name, value, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """d_t = delay for every update."""
+
+    delay: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "delay", _count("constant(d): d", self.delay, 0))
+
+    @property
+    def max_delay(self):
+        return self.delay
+
+    def draw(self, rng, start, count):
+        return np.full(count, self.delay, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """d_t i.i.d. uniform on {0, ..., max_delay - 1} (APAM's artificial delay, Xu et al. 2020)."""
+
+    bound: int  # D of U{0..D-1}
+
+    def __post_init__(self):
+        object.__setattr__(self, "bound", _count("uniform(max_delay): max_delay", self.bound, 1))
+
+    @property
+    def max_delay(self):
+        return self.bound - 1
+
+    def draw(self, rng, start, count):
+        return rng.integers(0, self.bound, size=count, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The given delays in order, update after update; repeated from the start when the fit runs longer."""
+
+    delays: np.ndarray
+
+    def __post_init__(self):
+        d = np.asarray(self.delays)
+        if d.ndim != 1 or d.size == 0:
+            raise ValueError(f"trace(delays): delays must be a non-empty 1-d array, got shape {d.shape}")
+        if d.dtype.kind not in "iu":
+            if d.dtype.kind != "f" or not np.all(np.isfinite(d)) or not np.all(d == np.round(d)):
+                raise ValueError(f"trace(delays): delays must be integers, got dtype {d.dtype}")
+        if (d < 0).any():
+            raise ValueError(f"trace(delays): delays must be >= 0, got min {d.min()}")
+        d = d.astype(np.int64)
+        d.setflags(write=False)
+        object.__setattr__(self, "delays", d)
+
+    def __eq__(self, other):
+        return isinstance(other, Trace) and np.array_equal(self.delays, other.delays)
+
+    def __hash__(self):
+        return hash(self.delays.tobytes())
+
+    @property
+    def max_delay(self):
+        return int(self.delays.max())
+
+    def draw(self, rng, start, count):
+        return self.delays[(start + np.arange(count)) % self.delays.size]
+
+
+def constant(d):
+    """Every update's gradient is read d updates before it is applied."""
+    return Constant(d)
+
+
+def uniform(max_delay):
+    """d_t ~ U{0, ..., max_delay - 1}: exactly APAM's artificial delay."""
+    return Uniform(max_delay)
+
+
+def trace(delays):
+    """Replay an explicit sequence of delays (e.g. recorded from another run)."""
+    return Trace(delays)
+
+
+_MODELS = (Constant, Uniform, Trace)
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """delay : a delay model (constant(d), uniform(max_delay), trace(delays)); default constant(0)
+    picky_threshold : None (apply every update: delayed SGD, or delayed AMSGrad = APAM) or a
+        float >= 0 (math.inf allowed): Picky SGD's ||x_t - x_{t-d}|| <= threshold filter"""
+
+    delay: object = None
+    picky_threshold: Optional[float] = None
+
+    def __post_init__(self):
+        if self.delay is None:
+            object.__setattr__(self, "delay", Constant(0))
+        if not isinstance(self.delay, _MODELS):
+            raise ValueError("simulate: delay must be a delay model of asyncopt.simulate (constant(d), "
+                             f"uniform(max_delay), trace(delays)), got {self.delay!r}")
+        t = self.picky_threshold
+        if t is not None:
+            if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):
+                raise ValueError(f"simulate: picky_threshold must be a number >= 0 or None, got {t!r}")
+            t = float(t)
+            if math.isnan(t) or t < 0:
+                raise ValueError(f"simulate: picky_threshold must be >= 0 (math.inf: never drop), got {t}")
+            object.__setattr__(self, "picky_threshold", t)
+
+
+def resolve_options(value):
+    """SimOptions from the estimator's ``simulate`` parameter: None (the defaults), SimOptions, a
+    delay model, or a dict of SimOptions' fields."""
+    if value is None:
+        return SimOptions()
+    if isinstance(value, SimOptions):
+        return value
+    if isinstance(value, _MODELS):
+        return SimOptions(delay=value)
+    if isinstance(value, dict):
+        unknown = set(value) - {"delay", "picky_threshold"}
+        if unknown:
+            raise ValueError(f"simulate: unknown options {sorted(unknown)} (SimOptions has delay, picky_threshold)")
+        return SimOptions(**value)
+    raise ValueError(f"simulate must be None, asyncopt.simulate.SimOptions, a delay model or a dict, got {value!r}")

@@ -1,0 +1,255 @@
+"""The delay simulator (backend='simulate'): every test deterministic.
+
+- zero delay is the one-thread threads fit bit for bit;
+- constant, uniform and traced delays equal a dense NumPy reference of delayed SGD / AMSGrad
+  (tests/reference.py: each update's gradient at the iterate d updates earlier, the step applied to
+  the current one), across epoch ends (where the lazy rules rebase their stamps) and decaying
+  schedules (per-segment tables);
+- Picky SGD: threshold infinity is delayed SGD, threshold 0 applies only gradients read at the
+  current model, a middle threshold drops what the dense reference drops;
+- the same seed gives the same bits; a trace is replayed exactly; bad options raise ValueError.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import asyncopt
+from asyncopt import simulate
+from asyncopt.simulate import SimOptions, constant, trace, uniform
+from conftest import sparse_problem
+from reference import delayed_reference
+
+
+def fit_sim(X, y, sim, **kw):
+    params = dict(tol=None, epochs=3, shuffle=False, n_threads=1, random_state=0, backend="simulate", simulate=sim)
+    params.update(kw)
+    return asyncopt.LogisticRegression(**params).fit(X, y)
+
+
+def reference_of(clf, X, y, delays, picky_threshold=None, **kw):
+    """The dense delayed reference with the estimator's settings (rows in order)."""
+    rule = clf.optimizer_
+    n_batches = -(-X.shape[0] // clf.batch_size) * clf.n_iter_
+    return delayed_reference(X, y, np.broadcast_to(delays, (n_batches,)), optimizer=rule.name,
+                             learning_rate=rule.learning_rate, schedule=rule.schedule,
+                             bias_correction=getattr(rule, "bias_correction", False), alpha=clf.alpha,
+                             regularization=clf.regularization_, batch_size=clf.batch_size, epochs=clf.n_iter_,
+                             eps=getattr(rule, "eps", 1e-8), picky_threshold=picky_threshold,
+                             intercept_scale=0.01 if rule.schedule == "optimal" else 1.0,
+                             **kw)
+
+
+def signed(y):
+    return np.where(y == np.unique(y)[1], 1.0, -1.0)
+
+
+# ---------------------------------------------------------------------- zero delay
+@pytest.mark.parametrize("optimizer,case", [("sgd", {}), ("sgd", dict(alpha=0.05, regularization="exact")),
+                                            ("amsgrad", {}), ("amsgrad", dict(alpha=0.05, regularization="sparse"))])
+@pytest.mark.parametrize("batch_size", [1, 8])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_zero_delay_is_the_one_thread_threads_fit_bit_for_bit(optimizer, case, batch_size, shuffle):
+    X, y = sparse_problem()
+    kw = dict(optimizer=optimizer, batch_size=batch_size, shuffle=shuffle, epochs=3, tol=None, random_state=11,
+              n_threads=1, **case)
+    threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y)
+    sim = asyncopt.LogisticRegression(backend="simulate", simulate=constant(0), **kw).fit(X, y)
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)
+    np.testing.assert_array_equal(sim.intercept_, threads.intercept_)
+    assert sim.t_ == threads.t_
+    assert sim.history_.column("objective").tolist() == threads.history_.column("objective").tolist()
+    assert sim.staleness_.max == 0 and sim.staleness_.count == sim.t_
+    assert sim.backend_ == "simulate" and sim.simulate_stats_["dropped"] == 0
+
+
+def test_zero_delays_with_a_history_kept_are_the_threads_fit_too():
+    """A trace whose every delay is capped to 0 (it never reaches back before step 0... except that
+    this one does not either): the ring is kept (max delay 4) but never read."""
+    X, y = sparse_problem()
+    n_updates = X.shape[0] * 2
+    delays = np.zeros(n_updates, dtype=np.int64)
+    delays[0] = 4  # capped to 0: the first update has nothing earlier to read
+    kw = dict(optimizer="amsgrad", epochs=2, tol=None, random_state=3, n_threads=1)
+    threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y)
+    sim = asyncopt.LogisticRegression(backend="simulate", simulate=trace(delays), **kw).fit(X, y)
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)
+    assert sim.simulate_stats_["delays"].max() == 0
+
+
+# ---------------------------------------------------------------------- delayed SGD and AMSGrad
+DELAYED_CASES = [
+    ("sgd", {}, "constant"),
+    ("sgd", dict(alpha=0.05, regularization="exact"), "constant"),  # scaled SGD: reads S_r u
+    ("sgd", dict(alpha=0.05, regularization="sparse"), "invsqrt"),
+    ("amsgrad", {}, "constant"),
+    ("amsgrad", dict(alpha=0.05, regularization="decoupled"), "invsqrt"),
+    ("amsgrad", dict(alpha=0.05, regularization="sparse", bias_correction=True), "constant"),
+]
+
+
+@pytest.mark.parametrize("optimizer,case,schedule", DELAYED_CASES)
+@pytest.mark.parametrize("delay", [1, 3, 40])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_constant_delay_equals_the_dense_delayed_reference(optimizer, case, schedule, delay, batch_size):
+    """40 updates of delay with 80 rows per epoch: reads reach back across the epoch ends, where the
+    lazy rules finish every coordinate and rebase their stamps."""
+    X, y = sparse_problem()
+    lr = 0.5 if optimizer == "sgd" else 0.05
+    clf = fit_sim(X, y, SimOptions(delay=constant(delay)), optimizer=optimizer, learning_rate=lr, schedule=schedule,
+                  batch_size=batch_size, **case)
+    w, b, _ = reference_of(clf, X, signed(y), delay)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    # the delays applied: min(delay, k - 1) for update k
+    k = np.arange(1, clf.t_ + 1)
+    np.testing.assert_array_equal(clf.simulate_stats_["delays"], np.minimum(delay, k - 1))
+    assert clf.staleness_.max == min(delay, clf.t_ - 1)
+    assert clf.staleness_.total == np.minimum(delay, k - 1).sum()
+
+
+def test_the_delay_changes_the_fit():
+    """The reference check above would pass for a simulator that ignored its delays only if the
+    delays made no difference: they do."""
+    X, y = sparse_problem()
+    a = fit_sim(X, y, constant(0), learning_rate=0.5)
+    b = fit_sim(X, y, constant(3), learning_rate=0.5)
+    assert np.abs(a.coef_ - b.coef_).max() > 1e-3
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_uniform_delays_equal_the_reference_with_the_drawn_delays(optimizer):
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, uniform(12), optimizer=optimizer, learning_rate=0.5 if optimizer == "sgd" else 0.05,
+                  batch_size=2)
+    delays = clf.simulate_stats_["delays"]
+    assert delays.shape == (clf.t_,) and delays.max() <= 11 and len(np.unique(delays)) == 12
+    w, b, _ = reference_of(clf, X, signed(y), delays)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    assert clf.staleness_.total == delays.sum() and clf.staleness_.count == clf.t_
+
+
+def test_the_same_seed_gives_the_same_bits():
+    X, y = sparse_problem()
+    kw = dict(optimizer="amsgrad", shuffle=True, random_state=7)
+    one, two = fit_sim(X, y, uniform(8), **kw), fit_sim(X, y, uniform(8), **kw)
+    np.testing.assert_array_equal(one.coef_, two.coef_)
+    np.testing.assert_array_equal(one.simulate_stats_["delays"], two.simulate_stats_["delays"])
+    other = fit_sim(X, y, uniform(8), **dict(kw, random_state=8))
+    assert not np.array_equal(one.simulate_stats_["delays"], other.simulate_stats_["delays"])
+    assert not np.array_equal(one.coef_, other.coef_)
+
+
+def test_a_trace_is_replayed_exactly():
+    X, y = sparse_problem()
+    rng = np.random.default_rng(5)
+    n_updates = X.shape[0] * 3
+    given = rng.integers(0, 30, size=n_updates)
+    clf = fit_sim(X, y, trace(given), learning_rate=0.5)
+    k = np.arange(1, n_updates + 1)
+    applied = np.minimum(given, k - 1)
+    np.testing.assert_array_equal(clf.simulate_stats_["delays"], applied)
+    st = clf.staleness_
+    assert (st.count, st.total, st.max) == (n_updates, applied.sum(), applied.max())
+    bins = np.zeros_like(st.histogram)
+    np.add.at(bins, np.where(applied == 0, 0, np.floor(np.log2(np.maximum(applied, 1))).astype(int) + 1), 1)
+    np.testing.assert_array_equal(st.histogram, bins)
+    w, b, _ = reference_of(clf, X, signed(y), applied)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    # a trace shorter than the fit repeats from its start
+    short = fit_sim(X, y, trace([2, 0, 5]), epochs=1)
+    np.testing.assert_array_equal(short.simulate_stats_["delays"][3:12], np.tile([2, 0, 5], 3))
+
+
+# ---------------------------------------------------------------------- Picky SGD
+def test_picky_with_infinite_threshold_is_delayed_sgd():
+    X, y = sparse_problem()
+    kw = dict(learning_rate=0.5, alpha=0.01, regularization="sparse")  # what 'auto' resolves to with Picky
+    plain = fit_sim(X, y, SimOptions(delay=uniform(10)), **kw)
+    picky = fit_sim(X, y, SimOptions(delay=uniform(10), picky_threshold=math.inf), **kw)
+    assert picky.regularization_ == plain.regularization_ == "sparse"
+    np.testing.assert_array_equal(picky.coef_, plain.coef_)
+    np.testing.assert_array_equal(picky.intercept_, plain.intercept_)
+    w, b, _ = reference_of(picky, X, signed(y), picky.simulate_stats_["delays"], picky_threshold=math.inf)
+    np.testing.assert_allclose(picky.coef_[0], w, rtol=1e-5, atol=1e-12)
+    assert picky.simulate_stats_["dropped"] == 0 and picky.simulate_stats_["accepted_fraction"] == 1.0
+
+
+def test_picky_with_threshold_zero_applies_only_gradients_read_at_the_current_model():
+    """Delays alternate 0, 3: every delayed read has an applied zero-delay update after it, so the
+    model moved and threshold 0 drops it; the zero-delay updates are all applied."""
+    X, y = sparse_problem()
+    n_updates = X.shape[0] * 3
+    delays = np.tile([0, 3], n_updates // 2)
+    clf = fit_sim(X, y, SimOptions(delay=trace(delays), picky_threshold=0.0), learning_rate=0.5)
+    stats = clf.simulate_stats_
+    applied = np.minimum(delays, np.arange(n_updates))
+    np.testing.assert_array_equal(stats["accepted"], applied == 0)
+    assert stats["dropped"] == np.count_nonzero(applied) and clf.staleness_.max == 0
+    assert clf.staleness_.count == np.count_nonzero(applied == 0) and clf.t_ == n_updates
+    assert sum(r["dropped"] for r in clf.history_) == stats["dropped"]
+    w, b, ok = reference_of(clf, X, signed(y), applied, picky_threshold=0.0)
+    np.testing.assert_array_equal(ok, applied == 0)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+def test_picky_drops_what_the_dense_reference_drops():
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, SimOptions(delay=uniform(20), picky_threshold=0.6), learning_rate=0.5, batch_size=2,
+                  alpha=0.01, regularization="sparse")
+    stats = clf.simulate_stats_
+    w, b, ok = reference_of(clf, X, signed(y), stats["delays"], picky_threshold=0.6)
+    assert 0.1 < stats["accepted_fraction"] < 0.95, "the threshold must drop some updates and keep others"
+    np.testing.assert_array_equal(stats["accepted"], ok)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    assert clf.staleness_.count == np.count_nonzero(ok)
+    assert clf.staleness_.total == stats["delays"][ok].sum()
+
+
+# ---------------------------------------------------------------------- options
+@pytest.mark.parametrize("make,match", [
+    (lambda: constant(-1), "must be >= 0"),
+    (lambda: constant(1.5), "must be an integer"),
+    (lambda: uniform(0), "must be >= 1"),
+    (lambda: trace([]), "non-empty"),
+    (lambda: trace([1, -2]), ">= 0"),
+    (lambda: trace([0.5]), "integers"),
+    (lambda: SimOptions(delay=3), "delay model"),
+    (lambda: SimOptions(picky_threshold=-1.0), ">= 0"),
+    (lambda: SimOptions(picky_threshold=float("nan")), ">= 0"),
+    (lambda: SimOptions(picky_threshold="big"), "a number"),
+    (lambda: simulate.resolve_options({"delay": constant(1), "workers": 3}), "unknown options"),
+    (lambda: simulate.resolve_options("uniform"), "simulate must be"),
+])
+def test_bad_options_raise(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_fits_raise():
+    X, y = sparse_problem(n=40, d=30)
+    with pytest.raises(ValueError, match="is a setting of backend='simulate', but backend is 'threads'"):
+        asyncopt.LogisticRegression(simulate=constant(2)).fit(X, y)
+    with pytest.raises(ValueError, match="runs SGD"):
+        fit_sim(X, y, SimOptions(picky_threshold=1.0), optimizer="amsgrad")
+    with pytest.raises(ValueError, match="regularization='exact'"):
+        fit_sim(X, y, SimOptions(picky_threshold=1.0), alpha=0.01, regularization="exact")
+    with pytest.raises(ValueError, match="trains exactly two classes"):
+        fit_sim(X, np.arange(X.shape[0]) % 3, constant(1))
+    with pytest.raises(ValueError, match="partial_fit is not available with backend='simulate'"):
+        asyncopt.LogisticRegression(backend="simulate").partial_fit(X, y, classes=np.unique(y))
+    with pytest.raises(ValueError, match="simulate must be"):
+        fit_sim(X, y, "uniform")
+    # a dict of SimOptions' fields is accepted
+    clf = fit_sim(X, y, {"delay": constant(1), "picky_threshold": None}, epochs=1)
+    assert clf.staleness_.max == 1
+
+
+def test_checkpoints_are_refused(tmp_path):
+    X, y = sparse_problem(n=40, d=30)
+    clf = asyncopt.LogisticRegression(backend="simulate", simulate=constant(1), epochs=2)
+    with pytest.raises(ValueError, match="checkpoints are not available with backend='simulate'"):
+        clf.fit(X, y, checkpoint_every=1, checkpoint_path=tmp_path / "c.npz")
