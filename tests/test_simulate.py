@@ -7,7 +7,8 @@
   schedules (per-segment tables);
 - Picky SGD: threshold infinity is delayed SGD, threshold 0 applies only gradients read at the
   current model, a middle threshold drops what the dense reference drops;
-- the same seed gives the same bits; a trace is replayed exactly; bad options raise ValueError.
+- the same seed gives the same bits; a trace is replayed exactly; virtual workers with a straggler
+  give the delays of their event order; bad options raise ValueError.
 """
 import math
 
@@ -64,8 +65,8 @@ def test_zero_delay_is_the_one_thread_threads_fit_bit_for_bit(optimizer, case, b
 
 
 def test_zero_delays_with_a_history_kept_are_the_threads_fit_too():
-    """A trace whose every delay is capped to 0 (it never reaches back before step 0... except that
-    this one does not either): the ring is kept (max delay 4) but never read."""
+    """A trace whose delays are all 0 once capped (its first, 4, would reach before step 0): the
+    history is kept (max delay 4) but never read, and the fit is still the threads fit."""
     X, y = sparse_problem()
     n_updates = X.shape[0] * 2
     delays = np.zeros(n_updates, dtype=np.int64)
@@ -223,6 +224,9 @@ def test_picky_drops_what_the_dense_reference_drops():
     (lambda: SimOptions(picky_threshold="big"), "a number"),
     (lambda: simulate.resolve_options({"delay": constant(1), "workers": 3}), "unknown options"),
     (lambda: simulate.resolve_options("uniform"), "simulate must be"),
+    (lambda: simulate.straggler(0, 2.0), "must be >= 1"),
+    (lambda: simulate.straggler(3, 0.5), "slowdown must be"),
+    (lambda: simulate.straggler(3, math.inf), "slowdown must be"),
 ])
 def test_bad_options_raise(make, match):
     with pytest.raises(ValueError, match=match):
@@ -248,8 +252,70 @@ def test_bad_fits_raise():
     assert clf.staleness_.max == 1
 
 
+def test_the_native_loop_refuses_delays_beyond_its_history():
+    from asyncopt import _core, optim
+    from asyncopt.settings import LogisticSettings
+    from asyncopt.state import LogisticState
+
+    X, y = sparse_problem(n=10, d=20)
+    st = LogisticState(20, np.float64, np.array([0, 1]), "sgd")
+    st.active = np.arange(20, dtype=np.int32)
+    settings = LogisticSettings(optim.SGD(learning_rate=0.1, schedule="constant"), 0.0, "none", 1, False, True, 1.0)
+    sim = _core.DelaySimulator(st.array, 20, _core.Rule.sgd, "float64", settings.step_config(),
+                               settings.native_config(1), st.active, None, 2, -1.0, 0)
+    Xn = (X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data)
+    with pytest.raises(ValueError, match="outside \\[0, max_delay = 2\\]"):
+        sim.epoch(*Xn, signed(y), np.arange(10, dtype=np.int64), np.full(10, 3, dtype=np.int64), 0)
+    with pytest.raises(ValueError, match="expected length 10"):
+        sim.epoch(*Xn, signed(y), np.arange(10, dtype=np.int64), np.zeros(9, dtype=np.int64), 0)
+
+
 def test_checkpoints_are_refused(tmp_path):
     X, y = sparse_problem(n=40, d=30)
     clf = asyncopt.LogisticRegression(backend="simulate", simulate=constant(1), epochs=2)
     with pytest.raises(ValueError, match="checkpoints are not available with backend='simulate'"):
         clf.fit(X, y, checkpoint_every=1, checkpoint_path=tmp_path / "c.npz")
+
+
+# ---------------------------------------------------------------------- virtual workers
+def naive_worker_delays(compute, count):
+    """The same event order by brute force: at each write, the worker whose compute ends first
+    (ties: the lower worker) writes; its delay is the writes since its read."""
+    finish = list(compute)
+    read = [0] * len(compute)
+    out = []
+    for step in range(1, count + 1):
+        w = min(range(len(compute)), key=lambda v: (finish[v], v))
+        out.append(step - 1 - read[w])
+        read[w] = step
+        finish[w] += compute[w]
+    return np.array(out)
+
+
+def test_homogeneous_workers_give_n_minus_one_once_started():
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, simulate.straggler(4, 1), learning_rate=0.5)
+    delays = clf.simulate_stats_["delays"]
+    np.testing.assert_array_equal(delays[:4], [0, 1, 2, 3])
+    assert (delays[4:] == 3).all()
+
+
+@pytest.mark.parametrize("n,slowdown", [(3, 7.0), (5, 2.5), (2, 30.0)])
+def test_a_straggler_gives_the_event_order_delays_and_the_reference_fit(n, slowdown):
+    X, y = sparse_problem()
+    model = simulate.straggler(n, slowdown)
+    clf = fit_sim(X, y, model, learning_rate=0.5, batch_size=2)
+    delays = clf.simulate_stats_["delays"]
+    np.testing.assert_array_equal(delays, naive_worker_delays([slowdown] + [1.0] * (n - 1), clf.t_))
+    assert delays.max() <= model.max_delay and delays.max() >= (n - 1) * int(slowdown) - n
+    w, b, _ = reference_of(clf, X, signed(y), delays)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+def test_one_worker_is_the_threads_fit():
+    X, y = sparse_problem()
+    kw = dict(optimizer="amsgrad", shuffle=True, epochs=2, tol=None, random_state=4, n_threads=1)
+    threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y)
+    sim = asyncopt.LogisticRegression(backend="simulate", simulate=simulate.straggler(1, 5.0), **kw).fit(X, y)
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)

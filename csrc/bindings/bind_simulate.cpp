@@ -38,8 +38,8 @@ template <class T, class Rule, class Steps>
 class SimulatorImpl final : public SimulatorHandle {
 public:
     template <class... Args>
-    SimulatorImpl(int64_t n_cols, int64_t batch_size, Args&&... args)
-        : n_cols_(n_cols), batch_size_(batch_size), sim_(std::forward<Args>(args)...) {}
+    SimulatorImpl(int64_t n_cols, int64_t batch_size, int64_t max_delay, Args&&... args)
+        : n_cols_(n_cols), batch_size_(batch_size), max_delay_(max_delay), sim_(std::forward<Args>(args)...) {}
 
     uint64_t steps() const override { return sim_.steps(); }
     void set_step_scale(double s) override { sim_.set_step_scale(s); }
@@ -56,6 +56,10 @@ public:
         const int64_t B = std::min(batch_size_, n);  // as the threads' epoch clamps it
         const int64_t updates = (n + B - 1) / B;
         const int64_t* dp = checked<int64_t>(delays, "delays", {updates}, false);
+        for (int64_t i = 0; i < updates; ++i)  // the history keeps max_delay iterations, no more
+            if (dp[i] < 0 || dp[i] > max_delay_)
+                throw py::value_error("delays[" + std::to_string(i) + "] = " + std::to_string(dp[i]) +
+                                      " is outside [0, max_delay = " + std::to_string(max_delay_) + "]");
         const double* weight = sample_weight.is_none() ? nullptr : checked_weights(py::array(sample_weight), X.n_rows);
         py::array_t<int64_t> applied_delay(updates);
         py::array_t<uint8_t> accepted(updates);
@@ -77,7 +81,7 @@ public:
     }
 
 private:
-    int64_t n_cols_, batch_size_;
+    int64_t n_cols_, batch_size_, max_delay_;
     DelaySimulator<T, Rule, Steps> sim_;
 };
 
@@ -107,7 +111,7 @@ std::unique_ptr<SimulatorHandle> make_simulator(py::array state, int64_t n_featu
                 rs = checked<T>(py::array(reg_scale), "reg_scale", {n_features}, false);
             }
             auto h = std::make_unique<SimulatorImpl<T, Rule, Steps>>(
-                n_features, cfg.batch_size, st, n_features, sc, cfg, act, static_cast<int64_t>(active.shape(0)), rs,
+                n_features, cfg.batch_size, max_delay, st, n_features, sc, cfg, act, static_cast<int64_t>(active.shape(0)), rs,
                 static_cast<uint32_t>(max_delay), picky_threshold, k0);
             h->state_owner = state;
             h->reg_owner = reg_scale;

@@ -15,25 +15,31 @@ model                    d_t
 ``uniform(max_delay)``   i.i.d. uniform on {0, ..., max_delay - 1}: APAM's artificial delay
                          (Xu et al. 2020)
 ``trace(delays)``        the given delays in order (repeated from the start when exhausted)
+``straggler(n, slowdown)``  n virtual workers, each reading the model, computing for one time unit
+                         (worker 0: ``slowdown`` units) and writing; d_t is the number of updates
+                         the others wrote in between (Lian et al.'s tau). Deterministic;
+                         ``straggler(n, 1)`` is n homogeneous workers (d_t = n - 1 once started)
 =======================  =====================================================================
 
 Picky SGD (Cohen, Daniely, Drori, Koren & Schain, NeurIPS 2021): with ``picky_threshold`` an update
 is applied only if ||x_t - x_{t-d}|| <= picky_threshold (the whole model, intercept included); a
 dropped update leaves the model as it is and counts as an iteration. SGD without exact L2 only.
 
-This first increment covers binary LogisticRegression; LDA, the workers / straggler / Pareto /
+This first increment covers binary LogisticRegression; LDA, the random-compute workers, Pareto and
 mixture models, replaying a fitted estimator's delays, the delay-adaptive and synchronous methods,
 the command line and the study of the issue are later increments.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-__all__ = ["SimOptions", "Constant", "Uniform", "Trace", "constant", "uniform", "trace", "resolve_options"]
+__all__ = ["SimOptions", "Constant", "Uniform", "Trace", "Straggler", "constant", "uniform", "trace", "straggler",
+           "resolve_options"]
 
 
 def _count(name, value, low):
@@ -60,6 +66,9 @@ class Constant:
     def draw(self, rng, start, count):
         return np.full(count, self.delay, dtype=np.int64)
 
+    def stream(self, rng):
+        return _Stream(self, rng)
+
 
 @dataclass(frozen=True)
 class Uniform:
@@ -76,6 +85,9 @@ class Uniform:
 
     def draw(self, rng, start, count):
         return rng.integers(0, self.bound, size=count, dtype=np.int64)
+
+    def stream(self, rng):
+        return _Stream(self, rng)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +122,70 @@ class Trace:
     def draw(self, rng, start, count):
         return self.delays[(start + np.arange(count)) % self.delays.size]
 
+    def stream(self, rng):
+        return _Stream(self, rng)
+
+
+class _Stream:
+    """The delays of a fit's successive updates from a model whose delays are drawn independently
+    of the order of events (``draw(rng, start, count)``)."""
+
+    def __init__(self, model, rng):
+        self.model, self.rng, self.position = model, rng, 0
+
+    def __call__(self, count):
+        out = self.model.draw(self.rng, self.position, count)
+        self.position += count
+        return out
+
+
+@dataclass(frozen=True)
+class Straggler:
+    """n virtual workers; worker 0 computes ``slowdown`` times longer than the others (one time unit)."""
+
+    workers: int
+    slowdown: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "workers", _count("straggler(n, slowdown): n", self.workers, 1))
+        s = self.slowdown
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(s) or s < 1:
+            raise ValueError(f"straggler(n, slowdown): slowdown must be a finite number >= 1, got {s!r}")
+        object.__setattr__(self, "slowdown", float(s))
+
+    @property
+    def max_delay(self):
+        # a write by worker w follows its read by its compute time c_w; in that time every other worker
+        # writes at most floor(c_w / c_v) + 1 times
+        n, s = self.workers, self.slowdown
+        return (n - 1) * (math.floor(s) + 1) if n > 1 else 0
+
+    def stream(self, rng):
+        return _Workers([self.slowdown] + [1.0] * (self.workers - 1))
+
+
+class _Workers:
+    """The event order of virtual workers with fixed compute times: the next write is the worker
+    whose compute ends first (ties: the lower worker); it read the model after the write it made
+    last (at the start, step 0), and reads again at once. State carries over between epochs."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.heap = [(c, w, 0) for w, c in enumerate(compute)]  # (finish time, worker, step it read)
+        heapq.heapify(self.heap)
+        self.step = 0
+
+    def __call__(self, count):
+        out = np.empty(count, dtype=np.int64)
+        heap, compute = self.heap, self.compute
+        for i in range(count):
+            t, w, read = heapq.heappop(heap)
+            self.step += 1
+            out[i] = self.step - 1 - read
+            heapq.heappush(heap, (t + compute[w], w, self.step))
+        return out
+
 
 def constant(d):
     """Every update's gradient is read d updates before it is applied."""
@@ -126,12 +202,18 @@ def trace(delays):
     return Trace(delays)
 
 
-_MODELS = (Constant, Uniform, Trace)
+def straggler(n, slowdown):
+    """n workers, one of them ``slowdown`` times slower than the others (straggler(n, 1): homogeneous)."""
+    return Straggler(n, slowdown)
+
+
+_MODELS = (Constant, Uniform, Trace, Straggler)
 
 
 @dataclass(frozen=True)
 class SimOptions:
-    """delay : a delay model (constant(d), uniform(max_delay), trace(delays)); default constant(0)
+    """delay : a delay model (constant(d), uniform(max_delay), trace(delays), straggler(n, slowdown));
+        default constant(0)
     picky_threshold : None (apply every update: delayed SGD, or delayed AMSGrad = APAM) or a
         float >= 0 (math.inf allowed): Picky SGD's ||x_t - x_{t-d}|| <= threshold filter"""
 
@@ -143,7 +225,7 @@ class SimOptions:
             object.__setattr__(self, "delay", Constant(0))
         if not isinstance(self.delay, _MODELS):
             raise ValueError("simulate: delay must be a delay model of asyncopt.simulate (constant(d), "
-                             f"uniform(max_delay), trace(delays)), got {self.delay!r}")
+                             f"uniform(max_delay), trace(delays), straggler(n, slowdown)), got {self.delay!r}")
         t = self.picky_threshold
         if t is not None:
             if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):

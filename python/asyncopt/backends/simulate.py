@@ -73,12 +73,12 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     perm = visiting_order(rng, n, settings.shuffle)
     updates_per_epoch = -(-n // min(settings.batch_size, n))
     threshold = -1.0 if opts.picky_threshold is None else opts.picky_threshold
-    sim = None
+    sim = stream = None
     stats = {"iterations": 0, "applied": 0, "dropped": 0, "delays": [], "accepted": []}
     run.report.update(n_threads=1, device="cpu", simulate_stats=stats)
 
     def epoch(seed, k0):
-        nonlocal sim
+        nonlocal sim, stream
         sc = settings.step_config()
         sc.scale = loop.step_scale
         if sim is None:
@@ -86,9 +86,12 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
                                        model.active, reg_scale, opts.delay.max_delay, threshold, k0)
         else:
             sim.set_step_scale(loop.step_scale)
-        # the delays of this epoch's updates: their own stream of the epoch's seed, so that the
-        # visiting order (the seed's native stream 0) is the threads backend's
-        delays = opts.delay.draw(np.random.default_rng([seed, 0x51D]), stats["iterations"], updates_per_epoch)
+        if stream is None:
+            # the delays' own generator, from the first epoch's seed (not from the fit's generator,
+            # whose draws give every epoch its seed: those, and so the visiting orders, stay the
+            # threads backend's)
+            stream = opts.delay.stream(np.random.default_rng([seed, 0x51D]))
+        delays = stream(updates_per_epoch)
         res = sim.epoch(*Xn, labels, perm, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
         done = int(res["updates"])
         stats["iterations"] += done
