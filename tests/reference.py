@@ -177,7 +177,7 @@ def efficient_adam_reference(X, y, worker_batches, *, optimizer="adam", learning
 def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9,
                       beta2=0.999, eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1,
                       epochs=1, fit_intercept=True, intercept_scale=1.0, batches=None, picky_threshold=None):
-    """Dense delayed SGD / AMSGrad (the delay simulator's algorithm); returns (w, b, applied).
+    """Dense delayed SGD / AMSGrad / AdaGrad / Adam (the delay simulator's algorithm); returns (w, b, applied).
 
     Update k (k = 1, 2, ...) computes its mini-batch's data gradient at the iterate x_{k-1-d_k} of
     d_k = min(delays[k-1], k-1) updates earlier and applies the rule's step to the current iterate
@@ -200,6 +200,7 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
     m = np.zeros(d + 1)
     v = np.zeros(d + 1)
     vhat = np.zeros(d + 1)
+    G = np.zeros(d + 1)
     iterates = [w.copy()]  # x_0, x_1, ...
     applied = []
     for k, rows in enumerate(batches, start=1):
@@ -224,14 +225,17 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
                 rho[:d] = 1.0 - eta * alpha
             if optimizer == "sgd":
                 w = rho * w - step * eta * g
-            elif optimizer == "amsgrad":
+            elif optimizer == "adagrad":
+                G = G + g * g
+                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+            elif optimizer in ("amsgrad", "adam"):
                 a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
                 m = beta1 * m + (1 - beta1) * g
                 v = beta2 * v + (1 - beta2) * g * g
                 vhat = np.maximum(vhat, v)
-                w = rho * w - step * a * m / (np.sqrt(vhat) + eps)
+                w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
             else:
-                raise ValueError(f"delayed_reference runs sgd and amsgrad, not {optimizer!r}")
+                raise ValueError(f"delayed_reference runs sgd, amsgrad, adagrad and adam, not {optimizer!r}")
             if not fit_intercept:
                 w[d] = 0.0
         elif optimizer != "sgd":

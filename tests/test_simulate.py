@@ -109,6 +109,18 @@ def test_constant_delay_equals_the_dense_delayed_reference(optimizer, case, sche
     assert clf.staleness_.total == np.minimum(delay, k - 1).sum()
 
 
+@pytest.mark.parametrize("optimizer,case", [("adagrad", dict(alpha=0.05, regularization="sparse")),
+                                            ("adam", dict(alpha=0.05, regularization="decoupled")),
+                                            ("adam", dict(alpha=0.0, regularization="auto", bias_correction=False))])
+@pytest.mark.parametrize("schedule", ["constant", "invsqrt"])
+def test_the_other_rules_under_a_constant_delay_equal_the_reference(optimizer, case, schedule):
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, constant(7), optimizer=optimizer, learning_rate=0.05, schedule=schedule, batch_size=2, **case)
+    w, b, _ = reference_of(clf, X, signed(y), 7)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
 def test_the_delay_changes_the_fit():
     """The reference check above would pass for a simulator that ignored its delays only if the
     delays made no difference: they do."""
