@@ -23,7 +23,8 @@
 // implementation holds at step r is the catch-up of that record from s to r, which read() computes
 // and which a stored "value before the write" would not give for r > s. The replay walks the window
 // backwards from the live model over the batch's own features (a dense slot array marks them), so a
-// delayed read costs O(nnz of the batch + writes of the last d iterations), never O(n_features).
+// delayed read costs O(nnz of the batch + writes of the last d iterations), never O(n_features)
+// (the slot array, and Picky SGD's scratch, are O(n_features) memory allocated once per fit).
 //
 // Segment ends (the rules' stamps and tables are relative to a segment start; finish() catches
 // every active coordinate up and rebases it) are events too: before finishing, the simulator keeps
@@ -33,7 +34,8 @@
 // which finish() costs anyway, and only when D_max > 0.
 //
 // The sparse regulariser's share (n/d_j) alpha w_j and the exact-L2 shrink act at the written
-// iterate, as in the threads backend (they belong to the step, not to the delayed gradient).
+// iterate, as in the threads backend (they belong to the step, not to the delayed gradient). The
+// progressive loss sums every row's loss at the iterate its update read, dropped updates' included.
 #pragma once
 
 #include <algorithm>
