@@ -310,6 +310,9 @@ def test_homogeneous_workers_give_n_minus_one_once_started():
     delays = clf.simulate_stats_["delays"]
     np.testing.assert_array_equal(delays[:4], [0, 1, 2, 3])
     assert (delays[4:] == 3).all()
+    # four writes per time unit: 80 updates an epoch take 20 units of simulated time
+    assert [r["simulated_time"] for r in clf.history_] == [20.0, 40.0, 60.0]
+    assert fit_sim(X, y, constant(2), epochs=1).history_[0]["simulated_time"] is None
 
 
 @pytest.mark.parametrize("n,slowdown", [(3, 7.0), (5, 2.5), (2, 30.0)])
@@ -331,3 +334,23 @@ def test_one_worker_is_the_threads_fit():
     threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y)
     sim = asyncopt.LogisticRegression(backend="simulate", simulate=simulate.straggler(1, 5.0), **kw).fit(X, y)
     np.testing.assert_array_equal(sim.coef_, threads.coef_)
+
+
+def test_plateau_drops_and_a_warm_start_follow_the_threads_fit():
+    """The estimator's defaults (tol, plateau drops of the step between epochs), then a warm-started
+    second fit: at zero delay still the threads fit bit for bit; a continued fit's delays start
+    again at 0 (its history holds only its own updates)."""
+    X, y = sparse_problem()
+    kw = dict(n_threads=1, random_state=2, epochs=12, warm_start=True)
+    threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y)
+    sim = asyncopt.LogisticRegression(backend="simulate", simulate=constant(0), **kw).fit(X, y)
+    assert len({r.get("step_scale") for r in threads.history_}) > 1, "the defaults must drop the step here"
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)
+    threads.fit(X, y)
+    sim.fit(X, y)
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)
+    t0 = sim.t_
+    sim.set_params(simulate=constant(5)).fit(X, y)
+    delays = sim.simulate_stats_["delays"]
+    np.testing.assert_array_equal(delays[:6], [0, 1, 2, 3, 4, 5])
+    assert sim.t_ > t0

@@ -18,7 +18,8 @@ model                    d_t
 ``straggler(n, slowdown)``  n virtual workers, each reading the model, computing for one time unit
                          (worker 0: ``slowdown`` units) and writing; d_t is the number of updates
                          the others wrote in between (Lian et al.'s tau). Deterministic;
-                         ``straggler(n, 1)`` is n homogeneous workers (d_t = n - 1 once started)
+                         ``straggler(n, 1)`` is n homogeneous workers (d_t = n - 1 once started);
+                         history records hold the clock's ``simulated_time``
 =======================  =====================================================================
 
 Picky SGD (Cohen, Daniely, Drori, Koren & Schain, NeurIPS 2021): with ``picky_threshold`` an update
@@ -130,6 +131,8 @@ class _Stream:
     """The delays of a fit's successive updates from a model whose delays are drawn independently
     of the order of events (``draw(rng, start, count)``)."""
 
+    time = None  # no clock: these models draw delays, not events
+
     def __init__(self, model, rng):
         self.model, self.rng, self.position = model, rng, 0
 
@@ -168,13 +171,15 @@ class Straggler:
 class _Workers:
     """The event order of virtual workers with fixed compute times: the next write is the worker
     whose compute ends first (ties: the lower worker); it read the model after the write it made
-    last (at the start, step 0), and reads again at once. State carries over between epochs."""
+    last (at the start, step 0), and reads again at once. State carries over between epochs.
+    ``time``: the simulated time of the latest write (compute time units)."""
 
     def __init__(self, compute):
         self.compute = compute
         self.heap = [(c, w, 0) for w, c in enumerate(compute)]  # (finish time, worker, step it read)
         heapq.heapify(self.heap)
         self.step = 0
+        self.time = 0.0
 
     def __call__(self, count):
         out = np.empty(count, dtype=np.int64)
@@ -184,6 +189,7 @@ class _Workers:
             self.step += 1
             out[i] = self.step - 1 - read
             heapq.heappush(heap, (t + compute[w], w, self.step))
+            self.time = t
         return out
 
 

@@ -105,6 +105,7 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         rec = model.evaluate(Xn, X.shape, labels, val, settings, eval_threads,
                              progressive=res if settings.train_loss == "progressive" else None, weight=weight)
         rec["dropped"] = int(res["dropped"])
+        rec["simulated_time"] = stream.time  # the virtual workers' clock at the epoch's last write (None: no clock)
         return rec
 
     try:
