@@ -354,3 +354,21 @@ def test_plateau_drops_and_a_warm_start_follow_the_threads_fit():
     delays = sim.simulate_stats_["delays"]
     np.testing.assert_array_equal(delays[:6], [0, 1, 2, 3, 4, 5])
     assert sim.t_ > t0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "amsgrad"])
+def test_float32_and_sample_weights(optimizer):
+    """float32 models (the rules' float arithmetic) and per-row weights: at zero delay the threads
+    fit bit for bit, under a delay the float64 reference up to float32 rounding."""
+    X, y = sparse_problem(dtype=np.float32)
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, size=X.shape[0])
+    kw = dict(optimizer=optimizer, epochs=2, tol=None, random_state=5, n_threads=1)
+    threads = asyncopt.LogisticRegression(backend="threads", **kw).fit(X, y, sample_weight=weight)
+    sim = asyncopt.LogisticRegression(backend="simulate", simulate=constant(0), **kw).fit(X, y, sample_weight=weight)
+    assert sim.coef_.dtype == np.float32
+    np.testing.assert_array_equal(sim.coef_, threads.coef_)
+    lr = 0.5 if optimizer == "sgd" else 0.05
+    delayed = fit_sim(X, y, constant(4), optimizer=optimizer, learning_rate=lr, schedule="constant")
+    w, b, _ = reference_of(delayed, X.astype(np.float64), signed(y), 4)
+    np.testing.assert_allclose(delayed.coef_[0], w, rtol=2e-3, atol=1e-5)
+    np.testing.assert_allclose(delayed.intercept_[0], b, rtol=2e-3, atol=1e-5)
