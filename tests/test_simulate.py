@@ -372,3 +372,33 @@ def test_float32_and_sample_weights(optimizer):
     w, b, _ = reference_of(delayed, X.astype(np.float64), signed(y), 4)
     np.testing.assert_allclose(delayed.coef_[0], w, rtol=2e-3, atol=1e-5)
     np.testing.assert_allclose(delayed.intercept_[0], b, rtol=2e-3, atol=1e-5)
+
+
+def test_workers_with_exponential_times_are_seeded_and_average_n_minus_one():
+    """n workers with i.i.d. exponential job times: every update's delay is the writes of the others
+    during its job, whose mean is n - 1 once started (each of the n jobs in flight is equally likely
+    to end next); seeded like the rest, and the fit is the dense reference with those delays."""
+    X, y = sparse_problem()
+    model = simulate.workers(8, "exponential")
+    one = fit_sim(X, y, model, learning_rate=0.5, shuffle=True, random_state=3, epochs=6)
+    two = fit_sim(X, y, model, learning_rate=0.5, shuffle=True, random_state=3, epochs=6)
+    delays = one.simulate_stats_["delays"]
+    np.testing.assert_array_equal(delays, two.simulate_stats_["delays"])
+    np.testing.assert_array_equal(one.coef_, two.coef_)
+    assert 5.5 < delays[20:].mean() < 8.5 and len(np.unique(delays)) > 8 and delays.max() <= model.max_delay
+    times = [r["simulated_time"] for r in one.history_]
+    assert all(0 < a < b for a, b in zip(times, times[1:]))
+    rows = fit_sim(X, y, model, learning_rate=0.5, random_state=3, epochs=2)
+    w, b, _ = reference_of(rows, X, signed(y), rows.simulate_stats_["delays"])
+    np.testing.assert_allclose(rows.coef_[0], w, rtol=1e-5, atol=1e-12)
+    # constant job times are straggler(n, 1)
+    np.testing.assert_array_equal(fit_sim(X, y, simulate.workers(5, "constant"), epochs=1).simulate_stats_["delays"],
+                                  fit_sim(X, y, simulate.straggler(5, 1), epochs=1).simulate_stats_["delays"])
+
+
+def test_workers_beyond_the_history_bound_stop_with_an_error():
+    X, y = sparse_problem()
+    with pytest.raises(ValueError, match="beyond the 2 updates the iterate history keeps"):
+        fit_sim(X, y, simulate.workers(6, "exponential", max_delay=2))
+    with pytest.raises(ValueError, match="compute must be one of"):
+        simulate.workers(3, "pareto")

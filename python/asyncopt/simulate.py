@@ -20,14 +20,16 @@ model                    d_t
                          the others wrote in between (Lian et al.'s tau). Deterministic;
                          ``straggler(n, 1)`` is n homogeneous workers (d_t = n - 1 once started);
                          history records hold the clock's ``simulated_time``
+``workers(n, compute)``  n virtual workers whose jobs take i.i.d. times ('exponential', mean 1,
+                         seeded; or 'constant'); delays and ``simulated_time`` as for straggler
 =======================  =====================================================================
 
 Picky SGD (Cohen, Daniely, Drori, Koren & Schain, NeurIPS 2021): with ``picky_threshold`` an update
 is applied only if ||x_t - x_{t-d}|| <= picky_threshold (the whole model, intercept included); a
 dropped update leaves the model as it is and counts as an iteration. SGD without exact L2 only.
 
-This first increment covers binary LogisticRegression; LDA, the random-compute workers, Pareto and
-mixture models, replaying a fitted estimator's delays, the delay-adaptive and synchronous methods,
+This first increment covers binary LogisticRegression; LDA, other compute-time distributions, the
+Pareto and mixture models, replaying a fitted estimator's delays, the delay-adaptive and synchronous methods,
 the command line and the study of the issue are later increments.
 """
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["SimOptions", "Constant", "Uniform", "Trace", "Straggler", "constant", "uniform", "trace", "straggler",
-           "resolve_options"]
+__all__ = ["SimOptions", "Constant", "Uniform", "Trace", "Straggler", "Workers", "constant", "uniform", "trace",
+           "straggler", "workers", "resolve_options"]
 
 
 def _count(name, value, low):
@@ -165,7 +167,40 @@ class Straggler:
         return (n - 1) * (math.floor(s) + 1) if n > 1 else 0
 
     def stream(self, rng):
-        return _Workers([self.slowdown] + [1.0] * (self.workers - 1))
+        return _Workers([self.slowdown] + [1.0] * (self.workers - 1), None, self.max_delay)
+
+
+COMPUTE = ("constant", "exponential")
+
+
+@dataclass(frozen=True)
+class Workers:
+    """n virtual workers whose every job (read, compute, write) takes an i.i.d. time: 'constant' (one
+    unit; the same as straggler(n, 1)) or 'exponential' (mean one unit). bound: the longest delay
+    the iterate history keeps (None: 2 (n - 1) for constant times, 32 n for exponential ones, which
+    a delay exceeds with probability about e^-32 per update); a longer one stops the fit with an error."""
+
+    workers: int
+    compute: str = "exponential"
+    bound: Optional[int] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "workers", _count("workers(n, compute): n", self.workers, 1))
+        if self.compute not in COMPUTE:
+            raise ValueError(f"workers(n, compute): compute must be one of {COMPUTE}, got {self.compute!r}")
+        if self.bound is not None:
+            object.__setattr__(self, "bound", _count("workers(n, compute, max_delay): max_delay", self.bound, 0))
+
+    @property
+    def max_delay(self):
+        if self.bound is not None:
+            return self.bound
+        return 2 * (self.workers - 1) if self.compute == "constant" else 32 * self.workers
+
+    def stream(self, rng):
+        if self.compute == "constant":
+            return _Workers([1.0] * self.workers, None, self.max_delay)
+        return _Workers(list(rng.exponential(size=self.workers)), rng, self.max_delay)
 
 
 class _Workers:
@@ -174,9 +209,11 @@ class _Workers:
     last (at the start, step 0), and reads again at once. State carries over between epochs.
     ``time``: the simulated time of the latest write (compute time units)."""
 
-    def __init__(self, compute):
-        self.compute = compute
-        self.heap = [(c, w, 0) for w, c in enumerate(compute)]  # (finish time, worker, step it read)
+    def __init__(self, first, rng, bound):
+        """first: each worker's first compute time; rng: draws every later job's (exponential),
+        or None: a worker's every job takes its first time."""
+        self.compute, self.rng, self.bound = first, rng, bound
+        self.heap = [(c, w, 0) for w, c in enumerate(first)]  # (finish time, worker, step it read)
         heapq.heapify(self.heap)
         self.step = 0
         self.time = 0.0
@@ -184,12 +221,16 @@ class _Workers:
     def __call__(self, count):
         out = np.empty(count, dtype=np.int64)
         heap, compute = self.heap, self.compute
+        times = self.rng.exponential(size=count) if self.rng is not None else None
         for i in range(count):
             t, w, read = heapq.heappop(heap)
             self.step += 1
             out[i] = self.step - 1 - read
-            heapq.heappush(heap, (t + compute[w], w, self.step))
+            heapq.heappush(heap, (t + (compute[w] if times is None else times[i]), w, self.step))
             self.time = t
+        if count and out.max() > self.bound:
+            raise ValueError(f"the virtual workers produced a delay of {int(out.max())}, beyond the {self.bound} "
+                             "updates the iterate history keeps: pass a larger max_delay to workers()")
         return out
 
 
@@ -208,17 +249,24 @@ def trace(delays):
     return Trace(delays)
 
 
+def workers(n, compute="exponential", max_delay=None):
+    """n virtual workers with i.i.d. job times ('exponential': mean 1; 'constant': 1); the delays
+    arise from the event order. max_delay: the history's bound (see :class:`Workers`)."""
+    return Workers(n, compute, max_delay)
+
+
 def straggler(n, slowdown):
     """n workers, one of them ``slowdown`` times slower than the others (straggler(n, 1): homogeneous)."""
     return Straggler(n, slowdown)
 
 
-_MODELS = (Constant, Uniform, Trace, Straggler)
+_MODELS = (Constant, Uniform, Trace, Straggler, Workers)
 
 
 @dataclass(frozen=True)
 class SimOptions:
-    """delay : a delay model (constant(d), uniform(max_delay), trace(delays), straggler(n, slowdown));
+    """delay : a delay model (constant(d), uniform(max_delay), trace(delays), straggler(n, slowdown),
+        workers(n, compute));
         default constant(0)
     picky_threshold : None (apply every update: delayed SGD, or delayed AMSGrad = APAM) or a
         float >= 0 (math.inf allowed): Picky SGD's ||x_t - x_{t-d}|| <= threshold filter"""
@@ -230,8 +278,8 @@ class SimOptions:
         if self.delay is None:
             object.__setattr__(self, "delay", Constant(0))
         if not isinstance(self.delay, _MODELS):
-            raise ValueError("simulate: delay must be a delay model of asyncopt.simulate (constant(d), "
-                             f"uniform(max_delay), trace(delays), straggler(n, slowdown)), got {self.delay!r}")
+            raise ValueError("simulate: delay must be a delay model of asyncopt.simulate (constant(d), uniform(max_delay), "
+                             f"trace(delays), straggler(n, slowdown), workers(n)), got {self.delay!r}")
         t = self.picky_threshold
         if t is not None:
             if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):
