@@ -202,3 +202,73 @@ def rule_reference(w0, grads, *, optimizer="sgd", learning_rate=0.1, schedule="c
             vhat = np.maximum(vhat, v)
             w = rho * w - a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
         yield w
+
+
+def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9,
+                      beta2=0.999, eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1,
+                      epochs=1, fit_intercept=True, intercept_scale=1.0, batches=None, picky_threshold=None):
+    """Dense delayed SGD / AMSGrad / AdaGrad / Adam (the delay simulator's algorithm); returns (w, b, applied).
+
+    Update k (k = 1, 2, ...) computes its mini-batch's data gradient at the iterate x_{k-1-d_k} of
+    d_k = min(delays[k-1], k-1) updates earlier and applies the rule's step to the current iterate
+    x_{k-1} (the exact-L2 / decoupled shrink and the sparse regulariser's share act there, as in
+    the native step). picky_threshold: the update is applied only if ||x_{k-1} - x_{k-1-d}|| (the
+    whole vector, intercept included) is at most it; a dropped update leaves the iterate as it is
+    and still counts as step k (Cohen et al. 2021, Alg. 1). applied: one bool per update.
+    """
+    n, d = X.shape
+    Xd = X.toarray().astype(np.float64)
+    has = np.zeros((n, d))
+    for i in range(n):
+        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
+    counts = has.sum(axis=0)
+    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    if batches is None:
+        batches = [np.arange(start, min(start + batch_size, n)) for _ in range(epochs)
+                   for start in range(0, n, batch_size)]
+    w = np.zeros(d + 1)
+    m = np.zeros(d + 1)
+    v = np.zeros(d + 1)
+    vhat = np.zeros(d + 1)
+    G = np.zeros(d + 1)
+    iterates = [w.copy()]  # x_0, x_1, ...
+    applied = []
+    for k, rows in enumerate(batches, start=1):
+        delay = min(int(delays[k - 1]), k - 1)
+        read = iterates[k - 1 - delay]
+        z = Xd[rows] @ read[:d] + (read[d] if fit_intercept else 0.0)
+        coef = dloss(z, y[rows]) / len(rows)
+        g = np.zeros(d + 1)
+        g[:d] = coef @ Xd[rows]
+        g[d] = coef.sum() if fit_intercept else 0.0
+        if regularization == "sparse":
+            g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
+        ok = picky_threshold is None or np.linalg.norm(w - read) <= picky_threshold
+        applied.append(bool(ok))
+        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        if ok:
+            step = np.ones(d + 1)
+            step[d] = intercept_scale
+            rho = np.ones(d + 1)
+            if regularization in ("exact", "decoupled"):
+                rho[:d] = 1.0 - eta * alpha
+            if optimizer == "sgd":
+                w = rho * w - step * eta * g
+            elif optimizer == "adagrad":
+                G = G + g * g
+                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+            elif optimizer in ("amsgrad", "adam"):
+                a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
+                m = beta1 * m + (1 - beta1) * g
+                v = beta2 * v + (1 - beta2) * g * g
+                vhat = np.maximum(vhat, v)
+                w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+            else:
+                raise ValueError(f"delayed_reference runs sgd, amsgrad, adagrad and adam, not {optimizer!r}")
+            if not fit_intercept:
+                w[d] = 0.0
+        elif optimizer != "sgd":
+            raise ValueError("a dropped update (Picky SGD) is defined for SGD only")
+        iterates.append(w.copy())
+    return w[:d], w[d], np.array(applied)

@@ -72,7 +72,8 @@ def test_backend_names_auto_and_unknown():
     clf = asyncopt.LogisticRegression(backend="auto", n_threads=1, epochs=1).fit(X, y)
     expected = "cuda" if asyncopt.gpu.is_available() else "threads"
     assert clf.backend_ == expected
-    with pytest.raises(ValueError, match=r"backend must be 'auto' or one of \('cuda', 'threads', 'mpi'\).*built here"):
+    with pytest.raises(ValueError,
+                       match=r"backend must be 'auto' or one of \('cuda', 'threads', 'mpi', 'simulate'\).*built here"):
         asyncopt.LogisticRegression(backend="gpu").fit(X, y)
     with pytest.raises(ValueError, match="backend 'cuda' does not train this model"):
         asyncopt.LDA(backend="cuda").fit(np.ones((4, 3)))

@@ -56,6 +56,13 @@ def on_threads(cases, X, y, _):
     return [asyncopt.LogisticRegression(**c, **COMMON, backend="threads", n_threads=1).fit(X, y) for c in cases]
 
 
+def on_simulate(cases, X, y, _):
+    from asyncopt.simulate import constant
+
+    return [asyncopt.LogisticRegression(**c, **COMMON, backend="simulate", simulate=constant(0)).fit(X, y)
+            for c in cases]
+
+
 def on_gpu_emulator(cases, X, y, monkeypatch):
     monkeypatch.setattr(cuda_backend, "built", lambda: True)
     monkeypatch.setattr(cuda_backend, "engine_module", lambda device: _core.gpu_emulator)
@@ -91,6 +98,7 @@ def mpi_missing():
 
 BACKENDS = {
     "threads": (on_threads, lambda: "", 1e-5),
+    "simulate": (on_simulate, lambda: "", 1e-5),  # the delay simulator without delay
     "gpu-emulator": (on_gpu_emulator, lambda: "", None),
     "cuda": (on_gpu, lambda: "" if gpu.is_available() else
              "no CUDA device here" + ("" if gpu.built() else " (and this build has no CUDA)"), None),

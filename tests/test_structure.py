@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "python" / "asyncopt"
 EXTENSIONS = {"asyncopt._core", "asyncopt._cuda"}  # compiled modules: leaves of the graph
 ESTIMATORS = {"asyncopt.logistic", "asyncopt.lda"}
 ABOVE_ESTIMATORS = {"asyncopt", "asyncopt.cli", "asyncopt.__main__"}
-BACKENDS = {"asyncopt.backends.threads", "asyncopt.backends.cuda", "asyncopt.backends.mpi"}
+BACKENDS = {"asyncopt.backends.threads", "asyncopt.backends.cuda", "asyncopt.backends.mpi",
+            "asyncopt.backends.simulate"}
 
 
 def _module_name(path):

@@ -256,7 +256,7 @@ def test_build_info():
     assert info["openmp"] in (True, False) and info["cuda"] in (True, False)
     assert bool(info["cuda_architectures"]) == info["cuda"]
     has_mpi4py = importlib.util.find_spec("mpi4py") is not None
-    assert sorted(info["backends"]) == sorted(["threads"] + (["mpi"] if has_mpi4py else []) +
+    assert sorted(info["backends"]) == sorted(["threads", "simulate"] + (["mpi"] if has_mpi4py else []) +
                                               (["cuda"] if info["cuda"] else []))
     assert info["version"] == asyncopt.__version__
 

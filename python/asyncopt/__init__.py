@@ -4,14 +4,15 @@ Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.data
 :func:`load` (checkpoints: :mod:`asyncopt.checkpoint`), the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
 takes their names or objects; the registry is :mod:`asyncopt.optim`; ``rule.attach(W)`` runs one on your own
 numpy array, :class:`asyncopt.optim.Attached`), the message quantizers of
-:mod:`asyncopt.compress`, and :func:`build_info`.
+:mod:`asyncopt.compress`, the delay simulator's options and delay models (:mod:`asyncopt.simulate`,
+for ``backend='simulate'``), and :func:`build_info`.
 
 The layers, each importing only the ones below it: validation (``_checks``) and the compiled core;
 update rules (``optim``); frozen per-workload settings (``settings``); model states (``state``); the
-one epoch loop (``training``); the backends (``backends``: threads, cuda, mpi); the estimators on top
+one epoch loop (``training``); the backends (``backends``: threads, cuda, mpi, simulate); the estimators on top
 (``logistic``, ``lda``).
 """
-from . import _core, backends, compress, datasets, gpu
+from . import _core, backends, compress, datasets, gpu, simulate
 from .checkpoint import load
 from .history import History, Staleness
 from .lda import LDA
@@ -30,4 +31,4 @@ def build_info():
     return info
 
 
-__all__ = ["LogisticRegression", "LDA", "load", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets"]
+__all__ = ["LogisticRegression", "LDA", "load", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets", "simulate"]

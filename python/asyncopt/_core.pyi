@@ -142,6 +142,20 @@ class ServerModel:
     @property
     def touched(self) -> np.ndarray: ...
 
+class DelaySimulator:
+    """One writer whose updates read the iterate d_t steps earlier (csrc/asyncopt/simulate/delayed.hpp)."""
+    def __init__(
+        self, state: np.ndarray, n_features: int, rule: Rule, dtype: str, steps: StepConfig, config: LogisticConfig,
+        active: np.ndarray, reg_scale: np.ndarray | None, max_delay: int, picky_threshold: float, k0: int,
+    ) -> None: ...
+    def epoch(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, y: np.ndarray, perm: np.ndarray,
+        delays: np.ndarray, seed: int, sample_weight: np.ndarray | None = None,
+    ) -> dict: ...
+    def set_step_scale(self, scale: float) -> None: ...
+    @property
+    def steps(self) -> int: ...
+
 def logistic_batch_gradient(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, y: np.ndarray, rows: np.ndarray,
     w: np.ndarray, reg_scale: np.ndarray | None, sparse_alpha: float, fit_intercept: bool, idx_out: np.ndarray,

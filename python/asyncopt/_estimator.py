@@ -15,7 +15,7 @@ from . import _core, checkpoint
 from ._checks import check_int
 
 # what a backend may report about a run, each set as the attribute of the same name plus '_'
-_REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats")
+_REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats", "simulate_stats")
 
 
 # One lock per estimator, held by fit and partial_fit. Two threads fitting one estimator merged their

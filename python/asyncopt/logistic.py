@@ -131,7 +131,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     callback : callable or None
         ``callback(record)`` after every epoch with that epoch's history record; returning True
         stops training.
-    backend : {'threads', 'cuda', 'mpi', 'auto'}
+    backend : {'threads', 'cuda', 'mpi', 'simulate', 'auto'}
         Who runs the updates (:mod:`asyncopt.backends`). 'threads': lock-free threads of this
         process. 'cuda': one NVIDIA GPU (the one ``device`` names): the CSR data is copied to the
         device once per fit (or read in place when X and y are device arrays, e.g. CuPy), and every
@@ -139,12 +139,17 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         whatever X's dtype (coef_ is float32); needs a build with CUDA (``build_info()['cuda']``).
         'mpi': a parameter server over MPI, for a script run as ``mpiexec -n K python script.py`` in
         which every rank calls ``fit`` (rank 0 serves and ends up holding the model, ranks 1..K-1
-        are workers; see :mod:`asyncopt.distributed`); needs mpi4py. 'auto': 'cuda' when this build
+        are workers; see :mod:`asyncopt.distributed`); needs mpi4py. 'simulate': the delay simulator
+        (:mod:`asyncopt.simulate`): one writer, each update's gradient read at the iterate d_t updates
+        earlier, d_t from a seeded delay model; two classes only. 'auto': 'cuda' when this build
         has it and a GPU is present, else 'threads'.
     mpi : asyncopt.distributed.MPIOptions, dict or None
         Settings of the 'mpi' backend (method 'async', 'sync', 'picky', 'dpsgd' or 'efficient-adam'
         with its quantizers, timeouts, failure handling, straggler delays, sharding); None takes the
         defaults.
+    simulate : asyncopt.simulate.SimOptions, a delay model, dict or None
+        Settings of the 'simulate' backend: the delay model (``constant(d)``, ``uniform(max_delay)``,
+        ``trace(delays)``) and Picky SGD's ``picky_threshold``; None: no delay.
     device : None, 'cuda', 'cuda:N' or int
         Which GPU backend='cuda' trains on (None: the first).
     gpu_workers : int or None
@@ -193,6 +198,9 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     mpi_rank_ : int, with backend='mpi': this process's rank (0 holds the model)
     mpi_stats_ : dict, with backend='mpi': on rank 0 messages, bytes, applied and dropped updates
         and throughput per worker; on a worker its own counters
+    simulate_stats_ : dict, with backend='simulate': iterations, applied and dropped updates,
+        accepted_fraction, and per iteration its delay after the cap (delays) and whether it was
+        applied (accepted)
     """
 
     def __init__(self, optimizer="sgd", learning_rate=None, schedule=None, beta1=None, beta2=None,
@@ -200,7 +208,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                  shuffle=True, tol=0.01, n_iter_no_change=1, plateau_drops=2, train_loss="progressive",
                  n_threads=None, fit_intercept=True, intercept_scale=None, warm_start=False, random_state=None,
                  verbose=0, callback=None, backend="threads", mpi=None, device=None, gpu_workers=None,
-                 gpu_update="auto", multi_class="auto", C=None, max_iter=None, class_weight=None):
+                 gpu_update="auto", multi_class="auto", C=None, max_iter=None, class_weight=None, simulate=None):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -233,6 +241,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.C = C
         self.max_iter = max_iter
         self.class_weight = class_weight
+        self.simulate = simulate
 
     # ------------------------------------------------------------------ parameters
     def _alpha(self, n_samples):

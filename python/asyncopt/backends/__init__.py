@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 # name -> module, in the order 'auto' prefers them where they can run
-_MODULES = {"cuda": ".cuda", "threads": ".threads", "mpi": ".mpi"}
-AUTO_ORDER = ("cuda", "threads")  # 'auto' never picks mpi: that needs mpiexec and every rank's fit
+_MODULES = {"cuda": ".cuda", "threads": ".threads", "mpi": ".mpi", "simulate": ".simulate"}
+AUTO_ORDER = ("cuda", "threads")  # 'auto' never picks mpi (mpiexec and every rank's fit) or simulate
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Run:
     continuing : the given model is continued (warm start, partial_fit) rather than replaced
     total_samples : LDA's D for partial_fit (None: the rows of X)
     evaluate_every : LDA: passes between evaluations of every training document's perplexity
-    options : the backend's own settings (MPIOptions; the GPU's device and workers)
+    options : the backend's own settings (MPIOptions; the GPU's device and workers; SimOptions)
     report : attributes the backend reports about the run (e.g. mpi_rank, device), read by the
         estimator afterwards
     """

@@ -1,0 +1,116 @@
+"""The delay simulator backend: one writer, the native rules, each update's gradient read at the
+iterate of d_t updates earlier (csrc/asyncopt/simulate/delayed.hpp), d_t from a seeded delay model
+(:mod:`asyncopt.simulate`). One native call per epoch with the GIL released.
+
+Binary logistic regression only in this increment (LDA and multiclass are later ones). With
+delay constant(0) a fit is the one-thread threads fit bit for bit: the same visiting order, segments
+and arithmetic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
+from ..simulate import resolve_options
+from ..state import feature_counts
+from .common import logistic_model, row_weights, visiting_order
+
+WORKLOADS = ("logistic",)
+PARAMETERS = {"simulate": None}
+PARAMETER_HINTS = {"simulate": " (simulate holds the delay simulator's delay model and Picky SGD's threshold)"}
+PARTIAL_FIT = False  # the iterate history lives in one fit's simulator
+
+
+def options(simulate=None):
+    return resolve_options(simulate)
+
+
+def built():
+    return True
+
+
+def usable():
+    return False  # never picked by backend='auto': a simulation is asked for
+
+
+def unavailable():  # pragma: no cover - always built
+    return ""
+
+
+def check_logistic(optimizer, regularization, alpha, n_threads, options):
+    if options.picky_threshold is not None:
+        if not optimizer.capabilities["additive"]:
+            raise ValueError("simulate: picky_threshold (Picky SGD) runs SGD: set optimizer='sgd' (the distance "
+                             "||x_t - x_{t-d}|| follows the sparse writes of an additive step)")
+        if regularization == "exact" and alpha > 0:
+            raise ValueError("simulate: picky_threshold cannot use regularization='exact': exact L2 moves every "
+                             "coordinate at every step, which the O(nnz) distance cannot follow; use 'sparse'")
+        if regularization == "auto":
+            regularization = "sparse"
+    return regularization
+
+
+def fit_logistic(model, X, y, eval_set, settings, loop, run):
+    opts = run.options
+    if loop.checkpoint is not None or loop.resume is not None:
+        raise ValueError("checkpoints are not available with backend='simulate' yet (the iterate history is not "
+                         "saved): fit again instead")
+    X = check_matrix(X, n_features=model.n_features if run.continuing and model is not None else None)
+    y = check_labels(y, X.shape[0])
+    model = logistic_model(model, X.shape[1], X.dtype, y, run, settings.optimizer.name, backend="simulate")
+    labels = model.encoded(y)
+    weight = row_weights(y, model.classes, run)
+    val = model.eval_data(eval_set, X.dtype)
+    n, d = X.shape
+    Xn = native_csr(X)
+    _core.validate_csr(*Xn, d)
+    present, counts = feature_counts(Xn[1], d)
+    reg_scale = model.add_features(present, counts, n, settings)
+    cfg = settings.native_config(1)
+    eval_threads = resolve_n_threads(run.n_threads)
+    rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
+    perm = visiting_order(rng, n, settings.shuffle)
+    updates_per_epoch = -(-n // min(settings.batch_size, n))
+    threshold = -1.0 if opts.picky_threshold is None else opts.picky_threshold
+    sim = stream = None
+    stats = {"iterations": 0, "applied": 0, "dropped": 0, "delays": [], "accepted": []}
+    run.report.update(n_threads=1, device="cpu", simulate_stats=stats)
+
+    def epoch(seed, k0):
+        nonlocal sim, stream
+        sc = settings.step_config()
+        sc.scale = loop.step_scale
+        if sim is None:
+            sim = _core.DelaySimulator(model.array, d, settings.optimizer.native, X.dtype.name, sc, cfg,
+                                       model.active, reg_scale, opts.delay.max_delay, threshold, k0)
+        else:
+            sim.set_step_scale(loop.step_scale)
+        if stream is None:
+            # the delays' own generator, from the first epoch's seed (not from the fit's generator,
+            # whose draws give every epoch its seed: those, and so the visiting orders, stay the
+            # threads backend's)
+            stream = opts.delay.stream(np.random.default_rng([seed, 0x51D]))
+        delays = stream(updates_per_epoch)
+        res = sim.epoch(*Xn, labels, perm, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
+        done = int(res["updates"])
+        stats["iterations"] += done
+        stats["dropped"] += int(res["dropped"])
+        stats["applied"] = stats["iterations"] - stats["dropped"]
+        stats["delays"].append(res["delays"][:done])
+        stats["accepted"].append(res["accepted"][:done])
+        return res
+
+    def evaluate(res):
+        rec = model.evaluate(Xn, X.shape, labels, val, settings, eval_threads,
+                             progressive=res if settings.train_loss == "progressive" else None, weight=weight)
+        rec["dropped"] = int(res["dropped"])
+        rec["simulated_time"] = stream.time  # the virtual workers' clock at the epoch's last write (None: no clock)
+        return rec
+
+    try:
+        return loop.run(model, epoch, evaluate, rng)
+    finally:
+        stats["delays"] = np.concatenate(stats["delays"]) if stats["delays"] else np.zeros(0, np.int64)
+        stats["accepted"] = np.concatenate(stats["accepted"]) if stats["accepted"] else np.zeros(0, bool)
+        stats["accepted_fraction"] = stats["applied"] / stats["iterations"] if stats["iterations"] else 1.0
