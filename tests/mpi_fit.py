@@ -8,6 +8,7 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "runs": [{estimator kwargs, "fits": n, "rank_data": {r: change}}, ...] (fitted one after the
              other, each n times; rank_data changes the data of rank r for that run: see change_data),
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
+         "start_delay": {"r": seconds} (rank r initialises MPI that much later),
          "runs"[i]["ctrl_c_at_record"]: n (rank 0 sends itself SIGINT from its callback at its n-th record),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
                    "exchanges": n | "at_exit": true},
@@ -83,6 +84,13 @@ def sparse_problem(empty_rows=(), **kw):
 
 def main():
     cfg = json.loads(Path(sys.argv[1]).read_text())
+    # "start_delay": {rank: seconds}: that rank initialises MPI late, as ranks of an srun-style
+    # launch start at different times (the rank from the launcher's environment: MPI is not up yet)
+    late = cfg.get("start_delay", {}).get(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "")))
+    if late:
+        import time
+
+        time.sleep(late)
     from mpi4py import MPI
 
     rank = MPI.COMM_WORLD.Get_rank()

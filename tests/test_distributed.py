@@ -16,6 +16,7 @@ may depend on a rank getting a core when it wants one.
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -379,6 +380,27 @@ def test_ctrl_c_on_rank_0_drains_the_workers_and_keeps_the_model(tmp_path, metho
     assert sorted(workers) == [1, 2] and all(w[0]["rows"] > 0 for w in workers.values())  # their fits returned
     assert rc == 0 and "MPI_Abort" not in output, output[-3000:]
     assert seconds < 60
+
+
+def test_a_late_rank_and_piped_output_as_under_srun(tmp_path):
+    """As under srun: ranks start at different times (rank 2 initialises MPI 3 s after the others)
+    and the job's stdout is a pipe through another process (mpiexec ... | cat): the handshake waits
+    for the late rank, nothing blocks on the pipe, and the fit completes on every rank."""
+    run = dict(FAULT_RUN, epochs=2, mpi={"method": "async", "timeout": 60})
+    cfg = dict(problem_cfg([run], n=400, d=300), start_delay={"2": 3.0})
+    out = tmp_path / "out-late.json"
+    cfg = dict(cfg, out=str(out))
+    cfg_path = tmp_path / "late.cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    cmd = f"{shlex.quote(MPIEXEC)} -n 3 {shlex.quote(sys.executable)} {shlex.quote(str(SCRIPT))} " \
+          f"{shlex.quote(str(cfg_path))} 2>&1 | cat"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    res = json.loads(out.read_text())[0]
+    assert res["error"] is None and res["stats"]["failed"] == []
+    assert res["stats"]["rows"] >= 2 * 400 and np.isfinite(res["coef"]).all()
+    assert sorted(worker_results(tmp_path, 3)) == [1, 2]  # both workers' fits returned
 
 
 WORKER_ERROR_CASES = [("async", "raise", "ValueError"), ("sync", "raise", "RuntimeError"),
