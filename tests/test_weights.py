@@ -140,3 +140,17 @@ def test_grid_search_over_C_in_a_pipeline_and_cross_validation():
     assert search.best_params_["logisticregression__C"] in (0.1, 10.0) and search.best_score_ > 0.6
     scores = cross_val_score(asyncopt.LogisticRegression(n_threads=1, class_weight="balanced"), X, y, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.6
+
+
+def test_feature_names_of_a_dataframe(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = sparse_problem(n=120, d=5, seed=8)
+    frame = pd.DataFrame(X.toarray(), columns=["a", "b", "c", "d", "e"])
+    est = asyncopt.LogisticRegression(n_threads=1, epochs=2).fit(frame, y)
+    assert list(est.feature_names_in_) == ["a", "b", "c", "d", "e"]
+    assert list(asyncopt.load(est.save(tmp_path / "m.npz")).feature_names_in_) == list(est.feature_names_in_)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        est.predict(frame.values)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(frame.rename(columns={"a": "z"}))
+    assert not hasattr(asyncopt.LogisticRegression(n_threads=1, epochs=1).fit(X, y), "feature_names_in_")

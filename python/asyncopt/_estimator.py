@@ -11,8 +11,18 @@ import threading
 import warnings
 import weakref
 
+import numpy as np
+
 from . import _core, checkpoint
 from ._checks import check_int
+
+try:  # scikit-learn >= 1.6: a function; before, a method of BaseEstimator
+    from sklearn.utils.validation import _check_feature_names as check_feature_names
+except ImportError:  # pragma: no cover - old scikit-learn
+    def check_feature_names(estimator, X, *, reset):
+        """scikit-learn's feature-name bookkeeping: reset sets feature_names_in_ from a DataFrame's
+        columns (or removes it); otherwise X's names are checked against it, with its warnings."""
+        return estimator._check_feature_names(X, reset=reset)
 
 # what a backend may report about a run, each set as the attribute of the same name plus '_'
 _REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats", "simulate_stats")
@@ -152,10 +162,14 @@ class BackendEstimator:
         return meta, dict(arrays, **fit_arrays)
 
     def _fitted_extra(self):
-        return {}
+        """Fitted attributes of the estimator's own to write into a checkpoint (JSON data); these
+        two keep feature_names_in_, which both estimators set from a DataFrame's columns."""
+        names = self.__dict__.get("feature_names_in_")
+        return {} if names is None else {"feature_names_in_": [str(v) for v in names]}
 
     def _restore_fitted_extra(self, fitted):
-        pass
+        if "feature_names_in_" in fitted:
+            self.feature_names_in_ = np.array(fitted["feature_names_in_"], dtype=object)
 
     @classmethod
     def _from_checkpoint(cls, meta, arrays):

@@ -8,14 +8,9 @@ from scipy.special import psi
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-try:  # scikit-learn >= 1.6: a function; before, a method of BaseEstimator
-    from sklearn.utils.validation import _check_feature_names
-except ImportError:  # pragma: no cover - old scikit-learn
-    def _check_feature_names(estimator, X, *, reset):
-        return estimator._check_feature_names(X, reset=reset)
-
 from . import backends
 from ._estimator import BackendEstimator, exclusive_fit
+from ._estimator import check_feature_names as _check_feature_names
 from ._checks import check_int, check_n_threads, check_real, resolve_n_threads
 from .history import format_epoch
 from .settings import LdaSettings
@@ -394,14 +389,6 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ------------------------------------------------------------------ checkpoints
     _STATE = LdaState
-
-    def _fitted_extra(self):
-        names = self.__dict__.get("feature_names_in_")
-        return {} if names is None else {"feature_names_in_": [str(v) for v in names]}
-
-    def _restore_fitted_extra(self, fitted):
-        if "feature_names_in_" in fitted:
-            self.feature_names_in_ = np.array(fitted["feature_names_in_"], dtype=object)
 
     # ------------------------------------------------------------------ the model
     @property

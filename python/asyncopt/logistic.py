@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import backends, checkpoint, optim
-from ._estimator import BackendEstimator, exclusive_fit
+from ._estimator import BackendEstimator, check_feature_names, exclusive_fit
 from ._checks import (check_classification_target, check_int, check_labels, check_matrix, check_n_threads,
                       check_real)
 from .history import History
@@ -189,6 +189,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     t_ : int, updates applied since the model was initialised (the schedule's k)
     history_ : History, one record per epoch (objective, time, staleness, validation metrics)
     staleness_ : Staleness, delay statistics of every update since the model was initialised
+    feature_names_in_ : ndarray of str, the column names of a DataFrame X given to fit (only then)
     regularization_ : str, 'none', 'exact', 'sparse' or 'decoupled'
     optimizer_ : the optimizer object the last fit ran (learning_rate filled in)
     backend_ : str, the backend of the last fit
@@ -328,6 +329,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         check_classification_target(y, type(self).__name__)
         resolved = self._resolve(_n_rows(X))
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
+        check_feature_names(self, X, reset=True)  # a DataFrame's columns become feature_names_in_
         return self._fit(resolved, X, y, eval_set, self._epochs(), continuing=bool(self.warm_start),
                          checkpointing=checkpointing, sample_weight=sample_weight)
 
@@ -342,6 +344,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         position = self._take_resume_point()
         resolved = self._resolve(_n_rows(X))
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
+        check_feature_names(self, X, reset=False)
         out = self._fit(resolved, X, y, eval_set, int(position[0]["epochs"]), continuing=True,
                         checkpointing=checkpointing, resume=position, sample_weight=sample_weight)
         self._resumed()
@@ -369,6 +372,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"classes must hold at least two labels, got {classes}")
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"classes {classes} differ from the classes of earlier calls {self.classes_}")
+        check_feature_names(self, X, reset=first is not None)
         return self._fit(resolved, X, y, eval_set, 1, continuing=True, first_classes=first, sample_weight=sample_weight)
 
     def _fit(self, resolved, X, y, eval_set, epochs, continuing, first_classes=None, checkpointing=(0, None),
@@ -405,10 +409,11 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     _STATE = LogisticState
 
     def _fitted_extra(self):
-        return {k: checkpoint.to_json(self.__dict__[k], k) for k in ("regularization_", "optimizer_")
-                if k in self.__dict__}
+        return dict(super()._fitted_extra(), **{k: checkpoint.to_json(self.__dict__[k], k)
+                                                for k in ("regularization_", "optimizer_") if k in self.__dict__})
 
     def _restore_fitted_extra(self, fitted):
+        super()._restore_fitted_extra(fitted)
         for k in ("regularization_", "optimizer_"):
             if k in fitted:
                 setattr(self, k, checkpoint.from_json(fitted[k]))
@@ -431,6 +436,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         """Margins: ``w.x + b`` of each row for two classes (positive means ``classes_[1]``), else the
         (n_samples, K) margins of the K classes."""
         check_is_fitted(self)
+        check_feature_names(self, X, reset=False)
         X = check_matrix(X, n_features=self.n_features_in_, whom=type(self).__name__)
         coef = self.coef_.astype(X.dtype, copy=False)
         if coef.shape[0] == 1:
