@@ -80,6 +80,19 @@ class BackendEstimator:
     may extend ``_fitted_extra`` / ``_restore_fitted_extra`` with fitted attributes of their own."""
 
     _STATE = None
+    _DEFAULT_EPOCHS = None  # the class's default epochs, which a max_iter may replace
+
+    def _epochs(self):
+        """Passes of ``fit``: ``epochs``, or ``max_iter`` (scikit-learn's name) when that is given;
+        the two conflict only when epochs is set to something else than the class's default."""
+        epochs = check_int("epochs", self.epochs, low=1)
+        if self.max_iter is None:
+            return epochs
+        max_iter = check_int("max_iter", self.max_iter, low=1)
+        if epochs != self._DEFAULT_EPOCHS and epochs != max_iter:
+            raise ValueError(f"max_iter={self.max_iter!r} and epochs={self.epochs!r} disagree: they are the same "
+                             "setting (max_iter is scikit-learn's name for it); pass one of them")
+        return max_iter
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

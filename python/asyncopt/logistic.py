@@ -260,16 +260,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                              "chunks: set alpha instead")
         return 1.0 / (C * n_samples)
 
-    def _epochs(self):
-        """Passes of ``fit``: ``epochs``, or ``max_iter`` (scikit-learn's name) when that is given."""
-        epochs = check_int("epochs", self.epochs, low=1)
-        if self.max_iter is None:
-            return epochs
-        max_iter = check_int("max_iter", self.max_iter, low=1)
-        if epochs != _DEFAULT_EPOCHS and epochs != max_iter:
-            raise ValueError(f"max_iter={self.max_iter!r} and epochs={self.epochs!r} disagree: they are the same "
-                             "setting (max_iter is scikit-learn's name for it); pass one of them")
-        return max_iter
+    _DEFAULT_EPOCHS = _DEFAULT_EPOCHS  # what a max_iter may replace (BackendEstimator._epochs)
 
     def _resolve(self, n_samples=None):
         """(backend name, backend module, its options, settings) after checking every parameter;
