@@ -84,6 +84,44 @@ inline const double* checked_weights(const py::array& w, int64_t n_rows) {
     return p;
 }
 
+// The rows an epoch visits (int64, written: the driver may shuffle them in place), each checked
+// against n_rows when check is set; never empty.
+struct Visit {
+    int64_t* rows;
+    int64_t count;
+};
+inline Visit checked_perm(const py::array& perm, int64_t n_rows, bool check) {
+    int64_t* p = checked<int64_t>(perm, "perm", {-1}, true);
+    const int64_t n = perm.shape(0);
+    if (n < 1) throw py::value_error("perm must not be empty");
+    if (check)
+        for (int64_t i = 0; i < n; ++i)
+            if (p[i] < 0 || p[i] >= n_rows) throw py::value_error("perm holds an out-of-range row");
+    return {p, n};
+}
+
+// The features a model brings up to date at segment ends (int32), each in [0, n_cols).
+struct Features {
+    const int32_t* ids;
+    int64_t count;
+};
+inline Features checked_active(const py::array& active, int64_t n_cols) {
+    const int32_t* p = checked<int32_t>(active, "active", {-1}, false);
+    const int64_t n = active.shape(0);
+    for (int64_t i = 0; i < n; ++i)
+        if (p[i] < 0 || p[i] >= n_cols) throw py::value_error("active holds an out-of-range feature");
+    return {p, n};
+}
+
+// f(float{}) or f(double{}) by the dtype of a data array; anything else is an error naming it.
+template <class F>
+auto with_precision(const py::array& data, F&& f) {
+    const py::dtype dt = data.dtype();
+    if (is_dtype<float>(dt)) return f(float{});
+    if (is_dtype<double>(dt)) return f(double{});
+    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+}
+
 // An epoch's update count and staleness statistics, as every backend's epoch returns them.
 inline py::dict staleness_dict(const asyncopt::EpochResult& r) {
     py::dict d;
@@ -94,6 +132,18 @@ inline py::dict staleness_dict(const asyncopt::EpochResult& r) {
     py::array_t<uint64_t> hist(asyncopt::kStalenessBins);
     std::copy(r.staleness.hist, r.staleness.hist + asyncopt::kStalenessBins, hist.mutable_data());
     d["hist"] = hist;
+    return d;
+}
+
+// staleness_dict plus, when the epoch summed it, the progressive loss (loss_sum, correct, rows).
+template <class Progress>
+py::dict epoch_dict(const asyncopt::EpochResult& r, bool progressive, const Progress& p) {
+    py::dict d = staleness_dict(r);
+    if (progressive) {
+        d["loss_sum"] = p.loss;
+        d["correct"] = p.correct;
+        d["rows"] = p.rows;
+    }
     return d;
 }
 

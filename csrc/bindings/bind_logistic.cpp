@@ -16,10 +16,14 @@
 namespace py = pybind11;
 using namespace asyncopt;
 using asyncopt_bindings::checked;
+using asyncopt_bindings::checked_active;
+using asyncopt_bindings::checked_perm;
 using asyncopt_bindings::checked_weights;
 using asyncopt_bindings::csr_view;
-using asyncopt_bindings::is_dtype;
-using asyncopt_bindings::staleness_dict;
+using asyncopt_bindings::epoch_dict;
+using asyncopt_bindings::Features;
+using asyncopt_bindings::Visit;
+using asyncopt_bindings::with_precision;
 
 namespace {
 
@@ -37,41 +41,27 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
     const double* y = checked<double>(a.y, "y", {X.n_rows}, false);
     // perm: the rows this epoch visits, each once; all of them for an estimator's epoch, a chunk of
     // a shard for a DPSGD worker's local steps
-    int64_t* perm = checked<int64_t>(a.perm, "perm", {-1}, true);
-    const int64_t n_visit = a.perm.shape(0);
-    if (n_visit < 1) throw py::value_error("perm must not be empty");
+    const Visit visit = checked_perm(a.perm, X.n_rows, a.check_input);
     // A mini-batch never holds more rows than the epoch visits, so a larger batch_size means the
     // same epoch as batch_size = n_visit; clamping it keeps the per-thread scratch sized by the
     // rows (batch_size = 2^40 on 300 rows asked for 8 TiB) and the driver's claim arithmetic far
     // from overflow.
     LogisticConfig cfg = given;
-    cfg.batch_size = std::min(cfg.batch_size, n_visit);
-    if (a.check_input)
-        for (int64_t i = 0; i < n_visit; ++i)
-            if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
+    cfg.batch_size = std::min(cfg.batch_size, visit.count);
     State* state = checked<State>(a.state, "state", {X.n_cols + 1}, true, 'V');
     const T* reg_scale = nullptr;
     if (cfg.sparse_alpha > 0 && !Rule::reg_in_state) reg_scale = checked<T>(a.reg_scale, "reg_scale", {X.n_cols}, false);
-    const int32_t* active = checked<int32_t>(a.active, "active", {-1}, false);
-    const int64_t n_active = a.active.shape(0);
-    for (int64_t i = 0; i < n_active; ++i)
-        if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
+    const Features active = checked_active(a.active, X.n_cols);
     const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
     {
         py::gil_scoped_release nogil;
-        LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active, weight);
-        res = hogwild_epoch(n_visit, perm, cfg, work);
+        LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active.ids, active.count, weight);
+        res = hogwild_epoch(visit.count, visit.rows, cfg, work);
         progress = work.progress();
     }
-    py::dict d = staleness_dict(res);
-    if (cfg.progressive_loss) {
-        d["loss_sum"] = progress.loss;
-        d["correct"] = progress.correct;
-        d["rows"] = progress.rows;
-    }
-    return d;
+    return epoch_dict(res, cfg.progressive_loss, progress);
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
@@ -82,16 +72,12 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
     EpochArgs a{indptr, indices, data, y, perm, state,
                 reg_scale.is_none() ? py::array() : py::array(reg_scale), active,
                 sample_weight, n_cols, check_input};
-    auto run = [&](auto precision) {
+    return with_precision(data, [&](auto precision) {
         using T = decltype(precision);
         return visit_rule<T>(rule, sc, [&](auto v) {
             return run_with<T, typename decltype(v)::Rule, typename decltype(v)::Steps>(a, sc, cfg);
         });
-    };
-    const py::dtype dt = data.dtype();
-    if (is_dtype<float>(dt)) return run(float{});
-    if (is_dtype<double>(dt)) return run(double{});
-    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+    });
 }
 
 template <class T, class State>
@@ -114,17 +100,13 @@ py::tuple evaluate_typed(const py::array& indptr, const py::array& indices, cons
 py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array state,
                    RuleKind rule, bool fit_intercept, int64_t n_threads, py::object sample_weight) {
     check_n_threads(n_threads);
-    auto eval = [&](auto precision) {
+    return with_precision(data, [&](auto precision) {
         using T = decltype(precision);
         return visit_state<T>(rule, [&](auto tag) {
             return evaluate_typed<T, typename decltype(tag)::type>(indptr, indices, data, n_cols, y, state,
                                                                    fit_intercept, n_threads, sample_weight);
         });
-    };
-    const py::dtype dt = data.dtype();
-    if (is_dtype<float>(dt)) return eval(float{});
-    if (is_dtype<double>(dt)) return eval(double{});
-    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+    });
 }
 
 // The per-coordinate state of `rule` in the precision named by dtype.
@@ -216,10 +198,9 @@ void bind_logistic(py::module_& m) {
     m.def(
         "validate_csr",
         [](py::array indptr, py::array indices, py::array data, int64_t n_features) {
-            const py::dtype dt = data.dtype();
-            if (is_dtype<float>(dt)) return (void)csr_view<float>(indptr, indices, data, n_features);
-            if (is_dtype<double>(dt)) return (void)csr_view<double>(indptr, indices, data, n_features);
-            throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+            with_precision(data, [&](auto precision) {
+                (void)csr_view<decltype(precision)>(indptr, indices, data, n_features);
+            });
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"),
         "Raise ValueError unless the arrays form a CSR matrix the kernels can trust (canonical rows, "

@@ -15,10 +15,14 @@
 namespace py = pybind11;
 using namespace asyncopt;
 using asyncopt_bindings::checked;
+using asyncopt_bindings::checked_active;
+using asyncopt_bindings::checked_perm;
 using asyncopt_bindings::checked_weights;
 using asyncopt_bindings::csr_view;
-using asyncopt_bindings::is_dtype;
-using asyncopt_bindings::staleness_dict;
+using asyncopt_bindings::epoch_dict;
+using asyncopt_bindings::Features;
+using asyncopt_bindings::Visit;
+using asyncopt_bindings::with_precision;
 
 namespace {
 
@@ -54,37 +58,23 @@ py::dict run_with(const Args& a, const StepConfig& sc, const LogisticConfig& giv
     using State = typename Rule::State;
     const CsrView<T> X = csr_view<T>(a.indptr, a.indices, a.data, a.n_cols, a.check_input);
     const int32_t* y = a.check_input ? checked_labels(a.y, X.n_rows, a.K) : checked<int32_t>(a.y, "y", {X.n_rows}, false);
-    int64_t* perm = checked<int64_t>(a.perm, "perm", {-1}, true);
-    const int64_t n_visit = a.perm.shape(0);
-    if (n_visit < 1) throw py::value_error("perm must not be empty");
+    const Visit visit = checked_perm(a.perm, X.n_rows, a.check_input);
     LogisticConfig cfg = given;
-    cfg.batch_size = std::min(cfg.batch_size, n_visit);  // as logistic_epoch: scratch sized by the rows
-    if (a.check_input)
-        for (int64_t i = 0; i < n_visit; ++i)
-            if (perm[i] < 0 || perm[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
+    cfg.batch_size = std::min(cfg.batch_size, visit.count);  // as logistic_epoch: scratch sized by the rows
     State* state = checked<State>(a.state, "state", {(X.n_cols + 1) * a.K}, true, 'V');
     const T* reg_scale = nullptr;
     if (cfg.sparse_alpha > 0 && !Rule::reg_in_state) reg_scale = checked<T>(a.reg_scale, "reg_scale", {X.n_cols}, false);
-    const int32_t* active = checked<int32_t>(a.active, "active", {-1}, false);
-    const int64_t n_active = a.active.shape(0);
-    for (int64_t i = 0; i < n_active; ++i)
-        if (active[i] < 0 || active[i] >= X.n_cols) throw py::value_error("active holds an out-of-range feature");
+    const Features active = checked_active(a.active, X.n_cols);
     const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
     {
         py::gil_scoped_release nogil;
-        MultinomialWork<T, Rule, Steps> work(X, y, a.K, a.loss, reg_scale, state, sc, cfg, active, n_active, weight);
-        res = hogwild_epoch(n_visit, perm, cfg, work);
+        MultinomialWork<T, Rule, Steps> work(X, y, a.K, a.loss, reg_scale, state, sc, cfg, active.ids, active.count, weight);
+        res = hogwild_epoch(visit.count, visit.rows, cfg, work);
         progress = work.progress();
     }
-    py::dict d = staleness_dict(res);
-    if (cfg.progressive_loss) {
-        d["loss_sum"] = progress.loss;
-        d["correct"] = progress.correct;
-        d["rows"] = progress.rows;
-    }
-    return d;
+    return epoch_dict(res, cfg.progressive_loss, progress);
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, int64_t K,
@@ -96,16 +86,12 @@ py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t 
     Args a{indptr, indices, data, y, perm, state, reg_scale.is_none() ? py::array() : py::array(reg_scale), active,
            sample_weight, n_cols, check_classes(K), parse_loss(loss),
            check_input};
-    auto run = [&](auto precision) {
+    return with_precision(data, [&](auto precision) {
         using T = decltype(precision);
         return visit_rule<T>(rule, sc, [&](auto v) {
             return run_with<T, typename decltype(v)::Rule, typename decltype(v)::Steps>(a, sc, cfg);
         });
-    };
-    const py::dtype dt = data.dtype();
-    if (is_dtype<float>(dt)) return run(float{});
-    if (is_dtype<double>(dt)) return run(double{});
-    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+    });
 }
 
 py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, int64_t K_in,
@@ -114,7 +100,7 @@ py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t 
     check_n_threads(n_threads);
     const int K = check_classes(K_in);
     const multinomial::Loss loss = parse_loss(loss_name);
-    auto eval = [&](auto precision) {
+    return with_precision(data, [&](auto precision) {
         using T = decltype(precision);
         return visit_state<T>(rule, [&](auto tag) {
             using State = typename decltype(tag)::type;
@@ -131,11 +117,7 @@ py::tuple evaluate(py::array indptr, py::array indices, py::array data, int64_t 
             }
             return py::make_tuple(loss_sum, correct);
         });
-    };
-    const py::dtype dt = data.dtype();
-    if (is_dtype<float>(dt)) return eval(float{});
-    if (is_dtype<double>(dt)) return eval(double{});
-    throw py::value_error("data: dtype must be float32 or float64, got " + std::string(py::str(dt)));
+    });
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "hogwild.hpp"
 #include "intercept.hpp"
+#include "work_parts.hpp"
 #include "../problems/logistic.hpp"
 #include "../core/shared.hpp"
 #include "../core/sparse.hpp"
@@ -52,24 +53,14 @@ public:
           // Prefetching the model's lines pays only when the model does not sit in the core's own
           // caches (measured on 2^20 features: AMSGrad's 32 MiB state faster, SGD's 4 MiB slower).
           prefetch_model_(static_cast<double>(X.n_cols) * sizeof(State) > 8.0 * (1 << 20)),
-          progress_(static_cast<size_t>(std::max(1, cfg.n_threads))) {}
+          progress_(cfg.n_threads), rule_(sc) {}
 
-    // The epoch's progressive loss so far: every thread's sum, added in thread order (so a
-    // one-thread epoch's figure is reproducible to the bit).
-    logistic::ProgressiveLoss progress() const {
-        logistic::ProgressiveLoss total;
-        for (const logistic::ProgressiveLoss& p : progress_) total.merge(p);
-        return total;
-    }
+    // The epoch's progressive loss so far (work_parts.hpp: reproducible to the bit with one thread).
+    logistic::ProgressiveLoss progress() const { return progress_.total(); }
 
-    uint64_t max_segment_updates() const { return Rule::max_segment_updates(sc_); }
+    uint64_t max_segment_updates() const { return rule_.max_segment_updates(); }
 
-    void begin_segment(uint64_t k_base, uint32_t n_updates) {
-        rule_.reset();
-        tables_.reset();
-        tables_.emplace(sc_, k_base, n_updates, Rule::needs);
-        rule_.emplace(tables_->steps(), sc_);
-    }
+    void begin_segment(uint64_t k_base, uint32_t n_updates) { rule_.begin(k_base, n_updates); }
 
     // Segment end: every coordinate this model can have moved is brought to the last step.
     // On the elastic team, as the updates (core/thread_pool.hpp): no waiting for an unscheduled thread.
@@ -110,7 +101,7 @@ public:
         }
         void done() {
             intercept_.sync();
-            w_.progress_[static_cast<size_t>(thread_)].merge(progress_);  // the thread's own slot
+            w_.progress_.merge(thread_, progress_);  // the thread's own slot
         }
 
     private:
@@ -137,45 +128,23 @@ private:
     const int32_t* active_;
     int64_t n_active_;
     bool prefetch_model_;
-    // one slot per thread, each written only by its own thread at its segment ends
-    mutable std::vector<logistic::ProgressiveLoss> progress_;
-    std::optional<StepTables<Steps>> tables_;
-    std::optional<Rule> rule_;
+    ProgressSlots progress_;
+    SegmentRule<Rule, Steps> rule_;
 };
 
-// Mean log-loss and accuracy of the current model on (X, y); read-only, over rows in chunks on the
-// elastic team. One partial sum per chunk, added in chunk order: the result does not depend on
-// which thread ran which chunk.
-// weight: per-row weights of the losses (null: all ones).
+// Summed log-loss and correct predictions of the current model on (X, y); read-only and
+// deterministic (evaluate_rows, work_parts.hpp). weight: per-row weights of the losses (null: all ones).
 template <class T, class State>
 void evaluate_logistic(const CsrView<T>& X, const double* y, const State* state, bool fit_intercept,
                        int n_threads, double* loss_sum, int64_t* correct, const double* weight = nullptr) {
     const double b = fit_intercept ? static_cast<double>(state[X.n_cols].w) : 0.0;
-    const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    const int64_t chunk = 2048;
-    std::vector<double> loss(static_cast<size_t>((X.n_rows + chunk - 1) / chunk), 0.0);
-    std::vector<int64_t> ok(loss.size(), 0);
-    ThreadPool::instance().parallel_chunks(nt, X.n_rows, chunk, [&](int64_t c, int64_t lo, int64_t hi) {
-        double l = 0;
-        int64_t k = 0;
-        for (int64_t i = lo; i < hi; ++i) {
-            const auto row = X.row(i);
-            double z = b;
-            for (int64_t a = 0; a < row.nnz; ++a) z += static_cast<double>(row.val[a]) * state[row.idx[a]].w;
-            l += weight ? weight[i] * logistic::loss(z, y[i]) : logistic::loss(z, y[i]);
-            k += ((z > 0 ? 1.0 : -1.0) == y[i]);
-        }
-        loss[static_cast<size_t>(c)] = l;
-        ok[static_cast<size_t>(c)] = k;
+    evaluate_rows(n_threads, X.n_rows, loss_sum, correct, [&](int64_t i, double* l, int64_t* k) {
+        const auto row = X.row(i);
+        double z = b;
+        for (int64_t a = 0; a < row.nnz; ++a) z += static_cast<double>(row.val[a]) * state[row.idx[a]].w;
+        *l += weight ? weight[i] * logistic::loss(z, y[i]) : logistic::loss(z, y[i]);
+        *k += ((z > 0 ? 1.0 : -1.0) == y[i]);
     });
-    double total = 0;
-    int64_t right = 0;
-    for (size_t c = 0; c < loss.size(); ++c) {
-        total += loss[c];
-        right += ok[c];
-    }
-    *loss_sum = total;
-    *correct = right;
 }
 
 }  // namespace asyncopt

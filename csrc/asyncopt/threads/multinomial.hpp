@@ -18,6 +18,7 @@
 #include "hogwild.hpp"
 #include "intercept.hpp"
 #include "logistic.hpp"
+#include "work_parts.hpp"
 #include "../problems/multinomial.hpp"
 #include "../core/shared.hpp"
 #include "../core/sparse.hpp"
@@ -38,22 +39,13 @@ public:
                     State* state, const StepConfig& sc, const LogisticConfig& cfg, const int32_t* active,
                     int64_t n_active, const double* weight = nullptr)
         : X_(X), y_(y), weight_(weight), K_(K), loss_(loss), reg_scale_(reg_scale), state_(state), sc_(sc), cfg_(cfg),
-          active_(active), n_active_(n_active), progress_(static_cast<size_t>(std::max(1, cfg.n_threads))) {}
+          active_(active), n_active_(n_active), progress_(cfg.n_threads), rule_(sc) {}
 
-    logistic::ProgressiveLoss progress() const {
-        logistic::ProgressiveLoss total;
-        for (const logistic::ProgressiveLoss& p : progress_) total.merge(p);
-        return total;
-    }
+    logistic::ProgressiveLoss progress() const { return progress_.total(); }
 
-    uint64_t max_segment_updates() const { return Rule::max_segment_updates(sc_); }
+    uint64_t max_segment_updates() const { return rule_.max_segment_updates(); }
 
-    void begin_segment(uint64_t k_base, uint32_t n_updates) {
-        rule_.reset();
-        tables_.reset();
-        tables_.emplace(sc_, k_base, n_updates, Rule::needs);
-        rule_.emplace(tables_->steps(), sc_);
-    }
+    void begin_segment(uint64_t k_base, uint32_t n_updates) { rule_.begin(k_base, n_updates); }
 
     void end_segment(uint32_t n_updates, int n_threads) {
         const Rule& rule = *rule_;
@@ -109,7 +101,7 @@ public:
         }
         void done() {
             for (InterceptReplica<Rule>& r : intercepts_) r.sync();
-            w_.progress_[static_cast<size_t>(thread_)].merge(progress_);
+            w_.progress_.merge(thread_, progress_);
         }
 
     private:
@@ -137,50 +129,32 @@ private:
     const LogisticConfig& cfg_;
     const int32_t* active_;
     int64_t n_active_;
-    mutable std::vector<logistic::ProgressiveLoss> progress_;
-    std::optional<StepTables<Steps>> tables_;
-    std::optional<Rule> rule_;
+    ProgressSlots progress_;
+    SegmentRule<Rule, Steps> rule_;
 };
 
-// Summed loss (of the kind `loss`) and correct predictions (argmax) of the current model; read-only,
-// in chunks on the elastic team, the partial sums added in chunk order (deterministic).
+// Summed loss (of the kind `loss`) and correct predictions (argmax) of the current model; read-only
+// and deterministic (evaluate_rows, work_parts.hpp).
 template <class T, class State>
 void evaluate_multinomial(const CsrView<T>& X, const int32_t* y, const State* state, int K, multinomial::Loss loss,
                           bool fit_intercept, int n_threads, double* loss_sum, int64_t* correct,
                           const double* weight = nullptr) {
-    const int nt = have_openmp() ? std::max(1, n_threads) : 1;
-    const int64_t chunk = 2048;
-    std::vector<double> losses(static_cast<size_t>((X.n_rows + chunk - 1) / chunk), 0.0);
-    std::vector<int64_t> ok(losses.size(), 0);
     const State* intercepts = state + static_cast<int64_t>(X.n_cols) * K;
-    ThreadPool::instance().parallel_chunks(nt, X.n_rows, chunk, [&](int64_t ch, int64_t lo, int64_t hi) {
-        std::vector<double> z(static_cast<size_t>(K));
-        double l = 0;
-        int64_t k = 0;
-        for (int64_t i = lo; i < hi; ++i) {
-            for (int c = 0; c < K; ++c) z[static_cast<size_t>(c)] = fit_intercept ? static_cast<double>(intercepts[c].w) : 0.0;
-            const auto row = X.row(i);
-            for (int64_t a = 0; a < row.nnz; ++a) {
-                const State* p = state + static_cast<int64_t>(row.idx[a]) * K;
-                const double v = static_cast<double>(row.val[a]);
-                for (int c = 0; c < K; ++c) z[static_cast<size_t>(c)] += v * static_cast<double>(p[c].w);
-            }
-            bool right;
-            const double row_loss = multinomial::row_coefficients(z.data(), K, y[i], loss, 1.0, z.data(), &right);
-            l += weight ? weight[i] * row_loss : row_loss;
-            k += right;
+    evaluate_rows(n_threads, X.n_rows, loss_sum, correct, [&](int64_t i, double* l, int64_t* k) {
+        thread_local std::vector<double> z;  // the row's K margins, reused across rows and calls
+        z.assign(static_cast<size_t>(K), 0.0);
+        for (int c = 0; c < K; ++c) z[static_cast<size_t>(c)] = fit_intercept ? static_cast<double>(intercepts[c].w) : 0.0;
+        const auto row = X.row(i);
+        for (int64_t a = 0; a < row.nnz; ++a) {
+            const State* p = state + static_cast<int64_t>(row.idx[a]) * K;
+            const double v = static_cast<double>(row.val[a]);
+            for (int c = 0; c < K; ++c) z[static_cast<size_t>(c)] += v * static_cast<double>(p[c].w);
         }
-        losses[static_cast<size_t>(ch)] = l;
-        ok[static_cast<size_t>(ch)] = k;
+        bool right;
+        const double row_loss = multinomial::row_coefficients(z.data(), K, y[i], loss, 1.0, z.data(), &right);
+        *l += weight ? weight[i] * row_loss : row_loss;
+        *k += right;
     });
-    double total = 0;
-    int64_t right = 0;
-    for (size_t c = 0; c < losses.size(); ++c) {
-        total += losses[c];
-        right += ok[c];
-    }
-    *loss_sum = total;
-    *correct = right;
 }
 
 }  // namespace asyncopt
