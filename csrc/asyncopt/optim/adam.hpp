@@ -148,15 +148,19 @@ private:
     }
 
     // x as of step u > s; the catch-up is computed, not stored (apply() repeats it).
+    // m = 0 (a coordinate no gradient has reached yet, or whose gradients were all 0) drifts by
+    // nothing: only the shrink P applies, and the series (whose v = 0 case is the slow term-by-term
+    // one) is not evaluated.
     ASYNCOPT_HD double read_stale(const State* p, uint32_t s, uint32_t u) const noexcept {
         const double x = shared_load(&p->w), m = shared_load(&p->m), v = shared_load(&p->v);
-        return steps_.P(s, u) * (x - m * series(v, s, u - s));
+        return steps_.P(s, u) * (m == 0 ? x : x - m * series(v, s, u - s));
     }
 
     // Steps s+1..t with zero gradient.
     ASYNCOPT_HD void catch_up(Moments& q, uint32_t s, uint32_t t) const noexcept {
         const double m = q.m;
-        q.w = static_cast<T>(steps_.P(s, t) * (static_cast<double>(q.w) - m * series(q.v, s, t - s)));
+        const double x = q.w;
+        q.w = static_cast<T>(steps_.P(s, t) * (m == 0 ? x : x - m * series(q.v, s, t - s)));
         q.m = static_cast<T>(m * steps_.beta1_pow()(t - s));
         q.v = static_cast<T>(q.v * steps_.beta2_pow()(t - s));
     }

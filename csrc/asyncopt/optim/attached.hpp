@@ -33,6 +33,7 @@
 // and catch_up() are exact for the steps completed before them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -248,21 +249,22 @@ private:
         }
     }
 
-    // The record's words but w (which lives in W).
+    // The record's words but w (which lives in W): every word from the one after w to the stamp's,
+    // each in one relaxed store of sizeof(T) bytes (a real, or the stamp with its padding), so no
+    // statistic is ever torn. A plain word loop: the per-coordinate cost of a catch-up that has
+    // nothing to do is these stores.
     static void store_stats(State* rec, const State& q) noexcept {
-        for (const StateField& f : State::fields()) {
-            if (f.offset == offsetof(State, w)) continue;
-            char* dst = reinterpret_cast<char*>(rec) + f.offset;
-            const char* src = reinterpret_cast<const char*>(&q) + f.offset;
-            if (f.real) {
-                T v;
-                std::memcpy(&v, src, sizeof(T));
-                shared_store(reinterpret_cast<T*>(dst), v);
-            } else {
-                uint32_t v;
-                std::memcpy(&v, src, sizeof(uint32_t));
-                shared_store(reinterpret_cast<uint32_t*>(dst), v);
-            }
+        using Word = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+        static_assert(offsetof(State, w) == 0, "w leads the record");
+        static_assert(offsetof(State, stamp) % sizeof(Word) == 0 &&
+                          offsetof(State, stamp) + sizeof(Word) <= sizeof(State),
+                      "the stamp starts a word inside the record");
+        const char* src = reinterpret_cast<const char*>(&q);
+        char* dst = reinterpret_cast<char*>(rec);
+        for (size_t off = sizeof(T); off <= offsetof(State, stamp); off += sizeof(Word)) {
+            Word v;
+            std::memcpy(&v, src + off, sizeof(Word));
+            shared_store(reinterpret_cast<Word*>(dst + off), v);
         }
     }
 
