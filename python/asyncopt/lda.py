@@ -324,8 +324,8 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         generator and stopping-rule state; with one thread the result equals the uninterrupted fit
         bit for bit. Parameters other than n_threads, n_jobs, verbose and callback must be those
         of the interrupted fit."""
-        position = self._take_resume_point()
         resolved = self._resolve()
+        position = self._take_resume_point(defer=resolved[0] == "mpi")
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         _check_feature_names(self, X, reset=False)
         X = check_counts(X, n_features=self._model.n_features, whom="LDA.resume")

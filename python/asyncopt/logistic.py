@@ -332,8 +332,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         generator and stopping-rule counters. With one thread the result equals the uninterrupted
         fit bit for bit; with more it is another run of the same fit. Parameters other than
         n_threads, verbose and callback must be those of the interrupted fit."""
-        position = self._take_resume_point()
         resolved = self._resolve(_n_rows(X))
+        position = self._take_resume_point(defer=resolved[0] == "mpi")
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         check_feature_names(self, X, reset=False)
         out = self._fit(resolved, X, y, eval_set, int(position[0]["epochs"]), continuing=True,
