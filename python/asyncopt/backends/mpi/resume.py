@@ -133,12 +133,15 @@ def fingerprint(loop):
     return hashlib.sha256(json.dumps(position, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def worker_reply(loop, spec, Xn, labels=None):
+def worker_reply(loop, spec, rank, Xn, labels=None):
     """A worker's part of the handshake reply: the fingerprint of its checkpoint and, when rank 0 asks
-    (a checkpointed or resumed fit), the checksum of its data. Raises this rank's problem, if any."""
+    (a checkpointed or resumed fit), the checksum of its data. Raises this rank's problem, if any
+    (a changed parameter, a checkpoint that is not an MPI run's or lacks members of its state)."""
     why = problem(loop)
     if why is not None:
         raise ValueError(why)
+    if loop.resume is not None:
+        worker_state(loop, rank)  # every member of this worker's state is there (a ValueError names the missing)
     reply = {"checkpoint": fingerprint(loop)}
     if spec.get("checksum"):
         reply["data_crc32"] = data_checksum(*Xn, *(() if labels is None else (labels,)))
@@ -162,6 +165,10 @@ def check_replies(loop, world_size, method, replies):
     point = saved(loop)
     if errors or point is None:
         return errors
+    try:
+        server_state(loop)  # every member of the server's state is there
+    except (ValueError, KeyError, TypeError) as e:
+        return [f"rank 0: the checkpoint's MPI state is incomplete or corrupt ({e})"]
     if int(point["world_size"]) != world_size:
         return [f"resume: the checkpoint was written by a run of {point['world_size']} ranks (the server and "
                 f"{int(point['world_size']) - 1} workers), this run has {world_size}: resume with "

@@ -126,11 +126,11 @@ def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None, labels=N
     except ValueError as e:
         errors.append(f"rank 0: {e}")
     else:
-        if check_replies is not None:
-            errors += check_replies(replies)
         if opts.sharding == "split":
             errors += digest_mismatches(data_digest(native_csr(X), None if labels is None else labels()), replies,
                                         (n, nnz), noun)
+    if check_replies is not None:
+        errors += check_replies(replies)
     n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
     if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
         empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
@@ -213,7 +213,7 @@ def join_run(comm, rank, X, common, opts, noun, check=None, labels=None, loop=No
         if loop is not None:
             from .resume import worker_reply
 
-            reply.update(worker_reply(loop, spec, Xn, None if labels is None else labels()))
+            reply.update(worker_reply(loop, spec, rank, Xn, None if labels is None else labels()))
         if opts.sharding == "split":
             reply["digest"] = data_digest(Xn, None if labels is None else labels())
         state.update(Xn=Xn, rows=rows)
