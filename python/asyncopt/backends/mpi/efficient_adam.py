@@ -34,7 +34,8 @@ Where the paper is silent (stated in MPIOptions' documentation too):
   the same decoded amount; with moments='server' the server's rule applies it);
 - a_t is the estimator's schedule at round t, with Adam's bias correction folded in as in
   ``asyncopt.optim`` (``eta_t sqrt(1 - b2^t) / (1 - b1^t)``); AMSGrad's max is kept per worker;
-- every fit starts with zero moments and residuals.
+- every fit starts with zero moments and residuals (a resume from a checkpoint continues them:
+  ``state`` / ``restore`` of each side, resume.py).
 
 ``topology="sharded"`` (worker moments): worker j also serves the j-th slice of the coordinates (a
 run of whole quantizer blocks), so the server's work and traffic are spread over the workers as in
