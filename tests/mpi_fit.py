@@ -12,7 +12,7 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "runs"[i]["ctrl_c_at_record"]: n (rank 0 sends itself SIGINT from its callback at its n-th record),
          "runs"[i]["checkpoint"]: {"every": n, "path": p} (fit(checkpoint_every=n, checkpoint_path=p)),
          "runs"[i]["resume"]: p (every rank: asyncopt.load(p), its parameters changed by the run's other
-             entries, then resume(X, y) instead of fit),
+             entries, then resume(X, y) instead of fit; {"*": p, "r": q}: rank r loads q),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
                    "exchanges": n | "at_exit": true},
          "catch": true: a fit's ValueError is recorded (as the error of that fit, on every rank) and the
@@ -123,6 +123,8 @@ def main():
         ck = params.pop("checkpoint", None)
         fit_kw = {} if ck is None else {"checkpoint_every": ck["every"], "checkpoint_path": ck["path"]}
         resume_from = params.pop("resume", None)
+        if isinstance(resume_from, dict):  # {"*": path, "r": another path for rank r}
+            resume_from = resume_from.get(str(rank), resume_from["*"])
         est = (asyncopt.LDA if lda else asyncopt.LogisticRegression)(backend="mpi", **params)
         if ctrl_c is not None and rank == 0:
             records = []
