@@ -13,7 +13,7 @@ import os
 import time
 
 from ... import _core
-from ..._checks import fit_rng, resolve_n_threads
+from ..._checks import fit_rng, native_csr, resolve_n_threads
 from ...state import check_counts
 from ...training import CONTINUE
 from ..common import lda_train_subsample
@@ -59,8 +59,6 @@ def _serve(model, comm, X, eval_set, settings, loop, run, agreed):
         if model.n_features != V:
             raise ValueError(f"X has {V} words, the checkpoint's model {model.n_features}")
         own["Xv"] = None if eval_set is None else check_counts(eval_set, name="eval_set", n_features=V)
-        from ..._checks import native_csr
-
         loop.bind_data(*native_csr(X))  # a resume on other documents is refused
 
     size = comm.Get_size()

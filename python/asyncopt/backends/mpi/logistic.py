@@ -20,8 +20,8 @@ from ..._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_
 from ...state import aligned_zeros, state_dtype
 from ...training import CONTINUE
 from ..common import logistic_model, refuse_weights
-from .efficient_adam import Layout, slice_bounds
 from . import resume
+from .efficient_adam import Layout, slice_bounds
 from .models import EfficientAdamModel, LogisticModel, ShardedEfficientAdamModel
 from .server import ParameterServer
 from .session import end_job_together, join_run, local_threads, open_run, world
@@ -172,11 +172,11 @@ def _serve(model, comm, X, y, eval_set, settings, loop, run, agreed):
         return status != CONTINUE
 
     server = ParameterServer(comm, server_model, opts, n_total, loop.epochs, evaluate, epoch0=model.epochs_done)
-    _checkpointed(server, loop, size, opts.method, seed, replies, own, restored)
+    _checkpointed(server, loop, size, opts.method, seed, replies, restored)
     return server.train(model, run, loop, catch_up)
 
 
-def _checkpointed(server, loop, size, method, seed, replies, own, restored):
+def _checkpointed(server, loop, size, method, seed, replies, restored):
     """A resumed run continues from the checkpoint's server state; a checkpointed one writes the run's
     state with the model (synchronous methods: the workers' too, gathered at the checkpoints' rounds)."""
     if restored is not None:
