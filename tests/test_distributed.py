@@ -659,15 +659,20 @@ def test_efficient_adam_resume_keeps_every_residual(tmp_path, n_ranks):
             assert workers[r][3 * i + 2]["replica_sha256"] == workers[r][3 * i]["replica_sha256"], (mpi, r)
 
 
-def test_lda_sync_resume_equals_the_uninterrupted_run(tmp_path):
+def test_lda_resume_over_mpi(tmp_path):
     """LDA over MPI, method='sync' (one global step per round on the union of the workers' mini-batches):
-    lambda after the resume is the uninterrupted run's bit for bit."""
-    kw = dict(n_components=3, batch_size=8, epochs=6, random_state=0, n_threads=1, train_perplexity_docs=20,
-              mpi={"method": "sync", "timeout": 60})
-    cfg = {"estimator": "lda", "data": "tiny_corpus", "runs": interrupted_and_resumed(kw, tmp_path / "lda.npz")}
-    rc, results, output, _ = run_mpi(tmp_path, 3, cfg)
+    lambda after the resume is the uninterrupted run's bit for bit. DPSVI ('async') resumes with the
+    checkpoint's lambda, step count and records and runs the remaining passes."""
+    kw = dict(n_components=3, batch_size=8, epochs=6, random_state=0, n_threads=1, train_perplexity_docs=20)
+    runs = [r for m in ("sync", "async")
+            for r in interrupted_and_resumed(dict(kw, mpi={"method": m, "timeout": 60}), tmp_path / f"{m}.npz")]
+    rc, results, output, _ = run_mpi(tmp_path, 3, {"estimator": "lda", "data": "tiny_corpus", "runs": runs})
     assert rc == 0, output
-    assert_resumed_exactly(*results, key="components")
+    assert_resumed_exactly(*results[:3], key="components")
+    full, stopped, resumed = results[3:]
+    assert resumed["error"] is None and len(resumed["history"]) == 6
+    assert without_timing(resumed["history"][:4]) == without_timing(stopped["history"][:4])
+    assert abs(resumed["t"] - full["t"]) <= 2 and resumed["t"] > stopped["history"][3]["updates"]
 
 
 def test_async_resume_reaches_the_uninterrupted_quality(tmp_path):
