@@ -10,6 +10,9 @@ CONFIG: {"estimator": "logistic" (default) | "lda",
          "out": path of the JSON list rank 0 writes (each rank's stderr goes to out's .rank<r>.err),
          "start_delay": {"r": seconds} (rank r initialises MPI that much later),
          "runs"[i]["ctrl_c_at_record"]: n (rank 0 sends itself SIGINT from its callback at its n-th record),
+         "runs"[i]["checkpoint"]: {"every": n, "path": p} (fit(checkpoint_every=n, checkpoint_path=p)),
+         "runs"[i]["resume"]: p (every rank: asyncopt.load(p), its parameters changed by the run's other
+             entries, then resume(X, y) instead of fit; {"*": p, "r": q}: rank r loads q),
          "fault": {"rank": r, "signal": "EXIT"|"KILL"|"STOP" | "raise": "ValueError"|...,
                    "exchanges": n | "at_exit": true},
          "catch": true: a fit's ValueError is recorded (as the error of that fit, on every rank) and the
@@ -114,9 +117,14 @@ def main():
         fits = params.pop("fits", 1)  # > 1: fit again (with warm_start, a continuation)
         X, y = change_data(X0, y0, params.pop("rank_data", {}).get(str(rank)))
         lda = cfg.get("estimator") == "lda"
-        if not lda:  # the tests compare fixed numbers of epochs unless one asks for a stopping rule
+        if not lda and "resume" not in params:  # fixed numbers of epochs unless a test asks for a stopping rule
             params.setdefault("tol", None)
         ctrl_c = params.pop("ctrl_c_at_record", None)  # rank 0 presses Ctrl-C in its callback at that record
+        ck = params.pop("checkpoint", None)
+        fit_kw = {} if ck is None else {"checkpoint_every": ck["every"], "checkpoint_path": ck["path"]}
+        resume_from = params.pop("resume", None)
+        if isinstance(resume_from, dict):  # {"*": path, "r": another path for rank r}
+            resume_from = resume_from.get(str(rank), resume_from["*"])
         est = (asyncopt.LDA if lda else asyncopt.LogisticRegression)(backend="mpi", **params)
         if ctrl_c is not None and rank == 0:
             records = []
@@ -129,8 +137,18 @@ def main():
             est.callback = press
         error = None
         try:
+            if resume_from is not None:  # every rank loads the file; the run's other entries change its parameters
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # the callback that was not saved
+                    est = asyncopt.load(resume_from)
+                est.set_params(**params)
             for _ in range(fits):
-                est.fit(X) if lda else est.fit(X, y, eval_set=val)
+                if resume_from is not None:
+                    est.resume(X) if lda else est.resume(X, y, eval_set=val)
+                else:
+                    est.fit(X, **fit_kw) if lda else est.fit(X, y, eval_set=val, **fit_kw)
         except WorkerFailure as e:
             error = {"type": "WorkerFailure", "message": str(e), "ranks": list(e.ranks)}
         except FloatingPointError as e:  # a divergence: rank 0 raises it, the model reached is kept

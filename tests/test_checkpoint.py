@@ -367,16 +367,48 @@ def test_checkpoint_arguments_are_checked_before_training(problem, tmp_path):
         est.fit(X, y, checkpoint_every=1, checkpoint_path=tmp_path / "no" / "c.npz")
     with pytest.raises(ValueError, match="is a directory"):
         est.fit(X, y, checkpoint_every=1, checkpoint_path=tmp_path)
-    with pytest.raises(ValueError, match="not available with backend='mpi'"):
-        est._checkpoint_writer(1, tmp_path / "c.npz", "mpi")
+    every, writer = est._checkpoint_writer(1, tmp_path / "c.npz", "mpi")  # MPI fits write checkpoints too
+    assert every == 1 and callable(writer)
     assert "_model" not in est.__dict__
     with pytest.raises(ValueError, match="fit it first"):
         est.save(tmp_path / "c.npz")
 
 
 def test_a_loop_without_the_generator_cannot_resume():
-    """An MPI fit's checkpoint holds the model but not each worker's generator: resume says what to do."""
+    """A checkpoint that holds the model but not its fit's generator: resume says what to do."""
     loop = EpochLoop(3, str, lambda m, r: None, resume=({"records": 1, "epochs": 3, "best": 1.0, "stale": 0,
                                                           "drops": 0, "step_scale": 1.0}, {}))
     with pytest.raises(ValueError, match="warm_start=True"):
         loop.fit_rng(lambda: np.random.default_rng(0))
+
+
+def test_a_backends_own_state_goes_into_every_checkpoint_and_comes_back():
+    """EpochLoop.keep_state: what a backend keeps outside the model (the MPI run's counters and worker
+    states, as a JSON tree with its arrays as members: backends/mpi/resume.py) is in every position
+    and is handed back on resume; record(final=True) ends the fit, write=False writes nothing."""
+    from asyncopt.backends.mpi import resume
+
+    written = []
+    loop = EpochLoop(10, str, lambda m, r: None, checkpoint_every=2, checkpoint=lambda p, a: written.append((p, a)))
+    tree = {"version": np.int64(7), "workers": {"1": {"order": np.arange(5), "rng": {"state": 2 ** 70}}}, "x": None}
+    loop.keep_state(lambda: resume.split(tree, "fit.mpi.server"))
+    model = type("M", (), {"history": []})()
+    assert not loop.checkpoint_due()
+    loop.record(model, {"objective": 1.0})
+    assert loop.checkpoint_due() and not written
+    loop.record(model, {"objective": 0.9}, write=False)
+    assert not written  # a record of a failed or interrupted run keeps the previous checkpoint
+    loop.record(model, {"objective": 0.8}, final=True)
+    position, arrays = written[-1]
+    assert position["finished"] and position["records"] == 3
+    meta = json.loads(json.dumps(position))["backend"]  # what the file's JSON holds
+    assert meta["version"] == 7 and meta["workers"]["1"]["order"] == {"__array__": "fit.mpi.server.workers.1.order"}
+    again = EpochLoop(10, str, lambda m, r: None, resume=(dict(position, finished=False), arrays))
+    back = resume.join(*again.keep_state(lambda: ({}, {})))
+    assert np.array_equal(back["workers"]["1"]["order"], np.arange(5)) and back["workers"]["1"]["rng"]["state"] == 2 ** 70
+    with pytest.raises(ValueError, match="lacks the array 'fit.mpi.server.workers.1.order'"):
+        resume.join(meta, {})
+    plain = EpochLoop(10, str, lambda m, r: None, resume=({"records": 1, "epochs": 3, "best": 1.0, "stale": 0,
+                                                           "drops": 0, "step_scale": 1.0}, {}))
+    with pytest.raises(ValueError, match="written by another backend"):
+        plain.keep_state(lambda: ({}, {}))

@@ -15,6 +15,7 @@ may depend on a rank getting a core when it wants one.
   moved) is refused before training, on every rank, naming the rank and what differs.
 """
 import json
+import re
 import os
 import shlex
 import shutil
@@ -582,3 +583,181 @@ def test_dpsvi_recovers_the_true_topics(tmp_path, n_ranks):
             else:
                 assert res["staleness"]["max"] > 0 and res["staleness"]["count"] == res["t"]
         assert best >= 0.9, (method, best)
+
+
+# ---------------------------------------------------------------------- checkpoints and resume
+# Each case is three runs of one job: the uninterrupted fit; the same fit with checkpoint_every=2,
+# stopped by Ctrl-C on rank 0 at its record CTRL_C (the last record of an interrupted run writes no
+# checkpoint: the file holds record 2 x floor((CTRL_C - 1) / 2)); and every rank's
+# asyncopt.load(file).resume(X, y).
+CTRL_C = 5
+TIMING = {"time", "epoch_time", "eval_time"}
+
+
+def interrupted_and_resumed(kw, path):
+    return [dict(kw), dict(kw, checkpoint={"every": 2, "path": str(path)}, ctrl_c_at_record=CTRL_C),
+            dict(resume=str(path))]
+
+
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+
+
+def assert_resumed_exactly(full, stopped, resumed, key="coef"):
+    assert stopped["error"]["type"] == "KeyboardInterrupt", stopped
+    assert len(stopped["history"]) == CTRL_C  # the interrupted run got there; its checkpoint is 4 records in
+    assert resumed["error"] is None, resumed
+    assert resumed[key] == full[key]  # bit for bit (JSON keeps every float64 digit)
+    assert resumed["t"] == full["t"] and resumed["staleness"] == full["staleness"]
+    assert without_timing(resumed["history"]) == without_timing(full["history"])  # bytes and residual norms too
+
+
+def test_sync_resume_equals_the_uninterrupted_run(tmp_path):
+    """method='sync' with two workers (one thread each): the resumed run is the uninterrupted run bit for
+    bit, its history included: the shard orders, the next mini-batches and what the workers had read
+    for them come back from the checkpoint. The second case stalls on purpose (tol=1): its plateau
+    drops (step scale 0.1, then 0.01, at records 2 and 4) and the stop at record 6 come back too."""
+    base = dict(batch_size=4, epochs=6, shuffle=True, random_state=0, mpi={"method": "sync", "timeout": 60})
+    cases = [dict(base, optimizer="amsgrad", learning_rate=0.05, alpha=0.01, regularization="sparse", tol=None),
+             dict(base, optimizer="sgd", learning_rate=0.3, alpha=0.01, regularization="exact", epochs=10, tol=1.0,
+                  n_iter_no_change=2, plateau_drops=2)]
+    runs = [r for i, case in enumerate(cases) for r in interrupted_and_resumed(case, tmp_path / f"ck{i}.npz")]
+    rc, results, output, _ = run_mpi(tmp_path, 3, problem_cfg(runs, n=60, d=150, seed=3))
+    assert rc == 0, output
+    for i in range(len(cases)):
+        assert_resumed_exactly(*results[3 * i:3 * i + 3])
+    plateau = results[5]["history"]
+    assert [r["step_scale"] for r in plateau] == pytest.approx([1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert results[5]["t"] == 7 * 8  # stopped by the rule at record 7, before the budget of 10
+
+
+@pytest.mark.parametrize("n_ranks", [3])
+def test_efficient_adam_resume_keeps_every_residual(tmp_path, n_ranks):
+    """Efficient-Adam with sign and QSGD quantizers, worker and server moments, central and sharded
+    topologies: the resumed run equals the uninterrupted one bit for bit, replicas included (each
+    worker's replica hash), which needs the workers' moments and error-feedback residuals, the server
+    residual (rank 0's, or the slice owners' with topology='sharded'), the server optimizer's state
+    and the QSGD streams' positions back from the checkpoint: a residual reset to zero (DeepSpeed's
+    1-bit Adam on load) would change the next round's quantized step."""
+    kw = dict(optimizer="adam", learning_rate=0.05, alpha=0.01, batch_size=4, epochs=6, shuffle=True, random_state=0,
+              tol=None)
+    ea = {"method": "efficient-adam", "timeout": 60, "block_size": 16}
+    cases = [dict(ea, worker_compressor="sign", server_compressor="sign"),
+             dict(ea, worker_compressor="qsgd", server_compressor="ternary", moments="server"),
+             dict(ea, worker_compressor="qsgd", server_compressor="sign", topology="sharded")]
+    runs = [r for i, mpi in enumerate(cases) for r in interrupted_and_resumed(dict(kw, mpi=mpi),
+                                                                              tmp_path / f"ea{i}.npz")]
+    rc, results, output, _ = run_mpi(tmp_path, n_ranks, problem_cfg(runs, n=60, d=150, seed=3))
+    assert rc == 0, output
+    workers = worker_results(tmp_path, n_ranks)
+    for i, mpi in enumerate(cases):
+        full, stopped, resumed = results[3 * i:3 * i + 3]
+        assert_resumed_exactly(full, stopped, resumed)
+        assert resumed["history"][-1]["server_residual"] > 0 and resumed["history"][-1]["worker_residual"] > 0
+        assert resumed["stats"]["replica_sha256"] == full["stats"]["replica_sha256"]
+        for r in range(1, n_ranks):
+            assert workers[r][3 * i + 2]["replica_sha256"] == workers[r][3 * i]["replica_sha256"], (mpi, r)
+
+
+def test_lda_resume_over_mpi(tmp_path):
+    """LDA over MPI, method='sync' (one global step per round on the union of the workers' mini-batches):
+    lambda after the resume is the uninterrupted run's bit for bit. DPSVI ('async') resumes with the
+    checkpoint's lambda, step count and records and runs the remaining passes."""
+    kw = dict(n_components=3, batch_size=8, epochs=6, random_state=0, n_threads=1, train_perplexity_docs=20)
+    runs = [r for m in ("sync", "async")
+            for r in interrupted_and_resumed(dict(kw, mpi={"method": m, "timeout": 60}), tmp_path / f"{m}.npz")]
+    rc, results, output, _ = run_mpi(tmp_path, 3, {"estimator": "lda", "data": "tiny_corpus", "runs": runs})
+    assert rc == 0, output
+    assert_resumed_exactly(*results[:3], key="components")
+    full, stopped, resumed = results[3:]
+    assert resumed["error"] is None and len(resumed["history"]) == 6
+    assert without_timing(resumed["history"][:4]) == without_timing(stopped["history"][:4])
+    assert abs(resumed["t"] - full["t"]) <= 2 and resumed["t"] > stopped["history"][3]["updates"]
+
+
+def test_async_resume_reaches_the_uninterrupted_quality(tmp_path):
+    """The asynchronous methods have no round at which every worker stands still, so their checkpoint
+    holds rank 0's state only (model, optimizer state, step count, counters) and the resumed workers
+    walk new passes: the resumed run keeps the checkpoint's records, runs the remaining budget and
+    makes up at least half of what the uninterrupted run gains in those passes; a resume that lost
+    the model (or, with AMSGrad's decaying invsqrt steps, the step count), or ran the whole budget
+    again, would not."""
+    kw = dict(learning_rate=0.3, alpha=0.01, batch_size=4, epochs=8, shuffle=True, random_state=0, tol=None)
+    cases = [dict(kw, optimizer="amsgrad", learning_rate=0.05, schedule="invsqrt",
+                  mpi={"method": "async", "timeout": 60}),
+             dict(kw, optimizer="sgd", mpi={"method": "dpsgd", "timeout": 60}, n_threads=1)]
+    runs = [r for i, case in enumerate(cases) for r in interrupted_and_resumed(case, tmp_path / f"as{i}.npz")]
+    rc, results, output, _ = run_mpi(tmp_path, 3, problem_cfg(runs, n=300, d=150, seed=3))
+    assert rc == 0, output
+    workers = worker_results(tmp_path, 3)
+    for i in range(len(cases)):
+        full, stopped, resumed = results[3 * i:3 * i + 3]
+        assert stopped["error"]["type"] == "KeyboardInterrupt" and resumed["error"] is None, resumed
+        assert without_timing(resumed["history"][:4]) == without_timing(stopped["history"][:4])
+        assert len(resumed["history"]) == 8 and resumed["history"][-1]["epoch"] >= 8
+        # the uninterrupted run improves by gain over its last four passes; the resumed one must make at
+        # least half of that up (a resume from a fresh model gets no further than 4 passes do)
+        start, end = resumed["history"][3]["objective"], resumed["history"][-1]["objective"]
+        gain = full["history"][3]["objective"] - full["history"][-1]["objective"]
+        assert gain > 0 and end <= full["history"][-1]["objective"] + 0.5 * gain, (cases[i], start, end, gain)
+        rows = sum(workers[r][3 * i + 2]["rows"] for r in (1, 2))  # the workers' rows after the resume
+        assert 3.9 * 300 <= rows < 5 * 300  # the remaining four passes, not the whole budget again
+        assert abs(resumed["t"] - full["t"]) <= 0.02 * full["t"]
+
+
+def test_a_mismatched_resume_is_refused_on_every_rank(tmp_path):
+    """A resume that cannot continue the interrupted fit is refused before any training, on every rank,
+    with the reason: another number of ranks, a changed method, other data, a checkpoint lacking a
+    worker's state, a truncated file."""
+    from asyncopt import checkpoint
+
+    path = tmp_path / "ck.npz"
+    kw = dict(optimizer="sgd", learning_rate=0.3, alpha=0.01, batch_size=4, epochs=6, random_state=0, tol=None,
+              mpi={"method": "sync", "timeout": 60})
+    everyone = {str(r): "scale_value" for r in range(3)}
+    runs = interrupted_and_resumed(kw, path)[1:2] + [
+        dict(resume=str(path), mpi={"method": "async", "timeout": 60}),
+        dict(resume=str(path), rank_data=everyone),
+        dict(resume=str(path)),  # and it still resumes
+    ]
+    jobs = [tmp_path / name for name in ("a", "b", "c")]
+    for job in jobs:
+        job.mkdir()
+    rc, results, output, _ = run_mpi(jobs[0], 3, dict(problem_cfg(runs, n=60, d=150, seed=3), catch=True))
+    assert rc == 0, output
+    workers = worker_results(jobs[0], 3)
+    expected = [None, "parameters \\['mpi'\\] differ from the interrupted fit's",
+                "rank 1: resume needs the data of the interrupted fit.*checksum"]
+    for i, pattern in enumerate(expected):
+        if pattern is None:
+            continue
+        for r, message in [(0, results[i]["error"]["message"])] + [(r, workers[r][i]["error"]["message"])
+                                                                    for r in (1, 2)]:
+            assert results[i]["error"]["type"] == "ValueError"
+            assert re.search(pattern, message), (r, message)
+    assert "rank 0: resume needs the data" in results[2]["error"]["message"]
+    assert results[3]["error"] is None and results[3]["t"] == 6 * 8
+
+    # two ranks for a checkpoint of three; one without worker rank 2's state; a truncated file
+    meta, arrays = checkpoint.read(path)
+    del meta["fit"]["backend"]["server"]["workers"]["2"]
+    checkpoint.write(tmp_path / "no_worker.npz", {k: v for k, v in meta.items() if not k.startswith("format")},
+                     arrays)
+    (tmp_path / "truncated.npz").write_bytes(path.read_bytes()[:2000])
+    runs = [dict(resume=str(path)), dict(resume=str(tmp_path / "truncated.npz"))]
+    rc, results, output, _ = run_mpi(jobs[1], 2, dict(problem_cfg(runs, n=60, d=150, seed=3), catch=True))
+    assert rc == 0, output
+    workers = worker_results(jobs[1], 2)
+    for message in (results[0]["error"]["message"], workers[1][-2]["error"]["message"]):
+        assert "written by a run of 3 ranks" in message and "mpiexec -n 3" in message, message
+    for message in (results[1]["error"]["message"], workers[1][-1]["error"]["message"]):
+        assert "truncated" in message, message
+    runs = [dict(resume=str(tmp_path / "no_worker.npz")), dict(resume={"*": str(tmp_path / "no_worker.npz"),
+                                                                     "1": str(path)})]
+    rc, results, output, _ = run_mpi(jobs[2], 3, dict(problem_cfg(runs, n=60, d=150, seed=3), catch=True))
+    assert rc == 0, output
+    workers = worker_results(jobs[2], 3)
+    patterns = ["no state of worker rank\\(s\\) \\[2\\]", "rank 1 loaded another checkpoint than rank 0"]
+    for i, pattern in enumerate(patterns):
+        for message in [results[i]["error"]["message"]] + [workers[r][i]["error"]["message"] for r in (1, 2)]:
+            assert re.search(pattern, message), message

@@ -215,11 +215,7 @@ class BackendEstimator:
         if checkpoint_every is None or checkpoint_path is None:
             raise ValueError("checkpoint_every and checkpoint_path go together: pass both (or neither)")
         every = check_int("checkpoint_every", checkpoint_every, low=1)
-        if backend_name == "mpi":
-            # the workers' shard positions and generators live on their ranks; a checkpoint of rank 0
-            # alone could not resume the fit, and the server records between passes
-            raise ValueError("checkpoint_every is not available with backend='mpi' yet: save() on rank 0 after "
-                             "the fit, and continue with warm_start=True")
+        # backend='mpi': every rank checks the path (each one reads the file to resume); rank 0 writes it
         path = os.fspath(checkpoint_path)
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
@@ -235,9 +231,13 @@ class BackendEstimator:
 
         return every, write
 
-    def _take_resume_point(self):
+    def _take_resume_point(self, defer=False):
         """(position, arrays) of the unfinished fit this estimator was loaded from, after checking that
-        its parameters are still the ones that fit ran with (resources such as n_threads aside)."""
+        its parameters are still the ones that fit ran with (resources such as n_threads aside).
+
+        defer: a changed parameter does not raise here but goes into the position as 'refused' (the
+        message), which backend='mpi' raises inside its handshake, so that every rank hears of it
+        rather than waiting for the rank that stopped."""
         point = self.__dict__.get("_resume_point")
         if point is None:
             raise ValueError(f"resume: this {type(self).__name__} was not loaded from a checkpoint of an unfinished fit "
@@ -248,8 +248,11 @@ class BackendEstimator:
         changed = sorted(k for k in set(saved) | set(now) if k not in _RESOURCE_PARAMETERS
                          and saved.get(k) != now.get(k))
         if changed:
-            raise ValueError(f"resume: parameters {changed} differ from the interrupted fit's; resume continues that "
-                             "fit as it was set up (set them back, or fit again with warm_start=True)")
+            message = (f"resume: parameters {changed} differ from the interrupted fit's; resume continues that "
+                       "fit as it was set up (set them back, or fit again with warm_start=True)")
+            if not defer:
+                raise ValueError(message)
+            position = dict(position, refused=message)
         return position, arrays
 
     def _resumed(self):

@@ -309,7 +309,8 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         checkpoint_every, checkpoint_path : every this many passes (and at the fit's end) write the
             estimator with lambda, the step count and where the fit stands to checkpoint_path
             (atomically); ``asyncopt.load(checkpoint_path).resume(X)`` finishes an interrupted fit,
-            with one thread exactly as the uninterrupted fit would have.
+            with one thread exactly as the uninterrupted fit would have (backend='mpi': rank 0
+            writes, every rank resumes from the same file; method 'sync' exactly).
         """
         resolved = self._resolve()
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
@@ -322,10 +323,11 @@ class LDA(BackendEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """Finish the fit this estimator's checkpoint was written in, on the same documents X (checked
         by checksum): the remaining passes run from the saved lambda, step count, visiting order,
         generator and stopping-rule state; with one thread the result equals the uninterrupted fit
-        bit for bit. Parameters other than n_threads, n_jobs, verbose and callback must be those
-        of the interrupted fit."""
-        position = self._take_resume_point()
+        bit for bit (backend='mpi': every rank resumes from the same file; method 'sync' bit for
+        bit, 'async' another run of the same fit). Parameters other than n_threads, n_jobs, verbose
+        and callback must be those of the interrupted fit."""
         resolved = self._resolve()
+        position = self._take_resume_point(defer=resolved[0] == "mpi")
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         _check_feature_names(self, X, reset=False)
         X = check_counts(X, n_features=self._model.n_features, whom="LDA.resume")

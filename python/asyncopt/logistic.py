@@ -315,7 +315,9 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
             estimator with the whole optimizer state and where the fit stands to checkpoint_path
             (atomically: a crash mid-write leaves the previous checkpoint); after a crash,
             ``asyncopt.load(checkpoint_path).resume(X, y)`` finishes the fit, with one thread exactly
-            as the uninterrupted fit would have.
+            as the uninterrupted fit would have. backend='mpi': every rank passes the same path, rank 0
+            writes it (with the workers' states at that round for methods 'sync' and
+            'efficient-adam', which then resume exactly) and every rank resumes from it.
         """
         check_classification_target(y, type(self).__name__)
         resolved = self._resolve(_n_rows(X))
@@ -331,9 +333,13 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         the remaining epochs run from the saved model, optimizer state, step count, visiting order,
         generator and stopping-rule counters. With one thread the result equals the uninterrupted
         fit bit for bit; with more it is another run of the same fit. Parameters other than
-        n_threads, verbose and callback must be those of the interrupted fit."""
-        position = self._take_resume_point()
+        n_threads, verbose and callback must be those of the interrupted fit. backend='mpi': every
+        rank loads the same file and calls resume with its data, under as many ranks as the
+        interrupted fit; methods 'sync' and 'efficient-adam' (every residual and moment restored)
+        equal the uninterrupted run bit for bit, the asynchronous ones continue the model and budget
+        with new passes of the workers. A mismatch is refused on every rank before training."""
         resolved = self._resolve(_n_rows(X))
+        position = self._take_resume_point(defer=resolved[0] == "mpi")
         checkpointing = self._checkpoint_writer(checkpoint_every, checkpoint_path, resolved[0])
         check_feature_names(self, X, reset=False)
         out = self._fit(resolved, X, y, eval_set, int(position[0]["epochs"]), continuing=True,

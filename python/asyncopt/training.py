@@ -48,6 +48,14 @@ def interruptible():
             _core.sigint_restore()
 
 
+def data_checksum(*arrays):
+    """CRC-32 of the arrays' bytes, one after the other: what a checkpoint keeps of the training data."""
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
+    return crc
+
+
 @dataclass
 class EpochLoop:
     """epochs : passes in this call (at most, with tol or a callback)
@@ -92,6 +100,7 @@ class EpochLoop:
         self._first = None  # index in the model's history of this fit's first record
         self._rng = self._rng_start = None
         self._carried = {}
+        self._backend_state = None  # () -> (meta, arrays): a backend's own state for the checkpoints
         self._data_digest = None
         if self.resume is not None:
             position = self.resume[0]
@@ -106,9 +115,8 @@ class EpochLoop:
         started; :meth:`run` then moves it to where the checkpoint left it) for a resumed one."""
         if self.resume is not None:
             if "rng_start" not in self.resume[0]:
-                raise ValueError("this checkpoint holds the model but not the generator of its backend's fit "
-                                 "(backend='mpi' keeps each worker's on its rank): continue the fit with warm_start=True "
-                                 "instead of resume")
+                raise ValueError("this checkpoint holds the model but not the generator of its backend's fit: "
+                                 "continue the fit with warm_start=True instead of resume")
             rng = np.random.Generator(getattr(np.random, self.resume[0]["rng_start"]["bit_generator"])())
             rng.bit_generator.state = self.resume[0]["rng_start"]
         else:
@@ -128,13 +136,30 @@ class EpochLoop:
         self._carried[name] = (array, current)
         return array
 
+    def keep_state(self, get):
+        """Register ``get() -> (meta, arrays)``: state a backend keeps outside the model and the carried
+        arrays (the MPI backend's server counters and its workers' states), written into every
+        checkpoint (meta as JSON under the position's 'backend', the arrays under their own names,
+        which start with 'fit.'). Returns the checkpoint's (meta, arrays) of it when resuming, else None."""
+        self._backend_state = get
+        if self.resume is None:
+            return None
+        meta = self.resume[0].get("backend")
+        if meta is None:
+            raise ValueError("this checkpoint holds no state of the backend's fit (it was written by another backend): "
+                             "resume with the backend that wrote it, or continue with warm_start=True")
+        return meta, self.resume[1]
+
+    def checkpoint_due(self):
+        """Whether the next record writes a checkpoint at the checkpoint_every cadence (a backend that must
+        prepare one, e.g. gather its workers' states, asks this before the record)."""
+        return self.checkpoint is not None and (self.records + 1) % self.checkpoint_every == 0
+
     def bind_data(self, *arrays):
         """The training data's checksum (CRC-32 of its arrays' bytes): a resume on other data is refused."""
         if self.checkpoint is None and self.resume is None:
             return  # an O(nnz) pass only a checkpointed or resumed fit needs
-        crc = 0
-        for a in arrays:
-            crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1), crc)
+        crc = data_checksum(*arrays)
         self._data_digest = crc
         if self.resume is not None and self.resume[0].get("data_crc32") not in (None, crc):
             raise ValueError("resume needs the data of the interrupted fit: this X (or y) differs from it (its "
@@ -149,12 +174,21 @@ class EpochLoop:
         arrays = {}
         for name, (array, current) in self._carried.items():
             arrays["fit." + name] = current() if current is not None else array
+        if self._backend_state is not None:
+            meta, extra = self._backend_state()
+            position["backend"] = meta
+            arrays.update(extra)
         return position, arrays
 
-    def record(self, model, rec, sync=None):
+    def record(self, model, rec, sync=None, final=None, write=True):
         """One record: into model.history, printed, checked, shown to the callback (after sync(),
         which brings a copy of the model the callback may read up to date), counted for tol.
-        Returns CONTINUE, STOP or DIVERGED (self.divergence then says why)."""
+        Returns CONTINUE, STOP or DIVERGED (self.divergence then says why).
+
+        final : whether this record ends the fit (None: when it is the epochs-th record); a backend
+            that decides itself when records are due says so (the MPI server)
+        write : False skips this record's checkpoint (a record of a run that ended by a failure or
+            Ctrl-C: the previous checkpoint, which can still be resumed, is kept)"""
         if self.step_drops:
             rec["step_scale"] = self.step_scale  # the steps of the record's epoch, before a drop below
         previous = model.history[-1] if model.history else None
@@ -189,12 +223,13 @@ class EpochLoop:
                     self._stale = 0
                 else:
                     status = STOP
-        if self.checkpoint is not None and (self.records % self.checkpoint_every == 0 or status == STOP
-                                            or self.records == self.epochs):
+        last = self.records == self.epochs if final is None else final
+        if write and self.checkpoint is not None and (self.records % self.checkpoint_every == 0 or status == STOP
+                                                      or last):
             if sync is not None:
                 sync()
             position, arrays = self.position()
-            self.checkpoint(dict(position, finished=status == STOP or self.records == self.epochs), arrays)
+            self.checkpoint(dict(position, finished=status == STOP or last), arrays)
         return status
 
     def close(self):

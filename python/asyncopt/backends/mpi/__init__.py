@@ -25,6 +25,10 @@ DPSVI (LDA)        LDA(backend='mpi'),  workers run E-steps of their documents o
                    method='async'       the server applies SVI's global step to each message
 =================  ===================  ==============================================================
 
+Checkpoints (``fit(checkpoint_every=..., checkpoint_path=...)`` on every rank, written by rank 0)
+and ``resume`` (every rank, from the same file) are resume.py's: the synchronous methods keep every
+worker's state at the checkpoint's round and resume bit for bit.
+
 This package is a backend like the others (``asyncopt.backends``): ``fit_logistic`` and ``fit_lda``
 train a model state with frozen settings and never see an estimator. Its public names (options,
 errors) are re-exported by :mod:`asyncopt.distributed`. mpi4py is imported only when a fit runs;

@@ -34,7 +34,8 @@ Where the paper is silent (stated in MPIOptions' documentation too):
   the same decoded amount; with moments='server' the server's rule applies it);
 - a_t is the estimator's schedule at round t, with Adam's bias correction folded in as in
   ``asyncopt.optim`` (``eta_t sqrt(1 - b2^t) / (1 - b1^t)``); AMSGrad's max is kept per worker;
-- every fit starts with zero moments and residuals.
+- every fit starts with zero moments and residuals (a resume from a checkpoint continues them:
+  ``state`` / ``restore`` of each side, resume.py).
 
 ``topology="sharded"`` (worker moments): worker j also serves the j-th slice of the coordinates (a
 run of whole quantizer blocks), so the server's work and traffic are spread over the workers as in
@@ -55,6 +56,25 @@ from ...compress import ErrorFeedback
 
 SERVER_STREAM = 0  # QSGD's random stream of the server; worker rank r draws from stream r
 SLICE_STREAMS = 1 << 16  # sharded: worker rank r's slice j draws from stream r 2^16 + j, server slice j from j
+
+
+def fitted(saved, like, what):
+    """A checkpoint's copy of an array, checked to have the shape and dtype of the one it replaces."""
+    saved = np.asarray(saved)
+    if saved.shape != like.shape or saved.dtype != like.dtype:
+        raise ValueError(f"checkpoint's Efficient-Adam {what} has shape {saved.shape} and dtype {saved.dtype}, this "
+                         f"run's {like.shape} and {like.dtype}")
+    return saved.copy()
+
+
+def feedback_state(sender):
+    """An ErrorFeedback's residual and message count (its QSGD stream position), for a checkpoint."""
+    return {"residual": sender.residual.copy(), "sent": sender.sent}
+
+
+def restore_feedback(sender, st):
+    sender.residual = fitted(st["residual"], sender.residual, "residual")
+    sender.sent = int(st["sent"])
 
 
 def step_coefficients(optimizer, alpha, k):
@@ -100,6 +120,17 @@ class LocalMoments:
         self.m, self.v = np.zeros(n), np.zeros(n)
         self.vhat = np.zeros(n) if self.amsgrad else None
         self.k = 0
+
+    def state(self):
+        """The moments and the round count, for a checkpoint (copies)."""
+        return {"m": self.m.copy(), "v": self.v.copy(), "vhat": None if self.vhat is None else self.vhat.copy(),
+                "k": self.k}
+
+    def restore(self, st):
+        self.m, self.v = fitted(st["m"], self.m, "m"), fitted(st["v"], self.v, "v")
+        if self.vhat is not None:
+            self.vhat = fitted(st["vhat"], self.vhat, "vhat")
+        self.k = int(st["k"])
 
     def step(self, g, x):
         """delta_i of this round from the dense gradient g at the model x (d + 1 values)."""
@@ -147,6 +178,16 @@ class WorkerSide:
     def residual(self):
         return self.sender.residual
 
+    def state(self):
+        """The worker's moments (moments='worker') and its error-feedback residual, for a checkpoint."""
+        return {"moments": None if self.moments is None else self.moments.state(),
+                "sender": feedback_state(self.sender)}
+
+    def restore(self, st):
+        if self.moments is not None:
+            self.moments.restore(st["moments"])
+        restore_feedback(self.sender, st["sender"])
+
     def apply(self, x, packed):
         apply_server_step(x, self.server_q, packed, self.layout.n)
 
@@ -190,6 +231,14 @@ class ServerSide:
     @property
     def residual(self):
         return self.sender.residual
+
+    def state(self):
+        """The server residual e_s (and its stream position) and the round count, for a checkpoint."""
+        return {"sender": feedback_state(self.sender), "rounds": self.rounds}
+
+    def restore(self, st):
+        restore_feedback(self.sender, st["sender"])
+        self.rounds = int(st["rounds"])
 
 
 # ---------------------------------------------------------------------- topology='sharded'
@@ -238,6 +287,19 @@ class ShardedWorkerSide:
     def serve(self, messages):
         """The packed server step of this worker's slice from every worker's message for it (rank order)."""
         return self.server.round(messages)
+
+    def state(self):
+        """Moments, the residual of every slice's sender and the server half of the own slice."""
+        return {"moments": self.moments.state(), "senders": [feedback_state(s) for s in self.senders],
+                "server": self.server.state()}
+
+    def restore(self, st):
+        self.moments.restore(st["moments"])
+        if len(st["senders"]) != len(self.senders):
+            raise ValueError(f"checkpoint's worker state has {len(st['senders'])} slices, this run {len(self.senders)}")
+        for sender, saved in zip(self.senders, st["senders"]):
+            restore_feedback(sender, saved)
+        self.server.restore(st["server"])
 
     @property
     def residual(self):

@@ -3,7 +3,8 @@ server models, which apply the update rules with the GIL released.
 
 A model names its message shape (``width`` values per coordinate, ``n_extra`` values besides them
 in an answer, ``n_keys`` coordinates in all) and how one message, one sync round, and one read are
-done. The loop itself knows nothing of logistic regression or LDA. A model may add fields to the
+done; ``state()`` / ``restore(state)`` give and take back what a checkpoint must keep of it
+besides the estimator's model state (which the native models work on in place). The loop itself knows nothing of logistic regression or LDA. A model may add fields to the
 history records (``record()``) and to the run's summary (``summary()``), and a synchronous one may
 answer a round with one ``broadcast`` for every worker instead of values (EfficientAdamModel).
 """
@@ -82,6 +83,12 @@ class LogisticModel:
     def settle(self):
         self.core.settle()
 
+    def state(self):
+        return {}  # the native model's state is the estimator's array (settled), its step count the model's t
+
+    def restore(self, st):
+        pass
+
 
 class LdaModel:
     """LDA on ``_core.LdaServerModel``: K values (lambda - eta) per word; the K topic sums are the extras."""
@@ -120,6 +127,12 @@ class LdaModel:
     def settle(self):
         self.drift = max(self.drift, self.core.settle())  # reported in the history's topic_mass_drift
 
+    def state(self):
+        return {"drift": self.drift}  # lambda is the estimator's mu and topic sums (settled)
+
+    def restore(self, st):
+        self.drift = float(st["drift"])
+
 
 class EfficientAdamModel:
     """Method 'efficient-adam' on rank 0 (efficient_adam.py has the arithmetic): rank 0's replica x of
@@ -129,13 +142,15 @@ class EfficientAdamModel:
     state : the estimator's model state array, into which ``settle`` writes x (its dtype)
     server_core : moments='server': a ``_core.ServerModel`` on a private float64 state (the server's
         optimizer, as method 'sync' runs it) started at x; None for moments='worker'
+    server_state : that private state (its structured array), which a checkpoint keeps
     """
 
     width = 1
     n_extra = 1
 
-    def __init__(self, state, layout, worker_q, server_q, seed, server_core=None):
-        self.state = state
+    def __init__(self, state, layout, worker_q, server_q, seed, server_core=None, server_state=None):
+        self.model_state = state
+        self.server_state = server_state
         self.layout = layout
         self.n_keys = layout.d
         self.all_keys = np.arange(layout.d, dtype=np.int32)
@@ -188,7 +203,31 @@ class EfficientAdamModel:
         extras[0] = self.x[self.layout.d]
 
     def settle(self):
-        self.state["w"][:] = self.x
+        self.model_state["w"][:] = self.x
+
+    def state(self):
+        """The float64 replica x (the estimator's array holds it in the model's dtype), the server's residual
+        e_s, the moments='server' optimizer (settled: its records as of its step count) and the counters."""
+        st = {"x": self.x.copy(), "server": self.server.state(), "payload_in": self.payload_in,
+              "payload_out": self.payload_out, "worker_residuals": {str(r): v for r, v in self.worker_residuals.items()},
+              "core": None}
+        if self.core is not None:
+            self.core.settle()
+            st["core"] = {"state": self.server_state.copy(), "steps": int(self.core.steps), "xs": self.xs.copy()}
+        return st
+
+    def restore(self, st):
+        """Everything of state() but the moments='server' optimizer, which is built on its saved records
+        (logistic.py)."""
+        x = np.asarray(st["x"])
+        if x.shape != self.x.shape or x.dtype != self.x.dtype:
+            raise ValueError(f"checkpoint's Efficient-Adam replica has shape {x.shape}, this model {self.x.shape}")
+        self.x = x.copy()
+        self.server.restore(st["server"])
+        self.payload_in, self.payload_out = int(st["payload_in"]), int(st["payload_out"])
+        self.worker_residuals = {int(r): float(v) for r, v in st["worker_residuals"].items()}
+        if self.core is not None:
+            self.xs = np.array(st["core"]["xs"], dtype=np.float64)
 
     def residual_norms(self):
         return {"worker_residual": float(np.mean(list(self.worker_residuals.values()))) if self.worker_residuals
@@ -229,6 +268,18 @@ class ShardedEfficientAdamModel(EfficientAdamModel):
     def entry(self, push, rank=None):
         self.server_residuals[rank] = push.server_residual
         return super().entry(push, rank)
+
+    def state(self):
+        """The replica and counters (the server residuals live on the workers that serve the slices)."""
+        return dict(super().state(), rounds=self.rounds, peer_bytes=self.peer_bytes,
+                    peer_recorded=getattr(self, "_peer_recorded", 0),
+                    server_residuals={str(r): v for r, v in self.server_residuals.items()})
+
+    def restore(self, st):
+        super().restore(st)
+        self.rounds, self.peer_bytes = int(st["rounds"]), int(st["peer_bytes"])
+        self._peer_recorded = int(st["peer_recorded"])
+        self.server_residuals = {int(r): float(v) for r, v in st["server_residuals"].items()}
 
     def apply_round(self, entries):
         """The owners' steps (in rank order: slice order) into rank 0's replica."""

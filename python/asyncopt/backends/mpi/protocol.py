@@ -33,6 +33,15 @@ each key asked for, as of the server's latest step. A round's broadcast of metho
 and STEP, raw packed bytes whose sizes both sides know; rank 0's answer only says go on or STOP).
 
 After STOP the worker sends its counters (tag STATS, float64[len(STAT_FIELDS)]).
+
+Checkpoints of the synchronous methods ('sync', 'efficient-adam'): a round's answer whose header
+field 4 is SNAPSHOT asks the worker for its state at the end of that round (the consistent cut of
+the run: every worker has the round's answer and nothing of the next round is computed). Once it
+has applied the answer, the worker sends its state (tag STATE; a pickled dict of numbers and numpy
+arrays, as the handshake's messages: its shard order's generator, order and position, the rows and
+what it read of the next mini-batch, its delay generator, its Efficient-Adam moments and
+residuals and, with topology='sharded', the server residual of its slice) and goes on; rank 0
+receives every worker's before it records the round and writes them into the checkpoint.
 """
 from __future__ import annotations
 
@@ -42,10 +51,12 @@ import numpy as np
 
 TAG_PUSH, TAG_REPLY, TAG_STATS, TAG_SETUP = 11, 12, 13, 14
 TAG_SLICE, TAG_STEP = 15, 16  # efficient-adam, topology='sharded': worker to worker
+TAG_STATE = 17  # a worker's state for a checkpoint, after an answer flagged SNAPSHOT
 
 PULL, GRAD, DELTA, PACKED, ERROR = 0, 1, 2, 3, 4  # push kinds
 VALUES, STOP = 0, 1  # reply kinds (and PACKED)
 DENSE = 1  # flags
+SNAPSHOT = 1  # a reply's field 4: send your state after applying this answer
 
 HEADER = 8  # int64 fields
 _H = HEADER * 8  # bytes

@@ -21,6 +21,14 @@ its bookkeeping consistent; the workers' fits return normally. A second Ctrl-C r
 worker interrupted itself (a terminal's Ctrl-C reaches every rank) reports it as its error, so the
 drain does not wait for it.
 
+Checkpoints: a fit with checkpoint_every writes rank 0's state (``state()``: the counters below,
+the model's own state) with every checkpoint record. In the synchronous methods, before a round
+whose record writes a checkpoint, the round's answers ask every worker for its state (SNAPSHOT,
+protocol.py), which the server gathers before it records: the checkpoint then holds the whole run
+at that round's end, and a resumed run (``restore()``) repeats the uninterrupted one. The last
+record of a run that a failure or Ctrl-C ended writes no checkpoint, so the previous one, which
+can be resumed, is kept.
+
 Versions count the applied messages (one per round in the synchronous methods); a message's staleness tau is the
 number of versions applied between the worker's read and its own application: 0 in 'sync', and
 what AsySG-con's and APAM's bounds are stated in otherwise.
@@ -36,8 +44,9 @@ import numpy as np
 
 from ..._core import STALENESS_BINS
 from .options import WorkerFailure
-from .protocol import (DELTA, ERROR, GRAD, HEADER, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_STATS,
-                       VALUES, Buffer, Push, error_text, packed_reply_size, push_kind, reply_size)
+from .protocol import (DELTA, ERROR, GRAD, HEADER, PACKED, PULL, SNAPSHOT, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY,
+                       TAG_STATE, TAG_STATS, VALUES, Buffer, Push, error_text, packed_reply_size, push_kind,
+                       reply_size)
 
 _H = HEADER * 8
 from .session import exit_by_abort_at_exit
@@ -79,6 +88,13 @@ class StalenessCounter:
 
     def as_native(self):
         return {"count": self.count, "sum": self.sum, "max": self.max, "hist": self.hist.copy()}
+
+    def restore(self, st):
+        self.count, self.sum, self.max = int(st["count"]), int(st["sum"]), int(st["max"])
+        hist = np.asarray(st["hist"], dtype=np.int64)
+        if hist.shape != self.hist.shape:
+            raise ValueError(f"checkpoint's staleness histogram has {hist.shape[0]} bins, this build {self.hist.shape[0]}")
+        self.hist = hist.copy()
 
 
 class Timeline:
@@ -134,8 +150,11 @@ class ParameterServer:
     opts : MPIOptions (method, timeout, eval_every, ...)
     n_rows : rows (documents for LDA) of all shards together; the run ends after ``epochs`` times
         that many computed rows, with a history point every ``opts.eval_every`` passes
-    evaluate() : called at each history point with the model settled (``record()`` gives the shared
-        fields); returns True to stop the run early (tol, callback)
+    evaluate(final=False, write=True) : called at each history point with the model settled
+        (``record()`` gives the shared fields); returns True to stop the run early (tol, callback).
+        final: the run's last record; write: False when that record must not write a checkpoint
+    snapshot_due() : (synchronous methods, set by the fit) whether the next record writes a checkpoint,
+        whose round must then gather every worker's state; None: never
     epoch0 : passes before this fit (a warm start's), for the records' epoch numbers
     """
 
@@ -169,6 +188,9 @@ class ParameterServer:
         self.recv = Buffer(1 << 16)
         self.status = self.MPI.Status()
         self.round = {}  # sync: rank -> (model.entry(push), keys) of this round
+        self.snapshot_due = None
+        self.worker_states = {}  # rank -> its state at the end of round states_version (checkpoints)
+        self.states_version = None
 
     # ------------------------------------------------------------------ a fit
     def fit(self):
@@ -184,7 +206,8 @@ class ParameterServer:
             raise
         if self.rows_done > self._recorded[3]:
             self.model.settle()
-            self.evaluate()
+            # a run ended by a failure or Ctrl-C keeps its previous checkpoint, which can be resumed
+            self.evaluate(final=True, write=failure is None and not self.interrupted)
         return wall, failure
 
     def record(self):
@@ -233,6 +256,60 @@ class ParameterServer:
         model.train_time += self.train_time
         model.changed()
         run.report.update(n_threads=None, mpi_rank=0, mpi_stats=self.summary(wall))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self):
+        """Rank 0's part of a checkpoint: the run's counters, the model's own state and, when the last
+        round gathered them (synchronous methods), every worker's state at that round's end."""
+        st = self.staleness
+        links = {str(r): {k: getattr(lk, k) for k in ("messages_in", "messages_out", "bytes_in", "bytes_out", "rows",
+                                                     "applied", "dropped")} for r, lk in self.links.items()}
+        workers = None
+        if self.states_version == self.version and self.worker_states:
+            workers = {str(r): w for r, w in sorted(self.worker_states.items())}
+        return {"version": self.version, "rows_done": self.rows_done, "next_eval": self.next_eval,
+                "train_time": self.train_time, "recorded": list(self._recorded),
+                "recorded_bytes": list(self._recorded_bytes), "failed": sorted(self.failed),
+                "staleness": {"count": st.count, "sum": st.sum, "max": st.max, "hist": st.hist.copy()},
+                "links": links, "model": self.model.state(), "workers": workers}
+
+    def restore(self, st):
+        """Continue from a checkpoint's state() (resume): the counters and the model's own state."""
+        self.version, self.rows_done, self.next_eval = int(st["version"]), int(st["rows_done"]), int(st["next_eval"])
+        self.train_time = float(st["train_time"])
+        count, total, train_time, rows = st["recorded"]
+        self._recorded = (int(count), int(total), float(train_time), int(rows))
+        self._recorded_bytes = tuple(int(v) for v in st["recorded_bytes"])
+        self.staleness.restore(st["staleness"])
+        for r, counters in st["links"].items():
+            link = self.links.get(int(r))
+            if link is not None:
+                for k, v in counters.items():
+                    setattr(link, k, int(v))
+        self.model.restore(st["model"])
+
+    def _gather_states(self, ranks):
+        """Each of ranks' state (TAG_STATE), which the round's answers asked for; a worker silent for the
+        timeout is lost as in the loop."""
+        self.worker_states = {}
+        pending = set(ranks)
+        deadline = time.perf_counter() + self.opts.timeout
+        while pending:
+            msg = self.comm.improbe(source=self.MPI.ANY_SOURCE, tag=TAG_STATE, status=self.status)
+            if msg is None:
+                if time.perf_counter() > deadline:
+                    for r in sorted(pending):
+                        exit_by_abort_at_exit(self.comm, f"worker rank {r} failed during fit (sent no state for "
+                                                         f"{self.opts.timeout:g} s)")
+                        self._lose(self.links[r])
+                    break
+                time.sleep(self.opts.poll_interval)
+                continue
+            rank = self.status.Get_source()
+            self.worker_states[rank] = msg.recv()
+            self.links[rank].last_heard = time.perf_counter()
+            pending.discard(rank)
+        self.states_version = self.version
 
     # ------------------------------------------------------------------ loop
     def run(self):
@@ -341,20 +418,27 @@ class ParameterServer:
             link.rows += rows
             self.rows_done += rows
         answers, self.round = self.round, {}
+        # a checkpoint at this round's record: the answers ask the workers for their states at its end
+        snapshot = (self.snapshot_due is not None and self.rows_done < self.budget_rows
+                    and self.rows_done >= self.next_eval and self.snapshot_due())
+        flag = SNAPSHOT if snapshot else 0
         broadcast = getattr(self.model, "broadcast", None)  # efficient-adam: the same bytes to everyone
         for r in ranks:
             if broadcast is not None:
-                self._reply_packed(self.links[r], broadcast)
+                self._reply_packed(self.links[r], broadcast, flag)
             else:
-                self._reply_keys(self.links[r], answers[r][1])
+                self._reply_keys(self.links[r], answers[r][1], flag)
+        if snapshot:
+            self._gather_states([r for r in ranks if not self.links[r].stopped])
         self._after_update()
 
     # ------------------------------------------------------------------ answers
     def _reply(self, link, push):
         self._reply_keys(link, push.keys)
 
-    def _reply_keys(self, link, keys):
-        """Send link the model's values at keys (None: all) as of now: the worker's new read point."""
+    def _reply_keys(self, link, keys, flag=0):
+        """Send link the model's values at keys (None: all) as of now: the worker's new read point
+        (flag SNAPSHOT: and ask for its state once it has them)."""
         if link.stopped:
             return
         m = self.model
@@ -363,7 +447,7 @@ class ParameterServer:
         self._wait_reply_sent(link)
         buf = link.reply
         buf.ensure(size)
-        buf.view(0, HEADER, np.int64)[:] = (VALUES, self.version, m.steps, n, 0, 0, 0, 0)
+        buf.view(0, HEADER, np.int64)[:] = (VALUES, self.version, m.steps, n, flag, 0, 0, 0)
         m.read(keys, buf.view(_H + 8 * m.n_extra, n * m.width, np.float64), buf.view(_H, m.n_extra, np.float64),
                link.slot)
         link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
@@ -371,7 +455,7 @@ class ParameterServer:
         link.bytes_out += size
         link.last_heard = time.perf_counter()  # silence counts from when the worker has its answer
 
-    def _reply_packed(self, link, payload):
+    def _reply_packed(self, link, payload, flag=0):
         """Send link a round's packed broadcast (method 'efficient-adam'): the header and the payload."""
         if link.stopped:
             return
@@ -379,7 +463,7 @@ class ParameterServer:
         self._wait_reply_sent(link)
         buf = link.reply
         buf.ensure(size)
-        buf.view(0, HEADER, np.int64)[:] = (PACKED, self.version, self.model.steps, payload.shape[0], 0, 0, 0, 0)
+        buf.view(0, HEADER, np.int64)[:] = (PACKED, self.version, self.model.steps, payload.shape[0], flag, 0, 0, 0)
         buf.view(_H, payload.shape[0], np.uint8)[:] = payload
         link.reply_req = self.comm.Isend([buf.raw[:size], self.MPI.BYTE], dest=link.rank, tag=TAG_REPLY)
         link.messages_out += 1

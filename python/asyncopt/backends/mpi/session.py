@@ -101,10 +101,11 @@ def send_go(comm, payloads, timeout, poll_interval):
     wait_sends(sends, timeout, poll_interval)
 
 
-def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None, labels=None):
+def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None, labels=None, check_replies=None):
     """Rank 0's side of a fit's handshake. Every worker checks spec against its own settings and
     data and reports its shard (with sharding='split', also the digests of its data); rank 0 runs
-    own_checks() meanwhile (a ValueError is reported to the workers too), then compares each
+    own_checks() meanwhile (a ValueError is reported to the workers too), then
+    check_replies(replies) (a list of errors: a resume's checks, resume.py) and compares each
     worker's digests with those of its own X and labels() (the signed labels it trains on, None
     for LDA); then every worker hears go, with the rows of all shards, the ranks on its host and
     go_extra(replies, n_total), or every error. noun names X's rows ('rows', 'documents').
@@ -128,6 +129,8 @@ def open_run(comm, spec, opts, X, noun, own_checks=None, go_extra=None, labels=N
         if opts.sharding == "split":
             errors += digest_mismatches(data_digest(native_csr(X), None if labels is None else labels()), replies,
                                         (n, nnz), noun)
+    if check_replies is not None:
+        errors += check_replies(replies)
     n_total = 0 if errors else sum(rep["n_rows"] for rep in replies.values())
     if not errors and any(rep["n_rows"] == 0 for rep in replies.values()):
         empty = [r for r, rep in replies.items() if rep["n_rows"] == 0]
@@ -185,12 +188,13 @@ def digest_mismatches(ours, replies, counts, noun):
     return errors
 
 
-def join_run(comm, rank, X, common, opts, noun, check=None, labels=None):
+def join_run(comm, rank, X, common, opts, noun, check=None, labels=None, loop=None):
     """A worker's side of a fit's handshake: check that rank 0 was given the same settings (common)
     and as many columns, validate X, take this rank's shard, and add check(spec, Xn, rows) (a dict;
     it may raise ValueError) to the reply; with sharding='split', also the digests of this rank's X
     and of labels() (its signed labels, computed by check; None for LDA), which rank 0 compares
-    with its own. Returns (spec, go, Xn, shard rows)."""
+    with its own; and what rank 0 checks of a checkpointed or resumed fit (the epoch loop's
+    checkpoint, the data's checksum: resume.worker_reply). Returns (spec, go, Xn, shard rows)."""
     state = {}
 
     def make_reply(spec):
@@ -206,6 +210,10 @@ def join_run(comm, rank, X, common, opts, noun, check=None, labels=None):
                  "host": processor_name()}
         if check is not None:
             reply.update(check(spec, Xn, rows))
+        if loop is not None:
+            from .resume import worker_reply
+
+            reply.update(worker_reply(loop, spec, rank, Xn, None if labels is None else labels()))
         if opts.sharding == "split":
             reply["digest"] = data_digest(Xn, None if labels is None else labels())
         state.update(Xn=Xn, rows=rows)

@@ -18,6 +18,14 @@ E-steps over the worker's threads, and push the statistics; the server applies t
 
 A worker walks its shard in passes, reshuffled every pass with its own stream of the run's seed;
 the server decides when the run ends (it answers STOP) and the worker then reports its counters.
+
+Checkpoints (synchronous methods): an answer flagged SNAPSHOT (protocol.py) makes the worker send
+its state once it has applied that answer, at the round's end (``state``); a resumed worker starts
+from such a state (``restore``: the shard order, the next mini-batch and what it read for it, its
+moments and residuals) with its next push, without a first read, so a resumed 'sync' or
+'efficient-adam' run with one thread per worker repeats the uninterrupted one. An asynchronous
+method's checkpoint holds no worker state (there is no round at which all of them stand still): a
+resumed worker starts new passes over its shard from a stream of its own for that resume.
 An exception that stops a worker is sent to the server first (failures_reported), so rank 0 names
 it at once and stops the other workers, instead of waiting out the timeout for a silent rank.
 """
@@ -35,8 +43,9 @@ from ... import _core
 from ...state import aligned_zeros, state_dtype
 from .efficient_adam import ShardedWorkerSide, WorkerSide
 from .options import ServerFailure, delay_rng
-from .protocol import (DELTA, GRAD, PACKED, PULL, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_SLICE, TAG_STATS,
-                       TAG_STEP, Buffer, pack_error, pack_packed_push, pack_push, packed_reply_size, reply_size, wait)
+from .protocol import (DELTA, GRAD, PACKED, PULL, SNAPSHOT, STAT_FIELDS, STOP, TAG_PUSH, TAG_REPLY, TAG_SLICE,
+                       TAG_STATE, TAG_STATS, TAG_STEP, Buffer, pack_error, pack_packed_push, pack_push,
+                       packed_reply_size, reply_size, wait)
 from .session import exit_by_abort_at_exit, mpi
 
 
@@ -92,6 +101,23 @@ class ShardOrder:
         self.order = None
         self.pos = 0
 
+    def state(self):
+        """Where the walk stands: the generator, the current pass's order and the position in it."""
+        return {"rng": self.rng.bit_generator.state, "order": None if self.order is None else self.order.copy(),
+                "pos": self.pos}
+
+    def restore(self, st):
+        order = st["order"]
+        if order is not None:
+            order = np.asarray(order)
+            if order.shape != self.rows.shape or order.dtype != self.rows.dtype or \
+                    not np.array_equal(np.sort(order), np.sort(self.rows)):
+                raise ValueError("the checkpoint's shard order of this worker is not an order of its rows: resume needs "
+                                 "the data and the number of ranks of the interrupted fit")
+            order = order.copy()
+        self.rng.bit_generator.state = st["rng"]
+        self.order, self.pos = order, int(st["pos"])
+
     def next(self):
         if self.order is None or self.pos >= self.order.shape[0]:
             self.order = self.rng.permutation(self.rows) if self.shuffle else self.rows
@@ -121,7 +147,12 @@ class Worker:
         self.poll = spec["poll_interval"]
         self.delay = spec["delay"]
         self.delay_rng = delay_rng(spec["seed"], rank)
-        self.order = ShardOrder(shard_rows, rows_per_push, spec["shuffle"], np.random.default_rng([spec["seed"], rank]))
+        # a resumed asynchronous run walks from a stream of its own (spec["stream"]: the resume's
+        # version), not the fit's first passes again
+        stream = [spec["seed"], rank] + ([spec["stream"]] if spec.get("stream") else [])
+        self.order = ShardOrder(shard_rows, rows_per_push, spec["shuffle"], np.random.default_rng(stream))
+        self.resumed = None  # a checkpoint's state of this worker, which the loop starts from (restore)
+        self.snapshot_asked = False  # the last answer asked for this worker's state at the round's end
         self.push_buf = Buffer()
         self.reply_buf = Buffer()
         self.keys_buf = np.empty(0, dtype=np.int32)
@@ -139,6 +170,46 @@ class Worker:
         except TimeoutError:
             req.Cancel()
         return self.stats
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self, rows):
+        """This worker at a round's end, ``rows`` being its next mini-batch (already drawn: the push
+        carried its keys): a tree of numbers and arrays (protocol.py's STATE message)."""
+        return {"order": self.order.state(), "rows": rows.copy(), "delay_rng": self.delay_rng.bit_generator.state,
+                "version": self.version, "steps": self.steps, "stats": dict(self.stats), "read": self._read_state(rows)}
+
+    def restore(self, st):
+        """Take a checkpoint's state (resume); the loop then starts from it instead of a first read."""
+        self.order.restore(st["order"])
+        rows = np.asarray(st["rows"])
+        if rows.dtype != np.int64 or rows.ndim != 1 or not np.isin(rows, self.order.rows).all():
+            raise ValueError("the checkpoint's next mini-batch of this worker is not rows of its shard: resume needs "
+                             "the data and the number of ranks of the interrupted fit")
+        self.delay_rng.bit_generator.state = st["delay_rng"]
+        self.version, self.steps = int(st["version"]), int(st["steps"])
+        self.stats.update({k: v for k, v in st["stats"].items() if k in self.stats})
+        self.resumed = dict(st, rows=rows.copy())
+
+    def _resume_point(self):
+        """The resumed state's next mini-batch (its read values restored), or None for a fresh start."""
+        if self.resumed is None:
+            return None
+        rows = self.resumed["rows"]
+        self._restore_read(rows, self.resumed["read"])
+        return rows
+
+    def _round_done(self, rows):
+        """After a round's answer is applied: send this worker's state if the answer asked for it."""
+        if not self.snapshot_asked:
+            return
+        self.snapshot_asked = False
+        req = self.comm.isend(self.state(rows), dest=0, tag=TAG_STATE)
+        try:
+            wait(req, self.timeout, self.poll, "completion of this worker's state to the server (rank 0)")
+        except TimeoutError as e:
+            req.Cancel()
+            exit_by_abort_at_exit(self.comm, "the server (rank 0) stopped answering")
+            raise ServerFailure(f"worker rank {self.rank}: {e}") from None
 
     # ------------------------------------------------------------------ messages
     def _exchange(self, nbytes, keys):
@@ -189,7 +260,9 @@ class Worker:
         self.stats["messages"] += 1
         self.stats["bytes_sent"] += nbytes
         self.stats["wait_time"] += waited
-        return self.reply_buf.view(0, 8, np.int64)
+        h = self.reply_buf.view(0, 8, np.int64)
+        self.snapshot_asked = bool(h[0] != STOP and h[4] & SNAPSHOT)
+        return h
 
     def _batch_keys(self, rows):
         """The distinct coordinates (columns) of rows, in first-occurrence order."""
@@ -262,6 +335,28 @@ class LogisticWorker(Worker):
             self.w[keys] = values
         self.w[self.d] = extras[0]
 
+    def _read_state(self, rows):
+        if self.efficient_adam is not None:  # the replica, the moments and the residuals
+            return {"replica": self.w.copy(), "side": self.side.state()}
+        keys = self._keys(rows)
+        return {"values": (self.w[:self.d] if keys is None else self.w[keys]).copy(), "intercept": self.w[self.d]}
+
+    def _restore_read(self, rows, st):
+        if self.efficient_adam is not None:
+            replica = np.asarray(st["replica"])
+            if replica.shape != self.w.shape:
+                raise ValueError(f"the checkpoint's replica of this worker has {replica.shape[0]} values, this model "
+                                 f"{self.w.shape[0]}")
+            self.w[:] = replica
+            self.side.restore(st["side"])
+            return
+        keys = self._keys(rows)
+        values = np.asarray(st["values"], dtype=np.float64)
+        if values.shape != ((self.d,) if keys is None else keys.shape):
+            raise ValueError("the checkpoint's read of this worker's next mini-batch does not fit its features: "
+                             "resume needs the data of the interrupted fit")
+        self._store(keys, values, [float(st["intercept"])])
+
     def _loop(self):
         if self.dpsgd:
             self._run_dpsgd()
@@ -274,7 +369,9 @@ class LogisticWorker(Worker):
 
     # ------------------------------------------------------------------ loops
     def _run_gradients(self):
-        rows, _ = self._first_read()  # self.w holds what was read for the batch's features
+        rows = self._resume_point()
+        if rows is None:
+            rows, _ = self._first_read()  # self.w holds what was read for the batch's features
         while rows is not None:
             t0 = time.perf_counter()
             n, g0 = self._gradient(rows)
@@ -291,14 +388,17 @@ class LogisticWorker(Worker):
                 return
             self.stats["rows"] += rows.shape[0]
             rows = next_rows
+            self._round_done(rows)
 
     def _run_efficient_adam(self):
         ea = self.efficient_adam
-        side = WorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], ea["moments"],
-                          self.spec["seed"], self.rank)
-        rows = self.order.next()
-        if not self._pull(None):  # x_0, the whole model, as rank 0 holds it
-            return
+        side = self.side = WorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], ea["moments"],
+                                      self.spec["seed"], self.rank)
+        rows = self._resume_point()  # a resumed worker has its replica, moments and residual back
+        if rows is None:
+            rows = self.order.next()
+            if not self._pull(None):  # x_0, the whole model, as rank 0 holds it
+                return
         while True:
             t0 = time.perf_counter()
             n, g0 = self._gradient(rows)
@@ -312,6 +412,7 @@ class LogisticWorker(Worker):
             side.apply(self.w, step)
             self.stats["rows"] += rows.shape[0]
             rows = next_rows
+            self._round_done(rows)
         self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()  # this rank's copy of x
         self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
 
@@ -321,16 +422,18 @@ class LogisticWorker(Worker):
         and the other owners' steps in; rank 0 only answers go on or STOP."""
         ea = self.efficient_adam
         bounds = ea["bounds"]
-        side = ShardedWorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"], self.spec["seed"],
-                                 self.rank, bounds)
+        side = self.side = ShardedWorkerSide(self.settings, ea["layout"], ea["worker_q"], ea["server_q"],
+                                             self.spec["seed"], self.rank, bounds)
         n_workers = len(bounds)
         peers = [r for r in range(1, n_workers + 1) if r != self.rank]
         own_in = side.slice_bytes(side.own)[0]
         inbox = {r: np.empty(own_in, dtype=np.uint8) for r in peers}  # their slices of our coordinates
         steps_in = {r: np.empty(side.slice_bytes(r - 1)[1], dtype=np.uint8) for r in peers}  # their server steps
-        rows = self.order.next()
-        if not self._pull(None):
-            return
+        rows = self._resume_point()
+        if rows is None:
+            rows = self.order.next()
+            if not self._pull(None):
+                return
         while True:
             t0 = time.perf_counter()
             n, g0 = self._gradient(rows)
@@ -354,6 +457,7 @@ class LogisticWorker(Worker):
             side.apply(self.w, [served if r == self.rank else steps_in[r] for r in range(1, n_workers + 1)])
             self.stats["rows"] += rows.shape[0]
             rows = next_rows
+            self._round_done(rows)
         self.stats["replica_sha256"] = hashlib.sha256(self.w.tobytes()).hexdigest()
         self.stats["residual_norm"] = float(np.linalg.norm(side.residual))
 
@@ -418,6 +522,7 @@ class LogisticWorker(Worker):
                 return
             self.stats["rows"] += rows.shape[0]
             rows, keys = next_rows, next_keys
+            self._round_done(rows)
 
 
 class LdaWorker(Worker):
@@ -440,8 +545,23 @@ class LdaWorker(Worker):
         self.mu = values.reshape(keys.shape[0], self.width).copy()
         self.mass[:] = extras
 
+    def _read_state(self, rows):
+        return {"mu": self.mu.copy(), "mass": self.mass.copy()}
+
+    def _restore_read(self, rows, st):
+        keys = self._keys(rows)
+        mu = np.asarray(st["mu"], dtype=np.float64)
+        if mu.shape != (keys.shape[0], self.width):
+            raise ValueError("the checkpoint's read of this worker's next mini-batch does not fit its words: resume "
+                             "needs the data of the interrupted fit")
+        self._store(keys, mu, np.asarray(st["mass"], dtype=np.float64))
+
     def _loop(self):
-        rows, keys = self._first_read()
+        rows = self._resume_point()
+        if rows is not None:
+            keys = self._keys(rows)
+        else:
+            rows, keys = self._first_read()
         while rows is not None:
             t0 = time.perf_counter()
             stats = np.empty((keys.shape[0], self.width), dtype=np.float64)
@@ -455,3 +575,4 @@ class LdaWorker(Worker):
                 return
             self.stats["rows"] += rows.shape[0]
             rows, keys = next_rows, next_keys
+            self._round_done(rows)
