@@ -2,12 +2,17 @@
 //
 // Layout. The drivers keep w inside each coordinate's State record (w, m, v, ..., stamp in one
 // cache line). Here the caller owns W as a plain float array and reads it between steps, so W is
-// the authority for w and the rule's other words live in a private array of the same State records
-// whose w field is never used. An update of coordinate j loads its record and W[j] into a local
-// State, runs the rule's own apply() on it (stamped.hpp: catch-up from the stamp, then one real
-// step), and stores W[j] and the statistics back, every word through shared_load / shared_store.
-// So after a step every coordinate it touched holds in W its exact value at that step; a coordinate
-// no step touched holds its value as of its last update (its stamp), and catch_up() / finish()
+// the authority for w, and the rule's statistics live in a private array, compact: per coordinate
+// only the words between w and reg of its State (AdaGrad's G; Adam's m, v; AMSGrad's m, v, vhat, d),
+// row-major like W, and one stamp per row (every step, catch-up and rebase touches whole rows).
+// An Adam row of 16 float32 coordinates is then 128 bytes of statistics, 2 cache lines, where a
+// State per coordinate was 512 (w, reg and the stamp are unused or shared there): the traffic per
+// row is what an embedding table's update costs. An update of coordinate j builds a local State
+// from W[j], its statistics and its row's stamp, runs the rule's own apply() on it (stamped.hpp:
+// catch-up from the stamp, then one real step), and stores W[j] and the statistics back, every
+// word through shared_load / shared_store; the row's stamp is stored after its coordinates.
+// So after a step every coordinate it touched holds in W its exact value at that step; a row no
+// step touched holds its values as of its last update (its stamp), and catch_up() / finish()
 // bring it to the current step in closed form. A private copy of w, synced back into W, would
 // either leave W stale after every step or cost a second store per coordinate for nothing.
 //
@@ -81,6 +86,19 @@ struct is_scaled_sgd : std::false_type {};
 template <class T, class Steps>
 struct is_scaled_sgd<SgdRule<T, Steps, true>> : std::true_type {};
 
+// Statistics words of a stamped State: those after w and before reg (0 for an unstamped one).
+template <class State, class T>
+constexpr int64_t stat_words() {
+    if constexpr (has_stamp<State>::value) {
+        static_assert(offsetof(State, w) == 0 && offsetof(State, reg) % sizeof(T) == 0 &&
+                          offsetof(State, stamp) == offsetof(State, reg) + sizeof(T),
+                      "a stamped State is w, its statistics, reg, stamp");
+        return static_cast<int64_t>(offsetof(State, reg) / sizeof(T)) - 1;
+    } else {
+        return 0;
+    }
+}
+
 // 64-byte aligned, zeroed storage (no record straddles a cache line when records divide 64).
 template <class V>
 struct AlignedArray {
@@ -106,6 +124,9 @@ class Attached final : public AttachedOptimizer {
     using State = typename Rule::State;
     static constexpr bool kStamped = attached_detail::has_stamp<State>::value;
     static constexpr bool kScaledSgd = attached_detail::is_scaled_sgd<Rule>::value;
+    // Statistics words per coordinate: those between w and reg in the State (w leads, reg and the
+    // stamp close every stamped State: adagrad.hpp, adam.hpp, amsgrad.hpp).
+    static constexpr int64_t kStats = attached_detail::stat_words<State, T>();
     // The default segment of tabled steps: their tables take a few doubles per step.
     static constexpr uint64_t kTabledSegment = 1u << 16;
 
@@ -113,8 +134,8 @@ public:
     // W: n_rows x dim values the caller owns (it must outlive this object). segment: steps per
     // segment, 0 for the default (capped by the rule's max_segment_updates either way).
     Attached(T* W, int64_t n_rows, int64_t dim, const StepConfig& sc, uint64_t segment)
-        : W_(W), n_rows_(n_rows), dim_(dim), n_(n_rows * dim), sc_(sc),
-          stats_(kStamped ? n_ : 0), stamps_(kScaledSgd ? n_ : 0) {
+        : W_(W), n_rows_(n_rows), dim_(dim), n_(n_rows * dim), sc_(sc), stats_(n_ * kStats),
+          row_stamps_(kStamped ? n_rows : 0), stamps_(kScaledSgd ? n_ : 0) {
         uint64_t cap = Rule::max_segment_updates(sc);
         if (cap > UINT32_MAX - 1) cap = UINT32_MAX - 1;
         const bool tabled = std::is_same<Steps, TabledSteps>::value;
@@ -144,10 +165,7 @@ public:
         std::shared_lock<std::shared_mutex> lk(mu_);
         const uint32_t c = completed_step();
         if (c == 0) return k_base_ - 1;
-        for (int64_t r = 0; r < n_rows; ++r) {
-            const int64_t row = rows ? rows[r] : r;
-            for (int64_t q = 0; q < dim_; ++q) bring(row * dim_ + q, c, false);
-        }
+        for (int64_t r = 0; r < n_rows; ++r) bring(rows ? rows[r] : r, c, false);
         return k_base_ - 1 + c;
     }
 
@@ -184,31 +202,33 @@ private:
     // next segment opens after it.
     void rebase(uint32_t n) {
         if (kStamped || kScaledSgd)
-            for (int64_t j = 0; j < n_; ++j) bring(j, n, true);
+            for (int64_t r = 0; r < n_rows_; ++r) bring(r, n, true);
         ++rebases_;
         open_segment(k_base_ + n);
     }
 
-    // Coordinate j to relative step c (closed-form catch-up); rebase: then stamp 0.
-    void bring(int64_t j, uint32_t c, bool rebase) {
+    // Row `row` to relative step c (closed-form catch-up); rebase: then stamp 0.
+    void bring(int64_t row, uint32_t c, bool rebase) {
         if constexpr (kStamped) {
-            State* rec = stats_.get() + j;
-            State q = Rule::snapshot(rec);
-            q.w = shared_load(W_ + j);
-            if (q.stamp < c || rebase) {
-                // the rule's segment-end step: catch up to c, stamp 0; mid-segment the stamp is c
-                rule_->finish(&q, c);
-                if (!rebase) q.stamp = c;
-                shared_store(W_ + j, q.w);
-                store_stats(rec, q);
-            }
-        } else if constexpr (kScaledSgd) {
-            uint32_t* st = stamps_.get() + j;
+            uint32_t* st = row_stamps_.get() + row;
             const uint32_t s = shared_load(st);
-            if (s < c) shared_store(W_ + j, static_cast<T>(tables_->steps().P(s, c) * shared_load(W_ + j)));
-            shared_store(st, rebase ? 0u : std::max(s, c));
+            if (s < c)
+                for (int64_t j = row * dim_; j < (row + 1) * dim_; ++j) {
+                    State q = load(j, s);
+                    rule_->finish(&q, c);  // the rule's segment-end step: catch up to c
+                    store(j, q);
+                }
+            // a stamp past c mid-segment: a racing step wrote a later one, which stays
+            if (s < c || rebase) shared_store(st, rebase ? 0u : c);
+        } else if constexpr (kScaledSgd) {
+            for (int64_t j = row * dim_; j < (row + 1) * dim_; ++j) {
+                uint32_t* st = stamps_.get() + j;
+                const uint32_t s = shared_load(st);
+                if (s < c) shared_store(W_ + j, static_cast<T>(tables_->steps().P(s, c) * shared_load(W_ + j)));
+                shared_store(st, rebase ? 0u : std::max(s, c));
+            }
         } else {
-            (void)j, (void)c, (void)rebase;
+            (void)row, (void)c, (void)rebase;
         }
     }
 
@@ -218,20 +238,26 @@ private:
         for (int64_t r = 0; r < n_rows; ++r) {
             const int64_t row = rows ? rows[r] : r;
             const T* g = grad + r * dim_;
-            for (int64_t q = 0; q < dim_; ++q) update(rule, ctx, row * dim_ + q, static_cast<double>(g[q]), u);
+            if constexpr (kStamped) {
+                uint32_t* st = row_stamps_.get() + row;
+                const uint32_t s = shared_load(st);
+                for (int64_t q = 0; q < dim_; ++q) {
+                    State rec = load(row * dim_ + q, s);
+                    rule.apply(&rec, ctx, static_cast<double>(g[q]), 0.0);
+                    store(row * dim_ + q, rec);
+                }
+                // a stamp ahead of u: a racing thread wrote a later step; keep it (as stamped.hpp)
+                shared_store(st, s > u ? s : u);
+            } else {
+                for (int64_t q = 0; q < dim_; ++q) update(rule, ctx, row * dim_ + q, static_cast<double>(g[q]), u);
+            }
         }
     }
 
+    // The unstamped rules' step of coordinate j.
     template <class Ctx>
     void update(const Rule& rule, const Ctx& ctx, int64_t j, double g, uint32_t u) {
-        if constexpr (kStamped) {
-            State* rec = stats_.get() + j;
-            State q = Rule::snapshot(rec);
-            q.w = shared_load(W_ + j);
-            rule.apply(&q, ctx, g, 0.0);
-            shared_store(W_ + j, q.w);
-            store_stats(rec, q);
-        } else if constexpr (kScaledSgd) {
+        if constexpr (kScaledSgd) {
             // catch w up to step u - 1, then the rule's step on u = w / S_{u-1}; W gets w = S_u u
             const Steps& steps = tables_->steps();
             uint32_t* st = stamps_.get() + j;
@@ -249,30 +275,32 @@ private:
         }
     }
 
-    // The record's words but w (which lives in W): every word from the one after w to the stamp's,
-    // each in one relaxed store of sizeof(T) bytes (a real, or the stamp with its padding), so no
-    // statistic is ever torn. A plain word loop: the per-coordinate cost of a catch-up that has
-    // nothing to do is these stores.
-    static void store_stats(State* rec, const State& q) noexcept {
-        using Word = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-        static_assert(offsetof(State, w) == 0, "w leads the record");
-        static_assert(offsetof(State, stamp) % sizeof(Word) == 0 &&
-                          offsetof(State, stamp) + sizeof(Word) <= sizeof(State),
-                      "the stamp starts a word inside the record");
-        const char* src = reinterpret_cast<const char*>(&q);
-        char* dst = reinterpret_cast<char*>(rec);
-        for (size_t off = sizeof(T); off <= offsetof(State, stamp); off += sizeof(Word)) {
-            Word v;
-            std::memcpy(&v, src + off, sizeof(Word));
-            shared_store(reinterpret_cast<Word*>(dst + off), v);
-        }
+    // Coordinate j as the rule's State: w from W, its statistics, stamp the row's s (reg: 0, the
+    // sparse regulariser is not offered here).
+    State load(int64_t j, uint32_t s) const noexcept {
+        State q{};
+        q.w = shared_load(W_ + j);
+        T* words = reinterpret_cast<T*>(&q) + 1;
+        const T* src = stats_.get() + j * kStats;
+        for (int64_t i = 0; i < kStats; ++i) words[i] = shared_load(src + i);
+        q.stamp = s;
+        return q;
+    }
+
+    // W[j] and the statistics back, each word in one relaxed store (never torn).
+    void store(int64_t j, const State& q) noexcept {
+        shared_store(W_ + j, q.w);
+        const T* words = reinterpret_cast<const T*>(&q) + 1;
+        T* dst = stats_.get() + j * kStats;
+        for (int64_t i = 0; i < kStats; ++i) shared_store(dst + i, words[i]);
     }
 
     T* W_;
     int64_t n_rows_, dim_, n_;
     StepConfig sc_;
-    attached_detail::AlignedArray<State> stats_;
-    attached_detail::AlignedArray<uint32_t> stamps_;
+    attached_detail::AlignedArray<T> stats_;            // kStats words per coordinate, row-major
+    attached_detail::AlignedArray<uint32_t> row_stamps_;  // stamped rules: one stamp per row
+    attached_detail::AlignedArray<uint32_t> stamps_;      // scaled SGD: one stamp per coordinate
     uint64_t L_ = 1;
     uint64_t k_base_ = 1;  // the global step of relative step 1
     uint64_t rebases_ = 0;
