@@ -51,6 +51,9 @@ public:
     static constexpr bool additive = false;
     static constexpr bool reg_in_state = true;
     static constexpr StepNeeds needs{};
+    // An idle coordinate moves only by the shrink rho (decoupled decay): without it, never
+    // (optim/attached.hpp skips its catch-ups then).
+    static constexpr bool idle_moves_by_shrink_only = true;
 
     AdagradRule(const Steps& steps, const StepConfig& c) : steps_(steps), eps_t_(static_cast<T>(c.eps)) {}
     AdagradRule() = default;

@@ -81,6 +81,13 @@ struct has_stamp : std::false_type {};
 template <class S>
 struct has_stamp<S, std::void_t<decltype(std::declval<S&>().stamp)>> : std::true_type {};
 
+// Rules whose idle coordinates move only by the multiplicative shrink declare
+// idle_moves_by_shrink_only (adagrad.hpp); without a shrink their catch-ups are identities.
+template <class R, class = void>
+struct shrink_only_idle : std::false_type {};
+template <class R>
+struct shrink_only_idle<R, std::enable_if_t<R::idle_moves_by_shrink_only>> : std::true_type {};
+
 template <class R>
 struct is_scaled_sgd : std::false_type {};
 template <class T, class Steps>
@@ -135,7 +142,8 @@ public:
     // segment, 0 for the default (capped by the rule's max_segment_updates either way).
     Attached(T* W, int64_t n_rows, int64_t dim, const StepConfig& sc, uint64_t segment)
         : W_(W), n_rows_(n_rows), dim_(dim), n_(n_rows * dim), sc_(sc), stats_(n_ * kStats),
-          row_stamps_(kStamped ? n_rows : 0), stamps_(kScaledSgd ? n_ : 0) {
+          row_stamps_(kStamped ? n_rows : 0), stamps_(kScaledSgd ? n_ : 0),
+          idle_static_((!kStamped && !kScaledSgd) || (attached_detail::shrink_only_idle<Rule>::value && sc.decay == 0)) {
         uint64_t cap = Rule::max_segment_updates(sc);
         if (cap > UINT32_MAX - 1) cap = UINT32_MAX - 1;
         const bool tabled = std::is_same<Steps, TabledSteps>::value;
@@ -164,7 +172,7 @@ public:
     uint64_t catch_up(const int64_t* rows, int64_t n_rows) override {
         std::shared_lock<std::shared_mutex> lk(mu_);
         const uint32_t c = completed_step();
-        if (c == 0) return k_base_ - 1;
+        if (c == 0 || idle_static_) return k_base_ - 1 + c;  // nothing to bring: W is current
         for (int64_t r = 0; r < n_rows; ++r) bring(rows ? rows[r] : r, c, false);
         return k_base_ - 1 + c;
     }
@@ -201,7 +209,8 @@ private:
     // Exclusive: every coordinate to relative step n (all of them completed), stamps to 0, and the
     // next segment opens after it.
     void rebase(uint32_t n) {
-        if (kStamped || kScaledSgd)
+        // (idle_static_: the stamps matter to no catch-up, all being identities, so they stay)
+        if ((kStamped && !idle_static_) || kScaledSgd)
             for (int64_t r = 0; r < n_rows_; ++r) bring(r, n, true);
         ++rebases_;
         open_segment(k_base_ + n);
@@ -301,6 +310,9 @@ private:
     attached_detail::AlignedArray<T> stats_;            // kStats words per coordinate, row-major
     attached_detail::AlignedArray<uint32_t> row_stamps_;  // stamped rules: one stamp per row
     attached_detail::AlignedArray<uint32_t> stamps_;      // scaled SGD: one stamp per coordinate
+    // No idle coordinate ever moves (unstamped rules but scaled SGD, AdaGrad without decay): W is
+    // always current, and catch_up and the rebases have nothing to do.
+    bool idle_static_;
     uint64_t L_ = 1;
     uint64_t k_base_ = 1;  // the global step of relative step 1
     uint64_t rebases_ = 0;
