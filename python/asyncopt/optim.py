@@ -32,9 +32,10 @@ and arrays over ``multiprocessing.shared_memory`` buffers included; never copied
   rows to compute the next gradient with a rule whose idle coordinates move: AMSGrad, Adam, or any
   rule with L2); ``opt.finish()``: every coordinate, so W holds exactly the dense algorithm's iterate.
 
-Layout: W is the authority for the weights; the rule's per-coordinate statistics (m, v, vhat, G,
-stamps) live in a private array the optimizer owns, records of the same layout as the estimators'
-state with the weight word unused. A step reads W[j] and the statistics of each coordinate it
+Layout: W is the authority for the weights; the rule's statistics live in a private array the
+optimizer owns, compact (per coordinate only its own words: G; m, v; m, v, vhat and AMSGrad's
+cached direction) with one step stamp per row, since every step touches whole rows (an Adam row of
+16 float32 is 128 bytes of statistics). A step reads W[j] and the statistics of each coordinate it
 touches and writes both back, so after every step each touched coordinate holds in W its exact
 value at that step. An untouched coordinate holds in W its value as of the last step that touched
 it (or of the last ``catch_up`` / ``finish``) until then: W is lazy there, exact after ``finish()``.
