@@ -2,6 +2,7 @@
 environments against gymnasium, the network's backward pass against finite differences, one thread
 against the NumPy reference (tests/reference_rl.py), and 2 threads solving CartPole-v1 in 5 seeds."""
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -166,7 +167,7 @@ def test_one_thread_is_reproducible():
 
 
 # ---------------------------------------------------------------------- statistical: solves
-SOLVE_BUDGET = 400_000  # environment steps; measured need (bench/README.md) is far below
+SOLVE_BUDGET = 500_000  # env steps: >= 2x the worst solve measured at 1 or 2 threads (245k; bench/README.md)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -195,6 +196,19 @@ def test_history_and_staleness_are_recorded():
         assert rec["steps_per_s"] > 0
     assert clf.history_[-1]["env_steps"] == clf.env_steps_ == 20_000
     assert clf.staleness_["count"] == clf.n_updates_ == 1000
+
+
+def test_stop_request_ends_the_fit_early():
+    # what Ctrl-C does (the SIGINT handler of core/interrupt.hpp sets the same flag)
+    timer = threading.Timer(0.5, _core.request_stop)
+    timer.start()
+    try:
+        clf = ActorCritic(n_threads=2, stop_when_solved=False, log_interval=10_000_000).fit(1_000_000_000)
+    finally:
+        timer.cancel()
+        _core.clear_stop()
+    assert clf.interrupted_ and 0 < clf.env_steps_ < 1_000_000_000
+    assert clf.n_updates_ * 20 == clf.env_steps_ and np.isfinite(clf.params_).all()
 
 
 def test_predict_shapes():
@@ -231,11 +245,13 @@ def test_bad_total_steps():
 def test_python_stepped_gymnasium_env_learns():
     # a gymnasium instance takes the Python-stepped path: same learner, episodes recorded natively
     env = gym.make("CartPole-v1")
-    clf = ActorCritic(env=env, n_envs=4, random_state=0, log_interval=5000, stop_when_solved=False).fit(30_000)
+    clf = ActorCritic(env=env, learning_rate=0.003, n_envs=8, random_state=0, log_interval=10_000,
+                      stop_when_solved=False).fit(50_000)
     rets = clf.episodes_["return"]
-    assert rets.size > 50
-    assert rets[-20:].mean() > 2 * rets[:20].mean()  # it learns (random play: ~22)
-    assert clf.n_threads_ == 1 and clf.history_[-1]["env_steps"] == 30_000
+    assert rets.size > 100
+    # it learns: random play lasts ~22 steps; measured here 15 -> 214 (seed 0), 11 -> 101 (seed 1)
+    assert rets[-50:].mean() > 80 and rets[-50:].mean() > 3 * rets[:50].mean()
+    assert clf.n_threads_ == 1 and clf.history_[-1]["env_steps"] == 50_000
 
 
 def test_rmsprop_is_registered():

@@ -150,9 +150,30 @@ private:
         int64_t w, b;  // offsets of W and b in theta
     };
 
-    // y = W x + b, each output one dot product over a contiguous row.
+    // y = W x + b, each output one dot product over a contiguous row, summed in order j = 0, 1, ...
+    // A single such sum is one chain of dependent additions (the compiler may not reorder it
+    // without -ffast-math), so it runs at the adder's latency; four rows at once are four
+    // independent chains that overlap in the pipeline, ~3x faster on the 64x64 layer, and every
+    // output is still the same in-order sum, bit for bit.
     static void dense(const double* theta, const Layer& L, const double* x, double* y) noexcept {
-        for (int i = 0; i < L.out; ++i) {
+        int i = 0;
+        for (; i + 4 <= L.out; i += 4) {
+            const double* w0 = theta + L.w + static_cast<int64_t>(i) * L.in;
+            const double *w1 = w0 + L.in, *w2 = w1 + L.in, *w3 = w2 + L.in;
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+            for (int j = 0; j < L.in; ++j) {
+                const double xj = x[j];
+                s0 += w0[j] * xj;
+                s1 += w1[j] * xj;
+                s2 += w2[j] * xj;
+                s3 += w3[j] * xj;
+            }
+            y[i] = s0 + theta[L.b + i];
+            y[i + 1] = s1 + theta[L.b + i + 1];
+            y[i + 2] = s2 + theta[L.b + i + 2];
+            y[i + 3] = s3 + theta[L.b + i + 3];
+        }
+        for (; i < L.out; ++i) {
             const double* w = theta + L.w + static_cast<int64_t>(i) * L.in;
             double s = 0.0;
             for (int j = 0; j < L.in; ++j) s += w[j] * x[j];
