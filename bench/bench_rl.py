@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from datetime import datetime, timezone
@@ -58,11 +59,20 @@ def solve_run(n_threads, seed, budget):
             "staleness_mean": st["sum"] / st["count"] if st["count"] else 0.0, "staleness_max": int(st["max"])}
 
 
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def rate_run(n_threads, steps):
-    t0 = time.perf_counter()
+    """Env steps per second of wall time, and per second of this process's CPU time: on a machine
+    shared with other work the first is bounded by the cores the OS gives, the second shows whether
+    a step costs more with more threads (contention on the shared parameters)."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
     clf = ActorCritic(n_threads=n_threads, random_state=0, stop_when_solved=False, log_interval=steps).fit(steps)
-    wall = time.perf_counter() - t0
-    return {"threads": n_threads, "env_steps": clf.env_steps_, "wall_s": wall, "steps_per_s": clf.env_steps_ / wall}
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return {"threads": n_threads, "env_steps": clf.env_steps_, "wall_s": wall, "cpu_s": cpu,
+            "steps_per_s": clf.env_steps_ / wall, "steps_per_cpu_s": clf.env_steps_ / cpu, "cores_used": cpu / wall}
 
 
 def sb3_runs(seeds, budget):
@@ -116,10 +126,12 @@ def report_md(rep):
     for t, s in rep["summary"].items():
         lines.append(f"| {t} | {s['median_steps']} | {s['median_wall_s']:.2f} | {s['solved']}/{s['runs']} |"
                      if s["median_wall_s"] is not None else f"| {t} | - | - | {s['solved']}/{s['runs']} |")
-    lines += ["", "## Throughput (fixed steps, not stopping)", "", "| threads | env steps | wall s | steps/s |",
-              "|---|---|---|---|"]
+    lines += ["", f"## Throughput (fixed steps, not stopping; load average at the start {rep['load_avg']})", "",
+              "| threads | env steps | wall s | steps/s | CPU s | steps per CPU s | cores used |",
+              "|---|---|---|---|---|---|---|"]
     for r in rep["rate"]:
-        lines.append(f"| {r['threads']} | {r['env_steps']} | {r['wall_s']:.2f} | {r['steps_per_s']:.0f} |")
+        lines.append(f"| {r['threads']} | {r['env_steps']} | {r['wall_s']:.2f} | {r['steps_per_s']:.0f} | {r['cpu_s']:.2f} | "
+                     f"{r['steps_per_cpu_s']:.0f} | {r['cores_used']:.2f} |")
     if rep.get("sb3"):
         lines += ["", "## stable-baselines3 (same criterion)", "", "| algo | seed | solved at step | wall s |", "|---|---|---|---|"]
         for r in rep["sb3"]:
@@ -138,6 +150,8 @@ def main(argv=None):
     budget = args.budget or (20_000 if args.quick else 500_000)
     rate_steps = args.rate_steps or (20_000 if args.quick else 200_000)
     threads = sorted({int(t) for t in args.threads.split(",")})
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     ActorCritic(n_threads=max(threads), stop_when_solved=False).fit(2000)  # warm the pool and the caches
     solve = []
     for seed in range(seeds):
@@ -166,9 +180,9 @@ def main(argv=None):
         targets["steps/s 2 threads / 1 thread"] = {"value": round(v, 2), "target": f">= {RATE_RATIO_2T}",
                                                    "pass": v >= RATE_RATIO_2T}
     sb3 = None if (args.quick or args.no_sb3) else sb3_runs(seeds, budget)
-    rep = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_model(),
+    rep = {"when": when, "cpu": cpu_model(),
            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-           "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None, "python": platform.python_version(),
+           "load_avg": load, "python": platform.python_version(),
            "asyncopt": asyncopt.__version__, "commit": git_commit(), "budget": budget, "solve": solve, "rate": rate,
            "rates": rates, "summary": summary, "targets": targets, "sb3": sb3}
     out = Path(args.out)
