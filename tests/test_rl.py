@@ -254,6 +254,24 @@ def test_python_stepped_gymnasium_env_learns():
     assert clf.n_threads_ == 1 and clf.history_[-1]["env_steps"] == 50_000
 
 
+def test_save_and_load_round_trip(tmp_path):
+    import asyncopt
+
+    clf = ActorCritic(n_threads=1, random_state=2, stop_when_solved=False, log_interval=5000).fit(20_000)
+    path = clf.save(tmp_path / "ac.npz")
+    back = asyncopt.load(path)
+    assert isinstance(back, ActorCritic)
+    np.testing.assert_array_equal(back.params_, clf.params_)
+    np.testing.assert_array_equal(back._rule_state, clf._rule_state)
+    obs = np.random.default_rng(0).standard_normal((7, 4))
+    np.testing.assert_array_equal(back.predict_proba(obs), clf.predict_proba(obs))
+    assert back.history_ == clf.history_ and back.n_updates_ == clf.n_updates_ == 1000
+    np.testing.assert_array_equal(back.episodes_["return"], clf.episodes_["return"])
+    assert back.get_params() == clf.get_params()
+    with pytest.raises(ValueError, match="not fitted"):
+        ActorCritic().save(tmp_path / "x.npz")
+
+
 def test_rmsprop_is_registered():
     assert "rmsprop" in optim.names()
     assert optim.get("rmsprop").beta2 == 0.99

@@ -33,7 +33,9 @@ import time
 
 import numpy as np
 
-from . import _core, optim
+import warnings
+
+from . import _core, checkpoint, optim
 from ._checks import check_int, check_n_threads, check_real, resolve_n_threads
 from .training import interruptible
 
@@ -77,6 +79,14 @@ def _seed(random_state):
     return int(random_state)
 
 
+_PARAMS = ("env", "n_threads", "optimizer", "learning_rate", "n_steps", "n_envs", "gamma", "value_coef", "entropy_coef",
+           "max_grad_norm", "hidden_sizes", "backend", "random_state", "stop_when_solved", "solve_window", "log_interval",
+           "verbose")
+_FITTED = ("obs_dim_", "n_actions_", "hidden_", "solve_threshold_", "solved_step_", "env_steps_", "n_updates_",
+           "n_threads_", "history_", "interrupted_")
+
+
+@checkpoint.register
 class ActorCritic:
     """Lock-free asynchronous advantage actor-critic (A3C / HSA2C's threads level).
 
@@ -343,6 +353,61 @@ class ActorCritic:
         self.solved_step_ = int(s) if s >= 0 else None
         self.env_steps_ = int(self._trainer.env_steps)
         self.n_updates_ = int(self._trainer.updates)
+        self._rule_state = self._trainer.state_bytes()  # weights and the rule's statistics, for save
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_params(self, deep=False):
+        return {k: getattr(self, k) for k in _PARAMS}
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (asyncopt's npz checkpoint, no pickle: see
+        :mod:`asyncopt.checkpoint`): parameters, the fitted network, the rule's whole shared state
+        (weights and statistics), history and episodes. ``asyncopt.load(path)`` reads it back
+        ready to ``predict``; a new ``fit`` starts from the initial parameters again. An ``env``
+        that is an environment object (not a name) is not written and loads as None."""
+        if not hasattr(self, "params_"):
+            raise ValueError("save: this ActorCritic is not fitted yet (call fit first)")
+        params, unsaved = {}, []
+        for k, v in self.get_params().items():
+            try:
+                params[k] = checkpoint.to_json(v, k)
+            except TypeError:
+                checkpoint.unsaved_parameter(k, v)
+                params[k], unsaved = None, unsaved + [k]
+        fitted = {k: checkpoint.to_json(getattr(self, k), k) for k in _FITTED}
+        st = self.staleness_
+        fitted["staleness_"] = {"count": int(st["count"]), "sum": int(st["sum"]), "max": int(st["max"])}
+        fitted["optimizer_"] = checkpoint.to_json(self.optimizer_, "optimizer_")
+        arrays = {"params": self.params_, "rule_state": self._rule_state,
+                  "staleness_hist": np.asarray(st["hist"] if st["hist"] is not None else [], dtype=np.uint64)}
+        arrays.update({f"episodes_{k}": np.asarray(v) for k, v in self.episodes_.items()})
+        meta = {"asyncopt_version": _core.build_info()["version"], "estimator": "ActorCritic", "params": params,
+                "unsaved_params": unsaved, "fitted": fitted, "model": {}, "fit": None}
+        return checkpoint.write(path, meta, arrays)
+
+    @classmethod
+    def _from_checkpoint(cls, meta, arrays):
+        params = {k: checkpoint.from_json(v) for k, v in meta["params"].items()}
+        unknown = set(params) - set(_PARAMS)
+        if unknown:
+            raise ValueError(f"checkpoint has parameters {sorted(unknown)} that this version's ActorCritic lacks")
+        if meta.get("unsaved_params"):
+            warnings.warn(f"checkpoint did not hold the parameters {meta['unsaved_params']} (not data); they are None "
+                          "in the loaded estimator", stacklevel=3)
+        if isinstance(params.get("hidden_sizes"), list):
+            params["hidden_sizes"] = tuple(params["hidden_sizes"])
+        est = cls(**params)
+        fitted = meta["fitted"]
+        for k in _FITTED:
+            setattr(est, k, checkpoint.from_json(fitted[k]))
+        est.optimizer_ = checkpoint.from_json(fitted["optimizer_"])
+        est.staleness_ = dict(fitted["staleness_"], hist=arrays["staleness_hist"] if arrays["staleness_hist"].size else None)
+        est.params_ = np.ascontiguousarray(arrays["params"], dtype=np.float64)
+        est._rule_state = arrays["rule_state"]
+        est.episodes_ = {k[len("episodes_"):]: v for k, v in arrays.items() if k.startswith("episodes_")}
+        if est.params_.size != _core.mlp_n_params(est.obs_dim_, list(est.hidden_), est.n_actions_):
+            raise ValueError("corrupt checkpoint: the parameter vector does not fit the network it names")
+        return est
 
     # ------------------------------------------------------------------ inference
     def _check_obs(self, observations):
