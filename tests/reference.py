@@ -59,6 +59,9 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
         elif optimizer == "adagrad":
             G = G + g * g
             w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+        elif optimizer == "rmsprop":
+            G = beta2 * G + (1 - beta2) * g * g
+            w = rho * w - step * eta * g / (np.sqrt(G) + eps)
         else:
             a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
             m = beta1 * m + (1 - beta1) * g
@@ -119,6 +122,9 @@ def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", le
                 w = rho * w - step * eta * g
             elif optimizer == "adagrad":
                 G = G + g * g
+                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+            elif optimizer == "rmsprop":
+                G = beta2 * G + (1 - beta2) * g * g
                 w = rho * w - step * eta * g / (np.sqrt(G) + eps)
             else:
                 a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
@@ -195,6 +201,9 @@ def rule_reference(w0, grads, *, optimizer="sgd", learning_rate=0.1, schedule="c
         elif optimizer == "adagrad":
             G = G + g * g
             w = rho * w - eta * g / (np.sqrt(G) + eps)
+        elif optimizer == "rmsprop":
+            G = beta2 * G + (1 - beta2) * g * g
+            w = rho * w - eta * g / (np.sqrt(G) + eps)
         else:
             a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
             m = beta1 * m + (1 - beta1) * g
@@ -258,6 +267,9 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
             elif optimizer == "adagrad":
                 G = G + g * g
                 w = rho * w - step * eta * g / (np.sqrt(G) + eps)
+            elif optimizer == "rmsprop":
+                G = beta2 * G + (1 - beta2) * g * g
+                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
             elif optimizer in ("amsgrad", "adam"):
                 a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
                 m = beta1 * m + (1 - beta1) * g
@@ -265,7 +277,7 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
                 vhat = np.maximum(vhat, v)
                 w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
             else:
-                raise ValueError(f"delayed_reference runs sgd, amsgrad, adagrad and adam, not {optimizer!r}")
+                raise ValueError(f"delayed_reference runs sgd, amsgrad, adagrad, rmsprop and adam, not {optimizer!r}")
             if not fit_intercept:
                 w[d] = 0.0
         elif optimizer != "sgd":

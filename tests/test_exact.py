@@ -43,7 +43,8 @@ def fit_both(optimizer, case, batch_size, schedule, dtype=np.float64, epochs=3, 
     w, b = logistic_reference(X, y, optimizer=optimizer, learning_rate=lr, schedule=schedule,
                               bias_correction=bias_correction, alpha=case["alpha"], regularization=reg,
                               batch_size=batch_size, epochs=epochs, fit_intercept=fit_intercept,
-                              intercept_scale=scale, eps=eps or getattr(rule, "eps", 1e-8))
+                              intercept_scale=scale, eps=eps or getattr(rule, "eps", 1e-8),
+                              beta2=getattr(rule, "beta2", 0.999))
     return clf, w, b
 
 

@@ -1,6 +1,6 @@
 // The compiled module asyncopt._core: pybind11 glue only. Each area binds its own
 // functions (bind_io.cpp, bind_optim.cpp, bind_logistic.cpp, bind_lda.cpp, bind_server.cpp, bind_compress.cpp,
-// bind_gpu_emulator.cpp, bind_attached.cpp, bind_simulate.cpp); logic lives in the headers under csrc/asyncopt.
+// bind_gpu_emulator.cpp, bind_attached.cpp, bind_simulate.cpp, bind_rl.cpp); logic lives in the headers under csrc/asyncopt.
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -22,6 +22,7 @@ void bind_interrupt(py::module_& m);
 void bind_multinomial(py::module_& m);
 void bind_attached(py::module_& m);
 void bind_simulate(py::module_& m);
+void bind_rl(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "asyncopt native core (header-only C++ under csrc/asyncopt, bound here)";
@@ -36,6 +37,7 @@ PYBIND11_MODULE(_core, m) {
     bind_multinomial(m);  // after bind_logistic: it takes LogisticConfig
     bind_attached(m);  // after bind_optim: it takes Rule and StepConfig
     bind_simulate(m);  // after bind_logistic: it takes LogisticConfig
+    bind_rl(m);  // after bind_optim: its trainer takes Rule and StepConfig
 
     m.def("build_info", []() {
         py::dict d;

@@ -1,7 +1,7 @@
 """asyncopt: asynchronous (lock-free) stochastic optimizers at native speed.
 
 Public names: :class:`LogisticRegression`, :class:`LDA`, the :mod:`asyncopt.datasets` loaders and generators,
-:func:`load` (checkpoints: :mod:`asyncopt.checkpoint`), the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad` and :class:`Adam` (``optimizer=``
+:func:`load` (checkpoints: :mod:`asyncopt.checkpoint`), the update rules :class:`SGD`, :class:`AMSGrad`, :class:`AdaGrad`, :class:`Adam` and :class:`RMSProp` (``optimizer=``
 takes their names or objects; the registry is :mod:`asyncopt.optim`; ``rule.attach(W)`` runs one on your own
 numpy array, :class:`asyncopt.optim.Attached`), the message quantizers of
 :mod:`asyncopt.compress`, the delay simulator's options and delay models (:mod:`asyncopt.simulate`,
@@ -17,7 +17,7 @@ from .checkpoint import load
 from .history import History, Staleness
 from .lda import LDA
 from .logistic import LogisticRegression
-from .optim import SGD, AdaGrad, Adam, AMSGrad
+from .optim import SGD, AdaGrad, Adam, AMSGrad, RMSProp
 
 __version__ = _core.build_info()["version"]
 
@@ -31,4 +31,4 @@ def build_info():
     return info
 
 
-__all__ = ["LogisticRegression", "LDA", "load", "SGD", "AMSGrad", "AdaGrad", "Adam", "History", "Staleness", "build_info", "datasets", "simulate"]
+__all__ = ["LogisticRegression", "LDA", "load", "SGD", "AMSGrad", "AdaGrad", "Adam", "RMSProp", "History", "Staleness", "build_info", "datasets", "simulate"]

@@ -12,6 +12,7 @@ class Rule:  # csrc/asyncopt/optim/rules.hpp
     amsgrad: Rule
     adagrad: Rule
     adam: Rule
+    rmsprop: Rule
     name: str
     value: int
     def __init__(self, value: int) -> None: ...
@@ -233,3 +234,57 @@ class AttachedOptimizer:
     steps: int  # global steps begun (all completed when no step runs)
     segment_steps: int  # steps per stamp segment
     rebases: int  # segments closed so far
+
+# csrc/bindings/bind_rl.cpp: the actor-critic workload (csrc/asyncopt/rl, threads/actor_critic.hpp)
+class CartPoleEnv:  # rl/cartpole.hpp; for tests against gymnasium
+    obs_dim: int
+    n_actions: int
+    max_steps: int
+    solved_return: float
+    def __init__(self, seed: int = 0) -> None: ...
+    def reset(self) -> np.ndarray: ...
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool]: ...  # obs, reward, terminated, truncated
+    def state(self) -> np.ndarray: ...
+    def set_state(self, state: np.ndarray, elapsed: int = 0) -> None: ...
+
+class AcrobotEnv(CartPoleEnv): ...  # rl/acrobot.hpp (same methods)
+
+def mlp_n_params(obs_dim: int, hidden: list[int], n_actions: int) -> int: ...
+def mlp_forward(theta: np.ndarray, obs: np.ndarray, obs_dim: int, hidden: list[int],
+                n_actions: int) -> tuple[np.ndarray, np.ndarray]: ...  # log pi (n x A), V (n)
+def mlp_backward(theta: np.ndarray, obs: np.ndarray, dlogits: np.ndarray, dvalue: np.ndarray, obs_dim: int,
+                 hidden: list[int], n_actions: int) -> np.ndarray: ...
+def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, truncation_value: np.ndarray,
+                   last_value: np.ndarray, gamma: float) -> np.ndarray: ...
+
+class ActorCriticConfig:
+    n_steps: int
+    n_envs: int
+    seed: int
+    solve_window: int
+    solve_return: float
+    stop_when_solved: bool
+    gamma: float
+    value_coef: float
+    entropy_coef: float
+    max_grad_norm: float
+    def __init__(self) -> None: ...
+
+class ActorCriticTrainer:
+    updates: int
+    env_steps: int
+    solved_step: int  # -1 until solved
+    n_params: int
+    def __init__(self, env_kind: int, obs_dim: int, hidden: list[int], n_actions: int, rule: Rule,
+                 step_config: StepConfig, config: ActorCriticConfig, theta0: np.ndarray, max_threads: int) -> None: ...
+    def train(self, budget: int, n_threads: int) -> dict: ...  # updates, staleness, env_steps, interrupted
+    def update_external(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                        truncated: np.ndarray, truncation_value: np.ndarray, last_value: np.ndarray) -> dict: ...
+    def evaluate(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def sample_actions(self, obs: np.ndarray) -> np.ndarray: ...
+    def record_episode(self, step: int, ret: float, length: int) -> None: ...
+    def params(self) -> np.ndarray: ...
+    def set_params(self, params: np.ndarray) -> None: ...
+    def state_bytes(self) -> np.ndarray: ...
+    def set_state_bytes(self, state: np.ndarray, updates: int, env_steps: int) -> None: ...
+    def episodes(self, start: int = 0) -> dict: ...  # step, return, length, thread

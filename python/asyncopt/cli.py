@@ -1,4 +1,4 @@
-"""The ``asyncopt`` command: ``demo`` (the main job), ``train`` and ``info``.
+"""The ``asyncopt`` command: ``demo`` (the main job), ``train``, ``rl`` and ``info``.
 
 ``asyncopt demo`` trains sparse logistic regression with SGD and AMSGrad at 1..N threads on a data
 file, or on a built-in deterministic synthetic problem when none is given, and prints one table:
@@ -352,6 +352,29 @@ def cmd_info(_args):
     print(json.dumps(runtime_info(), indent=2, default=str))
 
 
+def cmd_rl(args):
+    """Train the lock-free actor-critic on a built-in environment (or a gymnasium id), printing one
+    row of the table every --log-interval environment steps."""
+    from .rl import ActorCritic
+
+    print(f"asyncopt rl {args.env}: {args.threads or 'all'} threads, optimizer {args.optimizer}, "
+          f"n_steps {args.n_steps}, n_envs {args.n_envs}, seed {args.seed}", flush=True)
+    clf = ActorCritic(env=args.env, n_threads=args.threads, optimizer=args.optimizer, learning_rate=args.learning_rate,
+                      n_steps=args.n_steps, n_envs=args.n_envs, gamma=args.gamma, backend=args.backend,
+                      random_state=args.seed, stop_when_solved=not args.no_stop, log_interval=args.log_interval,
+                      verbose=True)
+    clf.fit(total_steps=args.total_steps)
+    wall = clf.history_[-1]["wall_s"] if clf.history_ else 0.0
+    st = clf.staleness_
+    mean_tau = st["sum"] / st["count"] if st["count"] else 0.0
+    if clf.solved_step_ is not None:
+        print(f"solved at step {clf.solved_step_} (mean return of the last {clf.solve_window} episodes >= "
+              f"{clf.solve_threshold_:g}) in {wall:.2f} s", flush=True)
+    else:
+        print(f"not solved in {clf.env_steps_} steps ({wall:.2f} s)", flush=True)
+    print(f"{clf.n_updates_} updates, staleness mean {mean_tau:.2f} max {st['max']}", flush=True)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="asyncopt", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -418,6 +441,23 @@ def build_parser():
                    help="efficient-adam: the optimizer's moments on each worker (the paper) or on the server "
                         "(COMP-AMS)")
     t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("rl", help="lock-free asynchronous advantage actor-critic (HSA2C threads level) on an "
+                                  "environment, printing a table while it trains")
+    r.add_argument("env", nargs="?", default="CartPole-v1",
+                   help="CartPole-v1 or Acrobot-v1 (native), or any gymnasium id (stepped from Python)")
+    r.add_argument("--threads", type=int, help="actor-learner threads (default: every core)")
+    r.add_argument("--backend", default="threads", choices=["threads"])
+    r.add_argument("--optimizer", default="rmsprop", choices=optim.names())
+    r.add_argument("--learning-rate", type=float)
+    r.add_argument("--n-steps", type=int, default=5)
+    r.add_argument("--n-envs", type=int, default=4, help="environments per thread")
+    r.add_argument("--gamma", type=float, default=0.99)
+    r.add_argument("--total-steps", type=int, default=500_000)
+    r.add_argument("--log-interval", type=int, default=10_000)
+    r.add_argument("--no-stop", action="store_true", help="train all --total-steps even once solved")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_rl)
 
     i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler) and what this machine gives it "
                                     "(vector extensions, threads, OpenMP runtimes, MPI, a GPU)")

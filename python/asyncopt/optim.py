@@ -16,6 +16,7 @@ its header in C++.
   (Adam's bias correction folded into the step, the "epsilon-hat" form of Kingma & Ba 2015 §2).
 - :class:`AdaGrad` (Duchi et al. 2011): ``G = G + g^2;  x = x - eta_k g / (sqrt(G) + eps)``.
 - :class:`Adam` (Kingma & Ba 2015): AMSGrad without the max, ``x = x - a_k m / (sqrt(v) + eps)``.
+- :class:`RMSProp` (A3C's shared RMSProp): ``G = beta2 G + (1 - beta2) g^2;  x = x - eta_k g / (sqrt(G) + eps)``.
 
 On your own arrays (``attach``)
 -------------------------------
@@ -321,6 +322,31 @@ class Adam(MomentRule):
     def decay_shrink_bound(self):
         # The catch-up's terms shrink only while beta1 < sqrt(beta2) (1 - eta alpha) (steps.hpp).
         return 1.0 - self.beta1 / self.beta2 ** 0.5
+
+
+@register
+@dataclass(frozen=True)
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman & Hinton 2012), A3C's optimizer (Mnih et al. 2016) with its statistics
+    shared by every thread like the parameters ("shared RMSProp")::
+
+        G = beta2 G + (1 - beta2) g^2;  x = x - eta_k g / (sqrt(G) + eps)
+
+    ``beta2`` is RMSProp's decay (``alpha`` in PyTorch and the A3C paper; named as the second-moment
+    decay of the Adam family here because ``alpha`` is the L2 strength of every estimator). The
+    defaults are stable-baselines3's A2C optimizer (alpha 0.99, eps 1e-5)."""
+
+    beta2: float = 0.99
+    eps: float = 1e-5
+
+    name: ClassVar[str] = "rmsprop"
+    default_learning_rate: ClassVar[float] = 0.01
+    regularizations: ClassVar[tuple] = ("sparse", "decoupled")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_real("beta2", self.beta2, low=0, high=1, high_open=True)
+        check_real("eps", self.eps, low=0, low_open=True)
 
 
 def names():

@@ -1,6 +1,6 @@
 // The update rules by kind, and the one table of their compiled variants.
 //
-// Each rule (sgd.hpp, amsgrad.hpp, adagrad.hpp, adam.hpp) is a class template over the model's
+// Each rule (sgd.hpp, amsgrad.hpp, adagrad.hpp, adam.hpp, rmsprop.hpp) is a class template over the model's
 // precision T and a Steps view (steps.hpp), and declares its capabilities:
 //   additive      a step is one addition to w: the GPU may write it with an atomic add, and the
 //                 parameter server can add a DPSGD worker's change or track Picky SGD's moves
@@ -19,12 +19,13 @@
 #include "adagrad.hpp"
 #include "adam.hpp"
 #include "amsgrad.hpp"
+#include "rmsprop.hpp"
 #include "sgd.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
 
-enum class RuleKind : int { sgd = 0, amsgrad = 1, adagrad = 2, adam = 3 };
+enum class RuleKind : int { sgd = 0, amsgrad = 1, adagrad = 2, adam = 3, rmsprop = 4 };
 
 // Every kind and its name: asyncopt._core.Rule's values (bind_optim.cpp), which the classes of
 // python/asyncopt/optim.py name.
@@ -33,7 +34,8 @@ struct RuleName {
     const char* name;
 };
 inline constexpr RuleName kRuleNames[] = {
-    {RuleKind::sgd, "sgd"}, {RuleKind::amsgrad, "amsgrad"}, {RuleKind::adagrad, "adagrad"}, {RuleKind::adam, "adam"}};
+    {RuleKind::sgd, "sgd"}, {RuleKind::amsgrad, "amsgrad"}, {RuleKind::adagrad, "adagrad"}, {RuleKind::adam, "adam"},
+    {RuleKind::rmsprop, "rmsprop"}};
 
 // A compiled rule and its Steps, passed to a visitor as a value of an empty type.
 template <class RuleT, class StepsT>
@@ -71,6 +73,10 @@ decltype(auto) visit_rule(RuleKind kind, const StepConfig& sc, F&& f) {
             if (tabled_steps(sc, AdamRule<T, TabledSteps>::needs))
                 return f(RuleVariant<AdamRule<T, TabledSteps>, TabledSteps>{});
             return f(RuleVariant<AdamRule<T, ConstantSteps>, ConstantSteps>{});
+        case RuleKind::rmsprop:
+            if (tabled_steps(sc, RmspropRule<T, TabledSteps>::needs))
+                return f(RuleVariant<RmspropRule<T, TabledSteps>, TabledSteps>{});
+            return f(RuleVariant<RmspropRule<T, ConstantSteps>, ConstantSteps>{});
     }
     throw std::invalid_argument("unknown update rule kind " + std::to_string(static_cast<int>(kind)));
 }
@@ -84,6 +90,7 @@ decltype(auto) visit_state(RuleKind kind, F&& f) {
         case RuleKind::amsgrad: return f(TypeTag<AmsgradState<T>>{});
         case RuleKind::adagrad: return f(TypeTag<AdagradState<T>>{});
         case RuleKind::adam: return f(TypeTag<AdamState<T>>{});
+        case RuleKind::rmsprop: return f(TypeTag<RmspropState<T>>{});
     }
     throw std::invalid_argument("unknown update rule kind " + std::to_string(static_cast<int>(kind)));
 }
