@@ -147,6 +147,7 @@ class DelaySimulator:
     def __init__(
         self, state: np.ndarray, n_features: int, rule: Rule, dtype: str, steps: StepConfig, config: LogisticConfig,
         active: np.ndarray, reg_scale: np.ndarray | None, max_delay: int, picky_threshold: float, k0: int,
+        delay_adaptive: float = ...,
     ) -> None: ...
     def epoch(
         self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, y: np.ndarray, perm: np.ndarray,
