@@ -510,3 +510,53 @@ def test_synchronous_sgd_is_mini_batch_sgd_of_all_the_workers_in_rounds_of_the_s
     t = expo.history_[0]["simulated_time"]
     assert 10 * 1.5 < t < 10 * 3.2  # the max of 4 unit exponentials averages 1 + 1/2 + 1/3 + 1/4
     assert SimOptions(delay=simulate.workers(4), synchronous=True).method == "sync"
+
+
+# ---------------------------------------------------------------------- recorded traces and their replay
+def test_a_recorded_two_thread_trace_matches_the_staleness_counts_and_is_replayed_exactly():
+    X, y = sparse_problem(n=400, d=60)
+    clf = asyncopt.LogisticRegression(n_threads=2, epochs=3, tol=None, random_state=0, record_staleness=True,
+                                      batch_size=2).fit(X, y)
+    rec = clf.staleness_trace_
+    st = clf.staleness_
+    assert rec.dtype == np.int64 and rec.shape == (clf.t_,) and (rec >= 0).all()
+    assert (rec.sum(), rec.max(), rec.size) == (st.total, st.max, st.count)
+    replay = fit_sim(X, y, simulate.trace_of(clf), batch_size=2, epochs=3, learning_rate=0.5)
+    # the simulator replays the trace in step order; only the first updates' delays are capped (no
+    # earlier iterate to read)
+    np.testing.assert_array_equal(replay.simulate_stats_["delays"], np.minimum(rec, np.arange(rec.size)))
+    # a simulated fit's own delays are a trace too
+    again = fit_sim(X, y, simulate.trace_of(replay), batch_size=2, epochs=3, learning_rate=0.5)
+    np.testing.assert_array_equal(again.coef_, replay.coef_)
+    one = asyncopt.LogisticRegression(n_threads=1, epochs=1, tol=None, record_staleness=True).fit(X, y)
+    assert (one.staleness_trace_ == 0).all() and one.staleness_trace_.size == X.shape[0]
+    assert asyncopt.LogisticRegression(n_threads=1, epochs=1, tol=None).fit(X, y).staleness_trace_ is None
+
+
+def test_recording_refuses_what_it_cannot_record():
+    X, y = sparse_problem(n=40, d=30)
+    with pytest.raises(ValueError, match="record_staleness must be True or False"):
+        asyncopt.LogisticRegression(record_staleness=1).fit(X, y)
+    with pytest.raises(ValueError, match="record_staleness=True is a setting of backend='threads'"):
+        asyncopt.LogisticRegression(backend="simulate", record_staleness=True).fit(X, y)
+    with pytest.raises(ValueError, match="3 classes"):
+        asyncopt.LogisticRegression(record_staleness=True, epochs=1).fit(X, np.arange(X.shape[0]) % 3)
+    with pytest.raises(ValueError, match="no recorded delays"):
+        simulate.trace_of(asyncopt.LogisticRegression(n_threads=1, epochs=1).fit(X, y))
+
+
+def test_record_every_cuts_the_passes_into_records_and_is_still_the_reference():
+    """Records every 20 updates over 80 rows (in order): 12 records are 3 passes, the delayed reads
+    reaching back across the records' segment ends; the same fit as the dense reference."""
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, SimOptions(delay=constant(5), record_every=20), epochs=12, learning_rate=0.5,
+                  train_loss="exact")
+    assert clf.t_ == 240 and len(clf.history_) == 12
+    assert [r["updates"] for r in clf.history_] == list(range(20, 241, 20))
+    w, b, _ = delayed_reference(X, signed(y), np.full(240, 5), learning_rate=0.5, schedule="optimal",
+                                alpha=clf.alpha, regularization=clf.regularization_, epochs=3,
+                                intercept_scale=0.01)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    shuffled = fit_sim(X, y, SimOptions(delay=constant(5), record_every=30), epochs=9, shuffle=True)
+    assert shuffled.t_ == 270

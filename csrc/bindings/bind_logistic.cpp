@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "asyncopt/optim/rules.hpp"
 #include "asyncopt/core/sparse.hpp"
@@ -59,6 +60,11 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
     const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
+    std::vector<int64_t> record;
+    if (cfg.record_staleness) {
+        record.assign(static_cast<size_t>(n_visit), -1);
+        cfg.staleness_record = record.data();
+    }
     {
         py::gil_scoped_release nogil;
         LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active, n_active, weight);
@@ -66,6 +72,12 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
         progress = work.progress();
     }
     py::dict d = staleness_dict(res);
+    if (cfg.record_staleness) {
+        const auto n_rec = static_cast<py::ssize_t>(std::min<uint64_t>(res.updates, record.size()));
+        py::array_t<int64_t> delays(n_rec);
+        std::copy(record.begin(), record.begin() + n_rec, delays.mutable_data());
+        d["delays"] = delays;
+    }
     if (cfg.progressive_loss) {
         d["loss_sum"] = progress.loss;
         d["correct"] = progress.correct;
@@ -179,6 +191,8 @@ void bind_logistic(py::module_& m) {
             [](EpochConfig& c, int64_t n) { c.n_threads = check_n_threads(n); },
             "Threads of the epoch, in [1, MAX_THREADS] (core/parallel.hpp says why there is a bound).")
         .def_readwrite("batch_size", &EpochConfig::batch_size)
+        .def_readwrite("record_staleness", &EpochConfig::record_staleness,
+                       "return each update's delay tau in step order (the epoch's 'delays')")
         .def_readwrite("shuffle", &EpochConfig::shuffle)
         .def_readwrite("seed", &EpochConfig::seed)
         .def_readwrite("k0", &EpochConfig::k0)

@@ -55,6 +55,7 @@ class EpochConfig:
     seed: int
     k0: int
     lockstep: bool  # rounds with exactly determined staleness; for tests and controlled studies (threads/hogwild.hpp)
+    record_staleness: bool  # logistic_epoch's result gains 'delays': each update's tau in step order
     def __init__(self) -> None: ...
 
 class LogisticConfig(EpochConfig):

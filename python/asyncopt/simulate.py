@@ -378,13 +378,17 @@ class SimOptions:
     synchronous : synchronous mini-batch SGD over the virtual workers of the delay model
         (straggler, workers or pareto): each server step averages one mini-batch from each of the
         n workers, all read at the current model (delay 0), and takes the slowest worker's job
-        time; ``simulated_time`` counts those rounds' time"""
+        time; ``simulated_time`` counts those rounds' time
+    record_every : None (a history record per pass over the data) or E >= 1: a record every E
+        updates (server steps), the training loop's ``epochs`` then counting records; the visiting
+        order is read on across records and reshuffled at each pass's end (for steps to a target)"""
 
     delay: object = None
     picky_threshold: Optional[float] = None
     picky_relative: bool = False
     delay_adaptive: Optional[float] = None
     synchronous: bool = False
+    record_every: Optional[int] = None
 
     def __post_init__(self):
         if self.delay is None:
@@ -413,6 +417,8 @@ class SimOptions:
                 raise ValueError(f"simulate: delay_adaptive must be a number > 0 (math.inf: plain delayed SGD) or "
                                  f"None, got {c!r}")
             object.__setattr__(self, "delay_adaptive", float(c))
+        if self.record_every is not None:
+            object.__setattr__(self, "record_every", _count("simulate: record_every", self.record_every, 1))
         if self.synchronous:
             if not isinstance(self.delay, (Straggler, Workers, Pareto)):
                 raise ValueError("simulate: synchronous=True runs mini-batch SGD over virtual workers: give a "
@@ -486,9 +492,51 @@ def resolve_options(value):
     if isinstance(value, _MODELS):
         return SimOptions(delay=value)
     if isinstance(value, dict):
-        fields = ("delay", "picky_threshold", "picky_relative", "delay_adaptive", "synchronous")
+        fields = ("delay", "picky_threshold", "picky_relative", "delay_adaptive", "synchronous", "record_every")
         unknown = set(value) - set(fields)
         if unknown:
             raise ValueError(f"simulate: unknown options {sorted(unknown)} (SimOptions has {', '.join(fields)})")
         return SimOptions(**value)
     raise ValueError(f"simulate must be None, asyncopt.simulate.SimOptions, a delay model or a dict, got {value!r}")
+
+
+# ---------------------------------------------------------------------- studies (the CLI and bench/bench_delays.py)
+def parse_delay(spec):
+    """A delay model from its command-line spelling: ``constant:D``, ``uniform:D``, ``straggler:N:S``,
+    ``workers:N[:exponential|constant]``, ``pareto:N:SHAPE``, ``mixture:P:SMALL:LARGE``."""
+    name, *args = str(spec).split(":")
+    makers = {"constant": (constant, (int,)), "uniform": (uniform, (int,)), "straggler": (straggler, (int, float)),
+              "workers": (workers, (int, str)), "pareto": (pareto, (int, float)),
+              "mixture": (mixture, (float, int, int))}
+    if name not in makers:
+        raise ValueError(f"delay {spec!r}: the model must be one of {', '.join(makers)}")
+    make, types = makers[name]
+    if not 1 <= len(args) <= len(types) or (name != "workers" and len(args) != len(types)):
+        raise ValueError(f"delay {spec!r}: {name} takes {len(types)} ':'-separated arguments")
+    try:
+        values = [t(a) for t, a in zip(types, args)]
+    except ValueError:
+        raise ValueError(f"delay {spec!r}: arguments must be {', '.join(t.__name__ for t in types)}") from None
+    return make(*values)
+
+
+def batch_objective(X, y, alpha):
+    """The optimum of mean log-loss + alpha/2 ||w||^2 (intercept unregularised), by scikit-learn's
+    L-BFGS at a tight tolerance: the study's reference (target = 1.01 x this)."""
+    from sklearn.linear_model import LogisticRegression as Exact
+
+    n = X.shape[0]
+    clf = Exact(C=1.0 / (alpha * n), tol=1e-10, max_iter=5000).fit(X, y)
+    z = X @ clf.coef_[0] + clf.intercept_[0]
+    s = np.where(y == clf.classes_[1], 1.0, -1.0)
+    return float(np.logaddexp(0.0, -s * z).mean() + 0.5 * alpha * np.dot(clf.coef_[0], clf.coef_[0]))
+
+
+def to_target(history, target):
+    """(steps, simulated time) at the first history record whose objective is <= target, or
+    (None, None) if none is; the time is None for delay models without a clock."""
+    for rec in history:
+        obj = rec.get("objective")
+        if obj is not None and math.isfinite(obj) and obj <= target:
+            return int(rec["updates"]), rec.get("simulated_time")
+    return None, None

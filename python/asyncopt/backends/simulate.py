@@ -4,7 +4,9 @@ iterate of d_t updates earlier (csrc/asyncopt/simulate/delayed.hpp), d_t from a 
 
 Binary logistic regression only (LDA and multiclass are later increments). With delay constant(0)
 a fit is the one-thread threads fit bit for bit: the same visiting order, segments and arithmetic.
-Synchronous mini-batch SGD over n virtual workers is the same loop at delay 0 with mini-batches of
+With ``record_every=E`` an "epoch" of the training loop (one history record) is the next E updates
+of the visiting order, which is reshuffled at every pass's end: records at a finer grain than
+passes, for steps to a target. Synchronous mini-batch SGD over n virtual workers is the same loop at delay 0 with mini-batches of
 n x batch_size rows (the mean of the n workers' equal-sized mini-batch gradients), its clock the
 slowest job of every round.
 """
@@ -82,18 +84,39 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     cfg = settings.native_config(1)
     batch = settings.batch_size * (opts.delay.workers if opts.synchronous else 1)
     cfg.batch_size = batch
+    chunk = None if opts.record_every is None else opts.record_every * batch  # rows per record
+    if chunk is not None:
+        cfg.shuffle = False  # the chunks are cut from a visiting order this loop reshuffles per pass
     eval_threads = resolve_n_threads(run.n_threads)
     rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
     perm = visiting_order(rng, n, settings.shuffle)
-    updates_per_epoch = -(-n // min(batch, n))
     threshold = -1.0 if opts.picky_threshold is None else opts.picky_threshold
     if opts.picky_relative:
         threshold *= settings.optimizer.learning_rate
     adaptive = math.inf if opts.delay_adaptive is None else opts.delay_adaptive
     max_delay = 0 if opts.synchronous else opts.delay.max_delay
-    sim = stream = None
+    sim = stream = order_rng = None
+    pos = 0
     stats = {"iterations": 0, "applied": 0, "dropped": 0, "delays": [], "accepted": []}
     run.report.update(n_threads=1, device="cpu", simulate_stats=stats)
+
+    def next_rows(seed):
+        """The next chunk of rows (record_every updates): the visiting order read on, reshuffled
+        (its own seeded generator) at every pass's end."""
+        nonlocal pos, order_rng
+        if order_rng is None:
+            order_rng = np.random.default_rng([seed, 0xC4])
+        parts, need = [], chunk
+        while need > 0:
+            if pos == n:
+                if settings.shuffle:
+                    order_rng.shuffle(perm)
+                pos = 0
+            take = min(need, n - pos)
+            parts.append(perm[pos:pos + take])
+            pos += take
+            need -= take
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)
 
     def epoch(seed, k0):
         nonlocal sim, stream
@@ -109,8 +132,9 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
             # whose draws give every epoch its seed: those, and so the visiting orders, stay the
             # threads backend's)
             stream = delay_stream(opts, np.random.default_rng([seed, 0x51D]))
-        delays = stream(updates_per_epoch)
-        res = sim.epoch(*Xn, labels, perm, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
+        rows = perm if chunk is None else next_rows(seed)
+        delays = stream(-(-rows.size // min(batch, rows.size)))
+        res = sim.epoch(*Xn, labels, rows, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
         done = int(res["updates"])
         stats["iterations"] += done
         stats["dropped"] += int(res["dropped"])
