@@ -1,4 +1,4 @@
-"""The delay simulator's options: seeded delay models and Picky SGD's threshold.
+"""The delay simulator's options: seeded delay models, Picky, delay-adaptive and synchronous SGD, replay.
 
 ``LogisticRegression(backend="simulate", simulate=SimOptions(delay=uniform(10)))`` trains with one
 writer that applies every update with the same native rules as the other backends, each update's
