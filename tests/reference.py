@@ -215,7 +215,8 @@ def rule_reference(w0, grads, *, optimizer="sgd", learning_rate=0.1, schedule="c
 
 def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9,
                       beta2=0.999, eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1,
-                      epochs=1, fit_intercept=True, intercept_scale=1.0, batches=None, picky_threshold=None):
+                      epochs=1, fit_intercept=True, intercept_scale=1.0, batches=None, picky_threshold=None,
+                      delay_adaptive=None):
     """Dense delayed SGD / AMSGrad / AdaGrad / Adam (the delay simulator's algorithm); returns (w, b, applied).
 
     Update k (k = 1, 2, ...) computes its mini-batch's data gradient at the iterate x_{k-1-d_k} of
@@ -223,7 +224,8 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
     x_{k-1} (the exact-L2 / decoupled shrink and the sparse regulariser's share act there, as in
     the native step). picky_threshold: the update is applied only if ||x_{k-1} - x_{k-1-d}|| (the
     whole vector, intercept included) is at most it; a dropped update leaves the iterate as it is
-    and still counts as step k (Cohen et al. 2021, Alg. 1). applied: one bool per update.
+    and still counts as step k (Cohen et al. 2021, Alg. 1). delay_adaptive = c: update k's step is
+    eta_k min(1, c / d_k) (Mishchenko et al. 2022). applied: one bool per update.
     """
     n, d = X.shape
     Xd = X.toarray().astype(np.float64)
@@ -256,6 +258,8 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
         applied.append(bool(ok))
         eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
                "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        if delay_adaptive is not None and delay > delay_adaptive:
+            eta = eta * (delay_adaptive / delay)
         if ok:
             step = np.ones(d + 1)
             step[d] = intercept_scale

@@ -77,3 +77,21 @@ def test_train_mpi_options_are_checked_before_mpi_starts(capsys):
     assert "--method apam runs 'amsgrad'" in capsys.readouterr().err
     assert main(["train", path, "--backend", "mpi", "--straggler", "two:3"]) == 2
     assert "--straggler takes RANK:FACTOR" in capsys.readouterr().err
+
+
+def test_simulate_prints_one_row_per_method(capsys, tmp_path):
+    path = str(shared_data("libsvm", "a8a.xz"))
+    out_json = tmp_path / "sim.json"
+    assert main(["simulate", path, "--method", "sgd,picky,apam,adaptive,sync", "--delay", "straggler:4:10",
+                 "--steps", "3000", "--record-every", "500", "--batch-size", "4", "--target", "1.2",
+                 "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "steps to target" in out and "accepted" in out and "target" in out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["sgd", "picky", "apam", "adaptive", "sync"]
+    assert all(r["steps"] == 3000 for r in rows)
+    assert rows[0]["accepted_fraction"] == 1.0 and 0 < rows[1]["accepted_fraction"] <= 1.0
+    assert rows[0]["delay_max"] > rows[0]["delay_mean"] > 2 and rows[4]["delay_max"] == 0
+    assert rows[0]["steps_to_target"] is not None and rows[0]["time_to_target"] > 0
+    assert main(["simulate", path, "--delay", "poisson:3"]) == 2
+    assert "the model must be one of" in capsys.readouterr().err

@@ -402,3 +402,161 @@ def test_workers_beyond_the_history_bound_stop_with_an_error():
         fit_sim(X, y, simulate.workers(6, "exponential", max_delay=2))
     with pytest.raises(ValueError, match="compute must be one of"):
         simulate.workers(3, "pareto")
+
+
+# ---------------------------------------------------------------------- Pareto and mixture delays
+def test_a_mixture_draws_small_or_large_with_its_probability_and_is_seeded():
+    X, y = sparse_problem()
+    model = simulate.mixture_with_mean(4, large=40)
+    assert model == simulate.mixture(0.1, 0, 40) and model.mean == pytest.approx(4) and model.max_delay == 40
+    one = fit_sim(X, y, model, learning_rate=0.5, shuffle=True, random_state=3, epochs=4)
+    two = fit_sim(X, y, model, learning_rate=0.5, shuffle=True, random_state=3, epochs=4)
+    delays = one.simulate_stats_["delays"]
+    np.testing.assert_array_equal(delays, two.simulate_stats_["delays"])
+    np.testing.assert_array_equal(one.coef_, two.coef_)
+    late = delays[40:]  # past the cap of the first 40 updates
+    assert set(np.unique(late)) == {0, 40} and 0.04 < np.mean(late == 40) < 0.2
+    rows = fit_sim(X, y, model, learning_rate=0.5, epochs=2)
+    w, b, _ = reference_of(rows, X, signed(y), rows.simulate_stats_["delays"])
+    np.testing.assert_allclose(rows.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(rows.intercept_[0], b, rtol=1e-5, atol=1e-12)
+
+
+def test_pareto_workers_give_their_event_order_and_a_heavy_tail():
+    """n workers with Pareto job times of mean 1: the delays are the event order of the drawn job
+    times (brute force over the same draws), mean about n - 1 with a heavy tail; the fit is seeded
+    and equals the dense reference with its delays."""
+    model = simulate.pareto(6, 1.5)
+    count = 4000
+    got = model.stream(np.random.default_rng(2))(count)
+    rng = np.random.default_rng(2)
+    finish = list(model.job_times(rng, 6))
+    later = model.job_times(rng, count)
+    read = [0] * 6
+    want = []
+    for step in range(1, count + 1):
+        w = min(range(6), key=lambda v: (finish[v], v))
+        want.append(step - 1 - read[w])
+        read[w] = step
+        finish[w] += later[step - 1]
+    np.testing.assert_array_equal(got, want)
+    assert 3.5 < got[100:].mean() < 6.5 and got.max() > 8 * got.mean()
+    assert model.job_times(np.random.default_rng(0), 200_000).mean() == pytest.approx(1.0, rel=0.1)
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, model, learning_rate=0.5, epochs=3, random_state=9)
+    delays = clf.simulate_stats_["delays"]
+    again = fit_sim(X, y, model, learning_rate=0.5, epochs=3, random_state=9)
+    np.testing.assert_array_equal(delays, again.simulate_stats_["delays"])
+    np.testing.assert_array_equal(clf.coef_, again.coef_)
+    times = [r["simulated_time"] for r in clf.history_]
+    assert all(0 < a < b for a, b in zip(times, times[1:]))
+    w, b, _ = reference_of(clf, X, signed(y), delays)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: simulate.mixture(1.5, 0, 10), "p must be in"),
+    (lambda: simulate.mixture(0.1, 10, 2), "large must be >= small"),
+    (lambda: simulate.mixture(0.1, 0, -1), "must be >= 0"),
+    (lambda: simulate.mixture_with_mean(20, large=10), "must lie in"),
+    (lambda: simulate.pareto(4, 1.0), "shape must be a finite number > 1"),
+    (lambda: simulate.pareto(0, 2.0), "must be >= 1"),
+    (lambda: SimOptions(delay_adaptive=0), "delay_adaptive must be a number > 0"),
+    (lambda: SimOptions(picky_relative=True), "needs a picky_threshold"),
+    (lambda: SimOptions(delay=uniform(4), synchronous=True), "give a straggler, workers or pareto"),
+    (lambda: SimOptions(delay=simulate.straggler(3, 2), synchronous=True, picky_threshold=1.0), "do not apply"),
+])
+def test_bad_new_options_raise(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# ---------------------------------------------------------------------- delay-adaptive and synchronous SGD
+def test_delay_adaptive_with_infinite_c_is_delayed_sgd_bit_for_bit():
+    X, y = sparse_problem()
+    kw = dict(learning_rate=0.5, alpha=0.01, regularization="sparse", batch_size=2)
+    plain = fit_sim(X, y, SimOptions(delay=uniform(10)), **kw)
+    adaptive = fit_sim(X, y, SimOptions(delay=uniform(10), delay_adaptive=math.inf), **kw)
+    np.testing.assert_array_equal(adaptive.coef_, plain.coef_)
+    np.testing.assert_array_equal(adaptive.intercept_, plain.intercept_)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invsqrt"])
+@pytest.mark.parametrize("c", [1.0, 3.5])
+def test_delay_adaptive_equals_the_dense_reference(schedule, c):
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, SimOptions(delay=uniform(12), delay_adaptive=c), learning_rate=0.5, schedule=schedule,
+                  alpha=0.01, regularization="sparse")
+    delays = clf.simulate_stats_["delays"]
+    w, b, _ = reference_of(clf, X, signed(y), delays, delay_adaptive=c)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    plain, _, _ = reference_of(clf, X, signed(y), delays)
+    assert np.abs(plain - w).max() > 1e-3, "the scaled steps must differ from delayed SGD's"
+    with pytest.raises(ValueError, match="delay_adaptive .* runs SGD"):
+        fit_sim(X, y, SimOptions(delay_adaptive=c), optimizer="amsgrad")
+
+
+def test_synchronous_sgd_is_mini_batch_sgd_of_all_the_workers_in_rounds_of_the_slowest():
+    X, y = sparse_problem()
+    kw = dict(learning_rate=0.5, batch_size=2)
+    sync = fit_sim(X, y, SimOptions(delay=simulate.straggler(4, 3.0), synchronous=True), **kw)
+    batch = fit_sim(X, y, constant(0), learning_rate=0.5, batch_size=8)
+    np.testing.assert_array_equal(sync.coef_, batch.coef_)
+    assert sync.t_ == batch.t_ == 3 * 10 and sync.staleness_.max == 0
+    # 10 rounds an epoch, each as long as the straggler's job
+    assert [r["simulated_time"] for r in sync.history_] == [30.0, 60.0, 90.0]
+    expo = fit_sim(X, y, SimOptions(delay=simulate.workers(4), synchronous=True), **kw)
+    t = expo.history_[0]["simulated_time"]
+    assert 10 * 1.5 < t < 10 * 3.2  # the max of 4 unit exponentials averages 1 + 1/2 + 1/3 + 1/4
+    assert SimOptions(delay=simulate.workers(4), synchronous=True).method == "sync"
+
+
+# ---------------------------------------------------------------------- recorded traces and their replay
+def test_a_recorded_two_thread_trace_matches_the_staleness_counts_and_is_replayed_exactly():
+    X, y = sparse_problem(n=400, d=60)
+    clf = asyncopt.LogisticRegression(n_threads=2, epochs=3, tol=None, random_state=0, record_staleness=True,
+                                      batch_size=2).fit(X, y)
+    rec = clf.staleness_trace_
+    st = clf.staleness_
+    assert rec.dtype == np.int64 and rec.shape == (clf.t_,) and (rec >= 0).all()
+    assert (rec.sum(), rec.max(), rec.size) == (st.total, st.max, st.count)
+    replay = fit_sim(X, y, simulate.trace_of(clf), batch_size=2, epochs=3, learning_rate=0.5)
+    # the simulator replays the trace in step order; only the first updates' delays are capped (no
+    # earlier iterate to read)
+    np.testing.assert_array_equal(replay.simulate_stats_["delays"], np.minimum(rec, np.arange(rec.size)))
+    # a simulated fit's own delays are a trace too
+    again = fit_sim(X, y, simulate.trace_of(replay), batch_size=2, epochs=3, learning_rate=0.5)
+    np.testing.assert_array_equal(again.coef_, replay.coef_)
+    one = asyncopt.LogisticRegression(n_threads=1, epochs=1, tol=None, record_staleness=True).fit(X, y)
+    assert (one.staleness_trace_ == 0).all() and one.staleness_trace_.size == X.shape[0]
+    assert asyncopt.LogisticRegression(n_threads=1, epochs=1, tol=None).fit(X, y).staleness_trace_ is None
+
+
+def test_recording_refuses_what_it_cannot_record():
+    X, y = sparse_problem(n=40, d=30)
+    with pytest.raises(ValueError, match="record_staleness must be True or False"):
+        asyncopt.LogisticRegression(record_staleness=1).fit(X, y)
+    with pytest.raises(ValueError, match="record_staleness=True is a setting of backend='threads'"):
+        asyncopt.LogisticRegression(backend="simulate", record_staleness=True).fit(X, y)
+    with pytest.raises(ValueError, match="3 classes"):
+        asyncopt.LogisticRegression(record_staleness=True, epochs=1).fit(X, np.arange(X.shape[0]) % 3)
+    with pytest.raises(ValueError, match="no recorded delays"):
+        simulate.trace_of(asyncopt.LogisticRegression(n_threads=1, epochs=1).fit(X, y))
+
+
+def test_record_every_cuts_the_passes_into_records_and_is_still_the_reference():
+    """Records every 20 updates over 80 rows (in order): 12 records are 3 passes, the delayed reads
+    reaching back across the records' segment ends; the same fit as the dense reference."""
+    X, y = sparse_problem()
+    clf = fit_sim(X, y, SimOptions(delay=constant(5), record_every=20), epochs=12, learning_rate=0.5,
+                  train_loss="exact")
+    assert clf.t_ == 240 and len(clf.history_) == 12
+    assert [r["updates"] for r in clf.history_] == list(range(20, 241, 20))
+    w, b, _ = delayed_reference(X, signed(y), np.full(240, 5), learning_rate=0.5, schedule="optimal",
+                                alpha=clf.alpha, regularization=clf.regularization_, epochs=3,
+                                intercept_scale=0.01)
+    np.testing.assert_allclose(clf.coef_[0], w, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_[0], b, rtol=1e-5, atol=1e-12)
+    shuffled = fit_sim(X, y, SimOptions(delay=constant(5), record_every=30), epochs=9, shuffle=True)
+    assert shuffled.t_ == 270

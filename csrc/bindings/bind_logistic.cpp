@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "asyncopt/optim/rules.hpp"
 #include "asyncopt/core/sparse.hpp"
@@ -55,13 +56,25 @@ py::dict run_with(const EpochArgs& a, const StepConfig& sc, const LogisticConfig
     const double* weight = a.weight.is_none() ? nullptr : checked_weights(py::array(a.weight), X.n_rows);
     EpochResult res;
     logistic::ProgressiveLoss progress;
+    std::vector<int64_t> record;
+    if (cfg.record_staleness) {
+        record.assign(static_cast<size_t>(visit.count), -1);
+        cfg.staleness_record = record.data();
+    }
     {
         py::gil_scoped_release nogil;
         LogisticWork<T, Rule, Steps> work(X, y, reg_scale, state, sc, cfg, active.ids, active.count, weight);
         res = hogwild_epoch(visit.count, visit.rows, cfg, work);
         progress = work.progress();
     }
-    return epoch_dict(res, cfg.progressive_loss, progress);
+    py::dict d = epoch_dict(res, cfg.progressive_loss, progress);
+    if (cfg.record_staleness) {
+        const auto n_rec = static_cast<py::ssize_t>(std::min<uint64_t>(res.updates, record.size()));
+        py::array_t<int64_t> delays(n_rec);
+        std::copy(record.begin(), record.begin() + n_rec, delays.mutable_data());
+        d["delays"] = delays;
+    }
+    return d;
 }
 
 py::dict run_epoch(py::array indptr, py::array indices, py::array data, int64_t n_cols, py::array y, py::array perm,
@@ -161,6 +174,8 @@ void bind_logistic(py::module_& m) {
             [](EpochConfig& c, int64_t n) { c.n_threads = check_n_threads(n); },
             "Threads of the epoch, in [1, MAX_THREADS] (core/parallel.hpp says why there is a bound).")
         .def_readwrite("batch_size", &EpochConfig::batch_size)
+        .def_readwrite("record_staleness", &EpochConfig::record_staleness,
+                       "return each update's delay tau in step order (the epoch's 'delays')")
         .def_readwrite("shuffle", &EpochConfig::shuffle)
         .def_readwrite("seed", &EpochConfig::seed)
         .def_readwrite("k0", &EpochConfig::k0)

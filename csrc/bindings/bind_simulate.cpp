@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -88,13 +89,17 @@ private:
 std::unique_ptr<SimulatorHandle> make_simulator(py::array state, int64_t n_features, RuleKind rule,
                                                 const std::string& dtype, const StepConfig& sc,
                                                 const LogisticConfig& cfg, py::array active, py::object reg_scale,
-                                                int64_t max_delay, double picky_threshold, uint64_t k0) {
+                                                int64_t max_delay, double picky_threshold, uint64_t k0,
+                                                double delay_adaptive) {
     if (n_features < 1) throw py::value_error("n_features must be >= 1");
     if (cfg.batch_size < 1) throw py::value_error("batch_size must be >= 1");
     if (max_delay < 0 || max_delay > (int64_t{1} << 30)) throw py::value_error("max_delay must be in [0, 2^30]");
     if (std::isnan(picky_threshold)) throw py::value_error("picky_threshold must not be NaN (negative: no filter)");
     if (picky_threshold >= 0 && (!rule_capabilities(rule).additive || sc.decay != 0))
         throw py::value_error("Picky SGD needs an additive rule (SGD) without exact L2");
+    if (!(delay_adaptive > 0)) throw py::value_error("delay_adaptive must be > 0 (infinity: off)");
+    if (std::isfinite(delay_adaptive) && (!rule_capabilities(rule).additive || sc.decay != 0))
+        throw py::value_error("delay-adaptive SGD needs an additive rule (SGD) without exact L2");
     auto make = [&](auto precision) -> std::unique_ptr<SimulatorHandle> {
         using T = decltype(precision);
         return visit_rule<T>(rule, sc, [&](auto v) -> std::unique_ptr<SimulatorHandle> {
@@ -112,7 +117,7 @@ std::unique_ptr<SimulatorHandle> make_simulator(py::array state, int64_t n_featu
             }
             auto h = std::make_unique<SimulatorImpl<T, Rule, Steps>>(
                 n_features, cfg.batch_size, max_delay, st, n_features, sc, cfg, act, static_cast<int64_t>(active.shape(0)), rs,
-                static_cast<uint32_t>(max_delay), picky_threshold, k0);
+                static_cast<uint32_t>(max_delay), picky_threshold, k0, delay_adaptive);
             h->state_owner = state;
             h->reg_owner = reg_scale;
             return h;
@@ -132,8 +137,10 @@ void bind_simulate(py::module_& m) {
         .def(py::init(&make_simulator), py::arg("state").noconvert(), py::arg("n_features"), py::arg("rule"),
              py::arg("dtype"), py::arg("steps"), py::arg("config"), py::arg("active"), py::arg("reg_scale"),
              py::arg("max_delay"), py::arg("picky_threshold"), py::arg("k0"),
+             py::arg("delay_adaptive") = std::numeric_limits<double>::infinity(),
              "Simulate on `state` in place (settled at step k0); the history keeps max_delay iterations; "
-             "picky_threshold >= 0 applies an update only if the model moved at most that far since its read.")
+             "picky_threshold >= 0 applies an update only if the model moved at most that far since its read; "
+             "delay_adaptive = c scales the step of an update with delay d by min(1, c / d).")
         .def("epoch", &SimulatorHandle::epoch, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("y"),
              py::arg("perm").noconvert(), py::arg("delays"), py::arg("seed"), py::arg("sample_weight") = py::none(),
              "One epoch over the rows of perm, one delay per update (delays of length ceil(len(perm) / batch)); "

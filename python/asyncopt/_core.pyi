@@ -56,6 +56,7 @@ class EpochConfig:
     seed: int
     k0: int
     lockstep: bool  # rounds with exactly determined staleness; for tests and controlled studies (threads/hogwild.hpp)
+    record_staleness: bool  # logistic_epoch's result gains 'delays': each update's tau in step order
     def __init__(self) -> None: ...
 
 class LogisticConfig(EpochConfig):
@@ -148,6 +149,7 @@ class DelaySimulator:
     def __init__(
         self, state: np.ndarray, n_features: int, rule: Rule, dtype: str, steps: StepConfig, config: LogisticConfig,
         active: np.ndarray, reg_scale: np.ndarray | None, max_delay: int, picky_threshold: float, k0: int,
+        delay_adaptive: float = ...,
     ) -> None: ...
     def epoch(
         self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, y: np.ndarray, perm: np.ndarray,

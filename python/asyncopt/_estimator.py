@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - old scikit-learn
         return estimator._check_feature_names(X, reset=reset)
 
 # what a backend may report about a run, each set as the attribute of the same name plus '_'
-_REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats", "simulate_stats")
+_REPORTED = ("n_threads", "device", "gpu_workers", "mpi_rank", "mpi_stats", "simulate_stats", "staleness_trace")
 
 
 # One lock per estimator, held by fit and partial_fit. Two threads fitting one estimator merged their

@@ -1,4 +1,4 @@
-"""The ``asyncopt`` command: ``demo`` (the main job), ``train``, ``rl`` and ``info``.
+"""The ``asyncopt`` command: ``demo`` (the main job), ``train``, ``simulate``, ``rl`` and ``info``.
 
 ``asyncopt demo`` trains sparse logistic regression with SGD and AMSGrad at 1..N threads on a data
 file, or on a built-in deterministic synthetic problem when none is given, and prints one table:
@@ -272,6 +272,109 @@ def cmd_train(args):
         print("figures: " + ", ".join(plot.save_figures(clf, args.plot)))
 
 
+SIM_METHODS = ("sgd", "picky", "adaptive", "sync", "apam", "adam")
+
+
+def simulate_fit(X, y, method, delay, *, steps, record_every, learning_rate, batch_size=1, alpha=1e-4,
+                 picky_threshold=1.0, adaptive_c=None, seed=0):
+    """One simulated fit of ``method`` (SIM_METHODS) under ``delay`` for ``steps`` server steps,
+    constant steps, a history record (exact objective) every ``record_every`` steps. picky_threshold
+    is relative to the learning rate; adaptive_c None: the delay model's number of workers, else 1."""
+    from .simulate import SimOptions
+
+    if method not in SIM_METHODS:
+        raise ValueError(f"--method: {method!r} is not one of {', '.join(SIM_METHODS)}")
+    kw = {}
+    if method == "picky":
+        kw = dict(picky_threshold=picky_threshold, picky_relative=True)
+    elif method == "adaptive":
+        kw = dict(delay_adaptive=adaptive_c if adaptive_c is not None else float(getattr(delay, "workers", 1)))
+    elif method == "sync":
+        kw = dict(synchronous=True)
+    records = max(1, -(-steps // record_every))
+    opts = SimOptions(delay=delay, record_every=record_every, **kw)
+    optimizer = {"apam": "amsgrad", "adam": "adam"}.get(method, "sgd")
+    clf = LogisticRegression(optimizer=optimizer, learning_rate=learning_rate, schedule="constant", alpha=alpha,
+                             regularization="sparse", batch_size=batch_size, epochs=records, tol=None,
+                             train_loss="exact", random_state=seed, backend="simulate", simulate=opts)
+    with np.errstate(over="ignore"):
+        try:
+            clf.fit(X, y)
+        except FloatingPointError:  # the step is too large for this delay: a result of the study, not an error
+            clf.diverged_ = True
+    return clf
+
+
+def simulate_row(clf, method, target):
+    """The CLI's and the study's row of one simulated fit."""
+    from .simulate import to_target
+
+    hist = list(getattr(clf, "history_", None) or [])
+    stats = clf.simulate_stats_
+    steps, time_ = to_target(hist, target)
+    delays = stats["delays"][stats["accepted"]] if len(stats["delays"]) else np.zeros(0)
+    return {"method": method, "learning_rate": clf.learning_rate, "steps_to_target": steps,
+            "time_to_target": time_, "final_objective": hist[-1]["objective"] if hist else None,
+            "accepted_fraction": stats["accepted_fraction"], "steps": stats["iterations"],
+            "delay_mean": float(delays.mean()) if delays.size else 0.0,
+            "delay_max": int(delays.max()) if delays.size else 0, "diverged": bool(getattr(clf, "diverged_", False))}
+
+
+def cmd_simulate(args):
+    from .simulate import batch_objective, parse_delay
+
+    _check_plot(args)
+    delay = parse_delay(args.delay)
+    X, y = load_libsvm(args.data)
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    for m in methods:
+        if m not in SIM_METHODS:
+            raise ValueError(f"--method: {m!r} is not one of {', '.join(SIM_METHODS)}")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    optimum = batch_objective(X, y, args.alpha)
+    target = args.target * optimum
+    print(f"{args.data}: {X.shape[0]} rows x {X.shape[1]} features; delay {delay}; batch optimum {optimum:.5f}, "
+          f"target {target:.5f} ({args.target} x)")
+    print(f"{'method':<9} {'lr':>7} {'steps to target':>16} {'time to target':>15} {'final obj':>10} "
+          f"{'accepted':>9} {'mean delay':>11} {'max delay':>10}")
+    rows, fits = [], {}
+    record_every = args.record_every or max(1, args.steps // 100)
+    for m in methods:
+        lr = args.amsgrad_lr if m in ("apam", "adam") else args.learning_rate
+        clf = simulate_fit(X, y, m, delay, steps=args.steps, record_every=record_every, learning_rate=lr,
+                           batch_size=args.batch_size, alpha=args.alpha, picky_threshold=args.picky_threshold,
+                           adaptive_c=args.adaptive_c, seed=args.seed)
+        r = simulate_row(clf, m, target)
+        rows.append(r)
+        fits[m] = clf
+        show = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        final = "diverged" if r["diverged"] else show(r["final_objective"], ".5f")
+        print(f"{m:<9} {lr:>7g} {show(r['steps_to_target'], 'd'):>16} {show(r['time_to_target'], '.1f'):>15} "
+              f"{final:>10} {r['accepted_fraction']:>9.3f} {r['delay_mean']:>11.2f} {r['delay_max']:>10d}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"data": args.data, "delay": args.delay, "optimum": optimum, "target": target, "rows": rows},
+                      f, indent=1)
+    if args.plot:
+        from . import plot
+
+        os.makedirs(args.plot, exist_ok=True)
+        fig, ax = plot._pyplot().subplots(figsize=(6, 4))
+        for m, clf in fits.items():
+            h = [r for r in (clf.history_ or []) if r["objective"] is not None]
+            ax.plot([r["updates"] for r in h], [r["objective"] - optimum for r in h], label=m)
+        ax.axhline(target - optimum, color="gray", ls=":", label="target")
+        ax.set_yscale("log")
+        ax.set_xlabel("server steps")
+        ax.set_ylabel("objective - batch optimum")
+        ax.set_title(f"delay {args.delay}")
+        ax.legend()
+        path = os.path.join(args.plot, "simulate.png")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        print("figures: " + path)
+
+
 def _print_mpi_summary(clf, method, seconds):
     s = clf.mpi_stats_
     print(f"trained in {seconds:.3f}s by {len(s['workers'])} workers ({method}, regularization "
@@ -458,6 +561,30 @@ def build_parser():
     r.add_argument("--no-stop", action="store_true", help="train all --total-steps even once solved")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_rl)
+
+    s = sub.add_parser("simulate", help="methods under a simulated delay model (asyncopt.simulate), one table: "
+                                        "steps and simulated time to 1.01 x the batch optimum")
+    s.add_argument("data", help="LIBSVM file (binary labels)")
+    s.add_argument("--method", default="sgd,picky,apam",
+                   help=f"comma-separated among {','.join(SIM_METHODS)} (sgd: delayed SGD; apam: delayed AMSGrad; "
+                        "adaptive: delay-adaptive SGD; sync: synchronous mini-batch SGD over the workers)")
+    s.add_argument("--delay", default="straggler:16:100",
+                   help="constant:D, uniform:D, straggler:N:SLOWDOWN, workers:N[:exponential], pareto:N:SHAPE or "
+                        "mixture:P:SMALL:LARGE (default straggler:16:100)")
+    s.add_argument("--steps", type=int, default=20000, help="server steps of every method (default 20000)")
+    s.add_argument("--record-every", type=int, help="steps between objective evaluations (default steps/100)")
+    s.add_argument("--learning-rate", type=float, default=0.5, help="SGD-family constant step (default 0.5)")
+    s.add_argument("--amsgrad-lr", type=float, default=0.01, help="apam and adam constant step (default 0.01)")
+    s.add_argument("--picky-threshold", type=float, default=1.0,
+                   help="picky: threshold on ||x_t - x_{t-d}|| in units of the learning rate (default 1)")
+    s.add_argument("--adaptive-c", type=float, help="adaptive: c of min(1, c/d) (default: the number of workers)")
+    s.add_argument("--batch-size", type=int, default=1)
+    s.add_argument("--alpha", type=float, default=1e-4)
+    s.add_argument("--target", type=float, default=1.01, help="target = this x the batch optimum (default 1.01)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", help="also write the table as JSON to this file")
+    s.add_argument("--plot", metavar="DIR", help="write the objective-gap figure (PNG) into DIR (needs matplotlib)")
+    s.set_defaults(func=cmd_simulate)
 
     i = sub.add_parser("info", help="what this build contains (OpenMP, CUDA, compiler) and what this machine gives it "
                                     "(vector extensions, threads, OpenMP runtimes, MPI, a GPU)")

@@ -149,7 +149,11 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         defaults.
     simulate : asyncopt.simulate.SimOptions, a delay model, dict or None
         Settings of the 'simulate' backend: the delay model (``constant(d)``, ``uniform(max_delay)``,
-        ``trace(delays)``) and Picky SGD's ``picky_threshold``; None: no delay.
+        ``trace(delays)``, ``straggler``, ``workers``, ``pareto``, ``mixture``) and the method (Picky
+        SGD's ``picky_threshold``, ``delay_adaptive``, ``synchronous``); None: no delay.
+    record_staleness : bool
+        backend='threads', binary problems: keep every update's delay tau in step order as
+        ``staleness_trace_`` (one int64 per update), which ``asyncopt.simulate.trace_of`` replays.
     device : None, 'cuda', 'cuda:N' or int
         Which GPU backend='cuda' trains on (None: the first).
     gpu_workers : int or None
@@ -202,6 +206,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
     simulate_stats_ : dict, with backend='simulate': iterations, applied and dropped updates,
         accepted_fraction, and per iteration its delay after the cap (delays) and whether it was
         applied (accepted)
+    staleness_trace_ : ndarray of int64 or None, with backend='threads': each update's delay tau in
+        step order when record_staleness=True (None otherwise)
     """
 
     def __init__(self, optimizer="sgd", learning_rate=None, schedule=None, beta1=None, beta2=None,
@@ -209,7 +215,8 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
                  shuffle=True, tol=0.01, n_iter_no_change=1, plateau_drops=2, train_loss="progressive",
                  n_threads=None, fit_intercept=True, intercept_scale=None, warm_start=False, random_state=None,
                  verbose=0, callback=None, backend="threads", mpi=None, device=None, gpu_workers=None,
-                 gpu_update="auto", multi_class="auto", C=None, max_iter=None, class_weight=None, simulate=None):
+                 gpu_update="auto", multi_class="auto", C=None, max_iter=None, class_weight=None, simulate=None,
+                 record_staleness=False):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -243,6 +250,7 @@ class LogisticRegression(BackendEstimator, ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.class_weight = class_weight
         self.simulate = simulate
+        self.record_staleness = record_staleness
 
     # ------------------------------------------------------------------ parameters
     def _alpha(self, n_samples):

@@ -33,6 +33,12 @@
 // r is always expressed in the terms of r's own segment. That costs O(active) per segment end,
 // which finish() costs anyway, and only when D_max > 0.
 //
+// Delay-adaptive SGD (Mishchenko, Bach, Even & Woodworth 2022): the step of an update with delay d
+// is eta_k min(1, c / d), i.e. their gamma_k = min(gamma, 1 / (4 L d_k)) with c = 1 / (4 L gamma).
+// Only the step coefficient of that one update changes, so it needs an additive rule whose
+// coordinates move only where written (SGD without exact L2: no shrink table depends on eta).
+// c = infinity is delayed SGD bit for bit.
+//
 // The sparse regulariser's share (n/d_j) alpha w_j and the exact-L2 shrink act at the written
 // iterate, as in the threads backend (they belong to the step, not to the delayed gradient). The
 // progressive loss sums every row's loss at the iterate its update read, dropped updates' included.
@@ -77,13 +83,17 @@ public:
     // for a rule that keeps it outside the state (or null). picky_threshold < 0: no filter.
     DelaySimulator(State* state, int64_t n_cols, const StepConfig& sc, const LogisticConfig& cfg,
                    const int32_t* active, int64_t n_active, const T* reg_scale, uint32_t max_delay,
-                   double picky_threshold, uint64_t k0)
+                   double picky_threshold, uint64_t k0,
+                   double adaptive_c = std::numeric_limits<double>::infinity())
         : state_(state), n_cols_(n_cols), sc_(sc), cfg_(cfg), active_(active, active + n_active),
           reg_scale_(reg_scale), max_delay_(max_delay), ring_(uint64_t{max_delay} + 1),
-          threshold_(picky_threshold), k_(k0), fit_k0_(k0), slot_(static_cast<size_t>(n_cols), -1),
+          threshold_(picky_threshold), adaptive_c_(adaptive_c), k_(k0), fit_k0_(k0), slot_(static_cast<size_t>(n_cols), -1),
           writes_(static_cast<size_t>(ring_)), intercept_at_(static_cast<size_t>(ring_), 0.0) {
         if (picky() && (!Rule::additive || sc.decay != 0))
             throw std::invalid_argument("Picky SGD needs SGD without exact L2 (the distance follows the sparse writes)");
+        if (!(adaptive_c > 0)) throw std::invalid_argument("the delay-adaptive constant c must be > 0");
+        if (adaptive_c < std::numeric_limits<double>::infinity() && (!Rule::additive || sc.decay != 0))
+            throw std::invalid_argument("delay-adaptive SGD needs SGD without exact L2 (one update's step changes)");
         if (picky()) {
             mark_.assign(static_cast<size_t>(n_cols), 0);
             old_.assign(static_cast<size_t>(n_cols), 0.0);
@@ -260,7 +270,13 @@ private:
         const Segment& cur = segs_.back();
         const Rule& rule = *cur.rule;
         const uint32_t u = static_cast<uint32_t>(k_ - cur.base);
-        const auto ctx = rule.context(u - 1, u, step_coeffs(sc_, k_, Rule::needs.moments));
+        StepCoeffs coeffs = step_coeffs(sc_, k_, Rule::needs.moments);
+        if (static_cast<double>(d) > adaptive_c_) {  // delay-adaptive: eta_k c / d (see the header)
+            const double f = adaptive_c_ / static_cast<double>(d);
+            coeffs.eta *= f;
+            coeffs.a *= f;
+        }
+        const auto ctx = rule.context(u - 1, u, coeffs);
         const uint64_t r = k_ - 1 - d;
         coef_.resize(static_cast<size_t>(count));
         pending_.clear();
@@ -314,7 +330,7 @@ private:
     const T* reg_scale_;
     uint32_t max_delay_;
     uint64_t ring_;  // iterations the history keeps: max_delay + 1
-    double threshold_;
+    double threshold_, adaptive_c_;
     uint64_t k_, fit_k0_;
     std::deque<Segment> segs_;
     std::vector<int32_t> slot_;           // feature -> its index in feats_, -1 outside the batch

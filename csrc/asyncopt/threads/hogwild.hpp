@@ -81,6 +81,11 @@ struct EpochConfig {
     uint64_t seed = 0;  // this epoch's seed; thread t draws stream t from it
     uint64_t k0 = 0;    // updates applied before this epoch (the global step clock)
     bool lockstep = false;  // rounds with exactly determined staleness (see above); for tests and studies
+    // Staleness record (record_staleness=True; the delay simulator's trace_of replays it): update k's
+    // tau at staleness_record[k - k0 - 1], room for one entry per row visited (a mini-batch holds at
+    // least one). Every step number is claimed once, so each entry has one writer: no race.
+    bool record_staleness = false;
+    int64_t* staleness_record = nullptr;
 };
 
 // The step clock on a cache line of its own: it is the one word every update writes.
@@ -202,7 +207,9 @@ void hogwild_free_running(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                             worker.update(perm + p, std::min(B, p1 - p), perm + c.last, k,
                                           static_cast<uint32_t>(k - k_base), clock);
                             // the clock after the write: claims by other threads in between are the delay
-                            st.add(clock.value.load(std::memory_order_relaxed) - k);
+                            const uint64_t tau = clock.value.load(std::memory_order_relaxed) - k;
+                            st.add(tau);
+                            if (cfg.staleness_record) cfg.staleness_record[k - cfg.k0 - 1] = static_cast<int64_t>(tau);
                         }
                     }
                 }
@@ -280,7 +287,9 @@ EpochResult hogwild_epoch(int64_t n, int64_t* perm, const EpochConfig& cfg, Work
                         const int64_t p = first + round * B;
                         worker.update(perm + p, std::min(B, last - p), perm + last, k,
                                       static_cast<uint32_t>(k - k_base), clock);
-                        st.add(clock.value.load(std::memory_order_relaxed) - k);
+                        const uint64_t tau = clock.value.load(std::memory_order_relaxed) - k;
+                        st.add(tau);
+                        if (cfg.staleness_record) cfg.staleness_record[k - cfg.k0 - 1] = static_cast<int64_t>(tau);
                     }
                     if (!barrier.arrive_and_wait(errors)) break;
                     k_round += static_cast<uint64_t>(active);

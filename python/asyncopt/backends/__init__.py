@@ -7,6 +7,7 @@ Every backend is a module with
 - ``WORKLOADS``: the workloads it trains ('logistic', 'lda');
 - ``PARAMETERS``: the estimator parameters that are its own, with their defaults (e.g. ``mpi``), and
   ``options(**those)``: its options object from them, checked (:func:`options` routes them);
+  optionally ``PARAMETER_WORKLOADS``: parameter -> the workloads whose estimators have it (default: all);
 - optionally ``check_logistic(optimizer, regularization, alpha, n_threads, options)`` (returns the
   regularisation to resolve, or raises for what the backend cannot run) and ``check_lda(options)``;
 - ``PARTIAL_FIT``: whether it can continue a model one chunk at a time;
@@ -93,12 +94,12 @@ def options(name, workload, values):
     """The options object of backend ``name`` from the estimator's backend parameters ``values``
     (parameter -> value, for every backend that trains the workload). A parameter of another
     backend that is set raises ValueError: it would be silently ignored."""
-    own = module(name).PARAMETERS
+    own = _own(module(name), workload)
     for other in _MODULES:
         m = module(other)
         if other == name or workload not in m.WORKLOADS:
             continue
-        for param, default in m.PARAMETERS.items():
+        for param, default in _own(m, workload).items():
             if param not in own and _is_set(param, values[param], default):
                 hint = getattr(m, "PARAMETER_HINTS", {}).get(param, "")
                 raise ValueError(f"{param}={values[param]!r} is a setting of backend={other!r}, but backend is "
@@ -106,9 +107,15 @@ def options(name, workload, values):
     return module(name).options(**{p: values[p] for p in own})
 
 
+def _own(m, workload):
+    """A backend module's parameters that the estimators of ``workload`` have, with their defaults."""
+    only = getattr(m, "PARAMETER_WORKLOADS", {})
+    return {p: d for p, d in m.PARAMETERS.items() if workload in only.get(p, (workload,))}
+
+
 def parameter_names(workload):
     """Every backend parameter of the backends that train a workload."""
-    return [p for n in _MODULES if workload in module(n).WORKLOADS for p in module(n).PARAMETERS]
+    return [p for n in _MODULES if workload in module(n).WORKLOADS for p in _own(module(n), workload)]
 
 
 def resolve(name, workload):

@@ -2,17 +2,23 @@
 iterate of d_t updates earlier (csrc/asyncopt/simulate/delayed.hpp), d_t from a seeded delay model
 (:mod:`asyncopt.simulate`). One native call per epoch with the GIL released.
 
-Binary logistic regression only in this increment (LDA and multiclass are later ones). With
-delay constant(0) a fit is the one-thread threads fit bit for bit: the same visiting order, segments
-and arithmetic.
+Binary logistic regression only (LDA and multiclass are later increments). With delay constant(0)
+a fit is the one-thread threads fit bit for bit: the same visiting order, segments and arithmetic.
+With ``record_every=E`` an "epoch" of the training loop (one history record) is the next E updates
+of the visiting order, which is reshuffled at every pass's end: records at a finer grain than
+passes, for steps to a target. Synchronous mini-batch SGD over n virtual workers is the same loop at delay 0 with mini-batches of
+n x batch_size rows (the mean of the n workers' equal-sized mini-batch gradients), its clock the
+slowest job of every round.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from .. import _core
 from .._checks import check_labels, check_matrix, fit_rng, native_csr, resolve_n_threads
-from ..simulate import resolve_options
+from ..simulate import delay_stream, resolve_options
 from ..state import feature_counts
 from .common import logistic_model, row_weights, visiting_order
 
@@ -48,6 +54,14 @@ def check_logistic(optimizer, regularization, alpha, n_threads, options):
                              "coordinate at every step, which the O(nnz) distance cannot follow; use 'sparse'")
         if regularization == "auto":
             regularization = "sparse"
+    if options.delay_adaptive is not None:
+        if not optimizer.capabilities["additive"]:
+            raise ValueError("simulate: delay_adaptive (delay-adaptive SGD) runs SGD: set optimizer='sgd'")
+        if regularization == "exact" and alpha > 0:
+            raise ValueError("simulate: delay_adaptive cannot use regularization='exact' (its shrink tables assume "
+                             "the schedule's steps); use 'sparse'")
+        if regularization == "auto":
+            regularization = "sparse"
     return regularization
 
 
@@ -68,14 +82,41 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     present, counts = feature_counts(Xn[1], d)
     reg_scale = model.add_features(present, counts, n, settings)
     cfg = settings.native_config(1)
+    batch = settings.batch_size * (opts.delay.workers if opts.synchronous else 1)
+    cfg.batch_size = batch
+    chunk = None if opts.record_every is None else opts.record_every * batch  # rows per record
+    if chunk is not None:
+        cfg.shuffle = False  # the chunks are cut from a visiting order this loop reshuffles per pass
     eval_threads = resolve_n_threads(run.n_threads)
     rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
     perm = visiting_order(rng, n, settings.shuffle)
-    updates_per_epoch = -(-n // min(settings.batch_size, n))
     threshold = -1.0 if opts.picky_threshold is None else opts.picky_threshold
-    sim = stream = None
+    if opts.picky_relative:
+        threshold *= settings.optimizer.learning_rate
+    adaptive = math.inf if opts.delay_adaptive is None else opts.delay_adaptive
+    max_delay = 0 if opts.synchronous else opts.delay.max_delay
+    sim = stream = order_rng = None
+    pos = 0
     stats = {"iterations": 0, "applied": 0, "dropped": 0, "delays": [], "accepted": []}
     run.report.update(n_threads=1, device="cpu", simulate_stats=stats)
+
+    def next_rows(seed):
+        """The next chunk of rows (record_every updates): the visiting order read on, reshuffled
+        (its own seeded generator) at every pass's end."""
+        nonlocal pos, order_rng
+        if order_rng is None:
+            order_rng = np.random.default_rng([seed, 0xC4])
+        parts, need = [], chunk
+        while need > 0:
+            if pos == n:
+                if settings.shuffle:
+                    order_rng.shuffle(perm)
+                pos = 0
+            take = min(need, n - pos)
+            parts.append(perm[pos:pos + take])
+            pos += take
+            need -= take
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)
 
     def epoch(seed, k0):
         nonlocal sim, stream
@@ -83,16 +124,17 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         sc.scale = loop.step_scale
         if sim is None:
             sim = _core.DelaySimulator(model.array, d, settings.optimizer.native, X.dtype.name, sc, cfg,
-                                       model.active, reg_scale, opts.delay.max_delay, threshold, k0)
+                                       model.active, reg_scale, max_delay, threshold, k0, adaptive)
         else:
             sim.set_step_scale(loop.step_scale)
         if stream is None:
             # the delays' own generator, from the first epoch's seed (not from the fit's generator,
             # whose draws give every epoch its seed: those, and so the visiting orders, stay the
             # threads backend's)
-            stream = opts.delay.stream(np.random.default_rng([seed, 0x51D]))
-        delays = stream(updates_per_epoch)
-        res = sim.epoch(*Xn, labels, perm, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
+            stream = delay_stream(opts, np.random.default_rng([seed, 0x51D]))
+        rows = perm if chunk is None else next_rows(seed)
+        delays = stream(-(-rows.size // min(batch, rows.size)))
+        res = sim.epoch(*Xn, labels, rows, np.ascontiguousarray(delays, dtype=np.int64), seed, sample_weight=weight)
         done = int(res["updates"])
         stats["iterations"] += done
         stats["dropped"] += int(res["dropped"])

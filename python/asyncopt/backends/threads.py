@@ -10,12 +10,17 @@ from ..state import check_counts, feature_counts
 from .common import lda_train_subsample, logistic_model, row_weights, visiting_order
 
 WORKLOADS = ("logistic", "lda")
-PARAMETERS = {}
+PARAMETERS = {"record_staleness": False}
+PARAMETER_WORKLOADS = {"record_staleness": ("logistic",)}
+PARAMETER_HINTS = {"record_staleness": " (record_staleness records the threads' per-update delays; the simulator "
+                                       "records its own in simulate_stats_)"}
 PARTIAL_FIT = True
 
 
-def options():
-    return None
+def options(record_staleness=False):
+    if not isinstance(record_staleness, (bool, np.bool_)):
+        raise ValueError(f"record_staleness must be True or False, got {record_staleness!r}")
+    return {"record_staleness": bool(record_staleness)}
 
 
 def built():
@@ -50,7 +55,13 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
     rng = loop.fit_rng(lambda: fit_rng(run.random_state, model.t))
     perm = loop.carry("perm", visiting_order(rng, n, settings.shuffle))
     rule = settings.optimizer.native
-    run.report.update(n_threads=n_threads, device="cpu")
+    record = bool(run.options and run.options["record_staleness"])
+    if record and model.K > 1:
+        raise ValueError("record_staleness=True records binary logistic regression's updates; this fit has "
+                         f"{model.K} classes")
+    cfg.record_staleness = record
+    trace = []  # the epochs' per-update delays, in step order (record_staleness)
+    run.report.update(n_threads=n_threads, device="cpu", staleness_trace=None)
 
     def epoch(seed, k0):
         cfg.seed, cfg.k0 = seed, k0
@@ -58,13 +69,20 @@ def fit_logistic(model, X, y, eval_set, settings, loop, run):
         if model.K > 1:  # K classes: K adjacent coordinates per feature (threads/multinomial.hpp)
             return _core.multinomial_epoch(*Xn, d, labels, model.K, perm, model.array, reg_scale, model.active, rule,
                                            sc, cfg, loss=model.loss, check_input=False, sample_weight=weight)
-        return _core.logistic_epoch(*Xn, d, labels, perm, model.array, reg_scale, model.active, rule, sc, cfg,
-                                    check_input=False, sample_weight=weight)
+        res = _core.logistic_epoch(*Xn, d, labels, perm, model.array, reg_scale, model.active, rule, sc, cfg,
+                                   check_input=False, sample_weight=weight)
+        if record:
+            trace.append(res["delays"])
+        return res
 
     def evaluate(res):
         return model.evaluate(Xn, X.shape, labels, val, settings, n_threads, progressive=res, weight=weight)
 
-    return loop.run(model, epoch, evaluate, rng)
+    try:
+        return loop.run(model, epoch, evaluate, rng)
+    finally:
+        if record:
+            run.report["staleness_trace"] = np.concatenate(trace) if trace else np.zeros(0, np.int64)
 
 
 # ---------------------------------------------------------------------- LDA
