@@ -10,6 +10,57 @@ def dloss(z, y):
     return -y / (1.0 + np.exp(y * z))
 
 
+def schedule_eta(schedule, learning_rate, alpha, k):
+    """eta_k of the schedules (python/asyncopt/optim.py), k = 1, 2, ..."""
+    return {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
+            "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+
+
+def sparse_regularizer(X):
+    """(dense X, has[i, j] = row i stores feature j, n / d_j) of the Hogwild! frequency-scaled L2."""
+    n, d = X.shape
+    Xd = X.toarray().astype(np.float64)
+    has = np.zeros((n, d))
+    for i in range(n):
+        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
+    counts = has.sum(axis=0)
+    return Xd, has, np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+
+
+def in_order_batches(n, batch_size, epochs):
+    """The row arrays of ``epochs`` passes in order, in mini-batches of ``batch_size``."""
+    return [np.arange(start, min(start + batch_size, n)) for _ in range(epochs) for start in range(0, n, batch_size)]
+
+
+class DenseRule:
+    """One update rule's dense statistics and step, as every reference here applies it: step(w, g,
+    k, eta) returns rho w - scale (the rule's step), scale and rho arrays or scalars (the
+    intercept's step scale, the exact-L2 / decoupled shrink)."""
+
+    def __init__(self, shape, optimizer, *, beta1=0.9, beta2=0.999, eps=1e-8, bias_correction=False):
+        if optimizer not in ("sgd", "adagrad", "rmsprop", "adam", "amsgrad"):
+            raise ValueError(f"no dense reference of optimizer {optimizer!r}")
+        self.optimizer, self.beta1, self.beta2, self.eps, self.bias_correction = (
+            optimizer, beta1, beta2, eps, bias_correction)
+        self.m, self.v, self.vhat, self.G = (np.zeros(shape) for _ in range(4))
+
+    def step(self, w, g, k, eta, scale=1.0, rho=1.0):
+        b1, b2, eps = self.beta1, self.beta2, self.eps
+        if self.optimizer == "sgd":
+            return rho * w - scale * eta * g
+        if self.optimizer == "adagrad":
+            self.G = self.G + g * g
+            return rho * w - scale * eta * g / (np.sqrt(self.G) + eps)
+        if self.optimizer == "rmsprop":
+            self.G = b2 * self.G + (1 - b2) * g * g
+            return rho * w - scale * eta * g / (np.sqrt(self.G) + eps)
+        a = eta * (np.sqrt(1 - b2 ** k) / (1 - b1 ** k) if self.bias_correction else 1.0)
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g * g
+        self.vhat = np.maximum(self.vhat, self.v)
+        return rho * w - scale * a * self.m / (np.sqrt(self.vhat if self.optimizer == "amsgrad" else self.v) + eps)
+
+
 def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="constant", beta1=0.9, beta2=0.999,
                        eps=1e-8, bias_correction=False, alpha=0.0, regularization="none", batch_size=1, epochs=1,
                        fit_intercept=True, intercept_scale=1.0, batches=None, sample_weight=None):
@@ -21,21 +72,12 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
     the losses (their gradients), the sparse regulariser's share unweighted.
     """
     n, d = X.shape
-    Xd = X.toarray().astype(np.float64)
-    has = np.zeros((n, d))
-    for i in range(n):
-        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
-    counts = has.sum(axis=0)
-    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    Xd, has, reg_scale = sparse_regularizer(X)
     w = np.zeros(d + 1)  # last = intercept
-    m = np.zeros(d + 1)
-    v = np.zeros(d + 1)
-    vhat = np.zeros(d + 1)
-    G = np.zeros(d + 1)  # AdaGrad's sum of squared gradients
+    rule = DenseRule(d + 1, optimizer, beta1=beta1, beta2=beta2, eps=eps, bias_correction=bias_correction)
     k = 0
     if batches is None:
-        batches = [np.arange(start, min(start + batch_size, n)) for _ in range(epochs)
-                   for start in range(0, n, batch_size)]
+        batches = in_order_batches(n, batch_size, epochs)
     for rows in batches:
         z = Xd[rows] @ w[:d] + (w[d] if fit_intercept else 0.0)
         coef = dloss(z, y[rows]) / len(rows)
@@ -47,27 +89,13 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
         if regularization == "sparse":
             g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
         k += 1
-        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
-               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        eta = schedule_eta(schedule, learning_rate, alpha, k)
         step = np.ones(d + 1)
         step[d] = intercept_scale
         rho = np.ones(d + 1)
         if regularization in ("exact", "decoupled"):
             rho[:d] = 1.0 - eta * alpha
-        if optimizer == "sgd":
-            w = rho * w - step * eta * g
-        elif optimizer == "adagrad":
-            G = G + g * g
-            w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-        elif optimizer == "rmsprop":
-            G = beta2 * G + (1 - beta2) * g * g
-            w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-        else:
-            a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
-            m = beta1 * m + (1 - beta1) * g
-            v = beta2 * v + (1 - beta2) * g * g
-            vhat = np.maximum(vhat, v)
-            w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+        w = rule.step(w, g, k, eta, step, rho)
         if not fit_intercept:
             w[d] = 0.0
     return w[:d], w[d]
@@ -82,14 +110,9 @@ def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", le
     logistic_reference. y: class indices 0..K-1. Returns (W of shape (K, d), b of shape (K,))."""
     n, d = X.shape
     K = n_classes
-    Xd = X.toarray().astype(np.float64)
-    has = np.zeros((n, d))
-    for i in range(n):
-        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
-    counts = has.sum(axis=0)
-    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    Xd, has, reg_scale = sparse_regularizer(X)
     w = np.zeros((d + 1, K))  # the last row: the intercepts
-    m, v, vhat, G = (np.zeros((d + 1, K)) for _ in range(4))
+    rule = DenseRule((d + 1, K), optimizer, beta1=beta1, beta2=beta2, eps=eps, bias_correction=bias_correction)
     onehot = np.eye(K)[y]
     k = 0
     for _ in range(epochs):
@@ -111,27 +134,13 @@ def multiclass_reference(X, y, n_classes, *, loss="softmax", optimizer="sgd", le
             if regularization == "sparse":
                 g[:d] += alpha * (reg_scale * has[rows].sum(axis=0) / len(rows))[:, None] * w[:d]
             k += 1
-            eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
-                   "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+            eta = schedule_eta(schedule, learning_rate, alpha, k)
             step = np.ones((d + 1, 1))
             step[d] = intercept_scale
             rho = np.ones((d + 1, 1))
             if regularization in ("exact", "decoupled"):
                 rho[:d] = 1.0 - eta * alpha
-            if optimizer == "sgd":
-                w = rho * w - step * eta * g
-            elif optimizer == "adagrad":
-                G = G + g * g
-                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-            elif optimizer == "rmsprop":
-                G = beta2 * G + (1 - beta2) * g * g
-                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-            else:
-                a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
-                m = beta1 * m + (1 - beta1) * g
-                v = beta2 * v + (1 - beta2) * g * g
-                vhat = np.maximum(vhat, v)
-                w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+            w = rule.step(w, g, k, eta, step, rho)
             if not fit_intercept:
                 w[d] = 0.0
     return w[:d].T, w[d]
@@ -155,8 +164,7 @@ def efficient_adam_reference(X, y, worker_batches, *, optimizer="adam", learning
     x = np.zeros(d + 1)
     m, v, vhat = np.zeros((N, d + 1)), np.zeros((N, d + 1)), np.zeros((N, d + 1))
     for k in range(1, len(worker_batches[0]) + 1):
-        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
-               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        eta = schedule_eta(schedule, learning_rate, alpha, k)
         a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
         deltas = []
         for i in range(N):
@@ -187,29 +195,12 @@ def rule_reference(w0, grads, *, optimizer="sgd", learning_rate=0.1, schedule="c
     Yields w after every step (float64). regularization 'exact' (SGD) / 'decoupled' shrink every
     coordinate by rho_k = 1 - eta_k alpha at every step."""
     w = np.array(w0, dtype=np.float64)
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    vhat = np.zeros_like(w)
-    G = np.zeros_like(w)
+    rule = DenseRule(w.shape, optimizer, beta1=beta1, beta2=beta2, eps=eps, bias_correction=bias_correction)
     for k, g in enumerate(grads, start=1):
         g = np.asarray(g(w) if callable(g) else g, dtype=np.float64)
-        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
-               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        eta = schedule_eta(schedule, learning_rate, alpha, k)
         rho = 1.0 - eta * alpha if regularization in ("exact", "decoupled") else 1.0
-        if optimizer == "sgd":
-            w = rho * w - eta * g
-        elif optimizer == "adagrad":
-            G = G + g * g
-            w = rho * w - eta * g / (np.sqrt(G) + eps)
-        elif optimizer == "rmsprop":
-            G = beta2 * G + (1 - beta2) * g * g
-            w = rho * w - eta * g / (np.sqrt(G) + eps)
-        else:
-            a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
-            m = beta1 * m + (1 - beta1) * g
-            v = beta2 * v + (1 - beta2) * g * g
-            vhat = np.maximum(vhat, v)
-            w = rho * w - a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
+        w = rule.step(w, g, k, eta, 1.0, rho)
         yield w
 
 
@@ -228,20 +219,11 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
     eta_k min(1, c / d_k) (Mishchenko et al. 2022). applied: one bool per update.
     """
     n, d = X.shape
-    Xd = X.toarray().astype(np.float64)
-    has = np.zeros((n, d))
-    for i in range(n):
-        has[i, X.indices[X.indptr[i]:X.indptr[i + 1]]] = 1.0
-    counts = has.sum(axis=0)
-    reg_scale = np.divide(n, counts, out=np.zeros(d), where=counts > 0)
+    Xd, has, reg_scale = sparse_regularizer(X)
     if batches is None:
-        batches = [np.arange(start, min(start + batch_size, n)) for _ in range(epochs)
-                   for start in range(0, n, batch_size)]
+        batches = in_order_batches(n, batch_size, epochs)
     w = np.zeros(d + 1)
-    m = np.zeros(d + 1)
-    v = np.zeros(d + 1)
-    vhat = np.zeros(d + 1)
-    G = np.zeros(d + 1)
+    rule = DenseRule(d + 1, optimizer, beta1=beta1, beta2=beta2, eps=eps, bias_correction=bias_correction)
     iterates = [w.copy()]  # x_0, x_1, ...
     applied = []
     for k, rows in enumerate(batches, start=1):
@@ -256,8 +238,7 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
             g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
         ok = picky_threshold is None or np.linalg.norm(w - read) <= picky_threshold
         applied.append(bool(ok))
-        eta = {"constant": learning_rate, "invsqrt": learning_rate / np.sqrt(k),
-               "optimal": learning_rate / (1 + alpha * learning_rate * (k - 1))}[schedule]
+        eta = schedule_eta(schedule, learning_rate, alpha, k)
         if delay_adaptive is not None and delay > delay_adaptive:
             eta = eta * (delay_adaptive / delay)
         if ok:
@@ -266,22 +247,7 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
             rho = np.ones(d + 1)
             if regularization in ("exact", "decoupled"):
                 rho[:d] = 1.0 - eta * alpha
-            if optimizer == "sgd":
-                w = rho * w - step * eta * g
-            elif optimizer == "adagrad":
-                G = G + g * g
-                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-            elif optimizer == "rmsprop":
-                G = beta2 * G + (1 - beta2) * g * g
-                w = rho * w - step * eta * g / (np.sqrt(G) + eps)
-            elif optimizer in ("amsgrad", "adam"):
-                a = eta * (np.sqrt(1 - beta2 ** k) / (1 - beta1 ** k) if bias_correction else 1.0)
-                m = beta1 * m + (1 - beta1) * g
-                v = beta2 * v + (1 - beta2) * g * g
-                vhat = np.maximum(vhat, v)
-                w = rho * w - step * a * m / (np.sqrt(vhat if optimizer == "amsgrad" else v) + eps)
-            else:
-                raise ValueError(f"delayed_reference runs sgd, amsgrad, adagrad, rmsprop and adam, not {optimizer!r}")
+            w = rule.step(w, g, k, eta, step, rho)
             if not fit_intercept:
                 w[d] = 0.0
         elif optimizer != "sgd":

@@ -391,3 +391,33 @@ def test_a_divergence_on_the_gpu_raises_with_advice(emulated):
     with pytest.raises(FloatingPointError, match="lower learning_rate"):
         # float32 on the device: features and steps of 1e30 overflow the weights to inf
         asyncopt.LogisticRegression(backend="cuda", learning_rate=1e30, alpha=0.0, epochs=3, tol=None).fit(X * 1e30, y)
+
+
+def test_ctrl_c_stops_a_device_epoch_before_its_next_segment(emulated, monkeypatch):
+    """The engine polls the stop flag before each segment of launches: a stop requested as the third
+    epoch begins applies none of its updates (without the poll that epoch would run to its end), and
+    the partial epoch is recorded as on the CPU, with KeyboardInterrupt reaching the caller."""
+    X, y = make_sparse_classification(n_samples=600, n_features=100, random_state=0)
+    real = _core.gpu_emulator.LogisticEngine
+
+    class Engine:  # the emulator's engine, requesting the stop as its third epoch begins
+        def __init__(self, *args):
+            self._engine = real(*args)
+            self.calls = 0
+
+        def epoch(self, *args):
+            self.calls += 1
+            if self.calls == 3:
+                _core.request_stop()  # as the SIGINT handler does, after the epoch loop's own check
+            return self._engine.epoch(*args)
+
+        def __getattr__(self, name):
+            return getattr(self._engine, name)
+
+    monkeypatch.setattr(_core.gpu_emulator, "LogisticEngine", Engine)
+    est = asyncopt.LogisticRegression(backend="cuda", gpu_workers=2, epochs=10, random_state=0, tol=None)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert est.history_[-1]["interrupted"] is True and est.n_iter_ == 3
+    assert est.t_ == 2 * X.shape[0] == est.history_[-1]["updates"]
+    assert np.isfinite(est.coef_).all() and not _core.stop_requested()

@@ -172,12 +172,23 @@ SOLVE_BUDGET = 500_000  # env steps: >= 2x the worst solve measured at 1 or 2 th
 
 @pytest.mark.parametrize("seed", range(5))
 def test_two_threads_solve_cartpole(seed):
+    """Solved: the episode log (in the order episodes ended, whichever thread ran them) has 100
+    consecutive episodes of mean return >= 475, the first such window ends at solved_step_. Only the
+    criterion is checked, at the solve: with two free-running threads, the episodes that end after it
+    (the other thread's rollout in flight) and the final model depend on the scheduling."""
     clf = ActorCritic(n_threads=2, random_state=seed).fit(total_steps=SOLVE_BUDGET)
     assert clf.solved_step_ is not None, f"seed {seed}: not solved in {SOLVE_BUDGET} steps: {clf.history_[-1]}"
-    last = clf.episodes_["return"][-100:]
-    assert last.size == 100 and last.mean() >= 475
-    # the greedy policy balances too
-    env = _core.CartPoleEnv(seed)
+    ret = clf.episodes_["return"]
+    means = np.convolve(ret, np.ones(100) / 100, mode="valid")  # mean of episodes i .. i+99 (integer sums)
+    first = int(np.argmax(means >= 475))
+    assert means[first] >= 475 and clf.episodes_["step"][first + 99] == clf.solved_step_
+
+
+def test_one_thread_solves_and_its_greedy_policy_balances():
+    """One thread is deterministic: the greedy policy of the solved model balances the pole."""
+    clf = ActorCritic(n_threads=1, random_state=0).fit(total_steps=SOLVE_BUDGET)
+    assert clf.solved_step_ is not None
+    env = _core.CartPoleEnv(0)
     o, total = env.reset(), 0
     for _ in range(500):
         o, r, term, trunc = env.step(int(clf.predict(o)))
@@ -187,7 +198,6 @@ def test_two_threads_solve_cartpole(seed):
     assert total >= 400
 
 
-# ---------------------------------------------------------------------- interface
 def test_history_and_staleness_are_recorded():
     clf = ActorCritic(n_threads=2, random_state=0, stop_when_solved=False, log_interval=5000).fit(20_000)
     assert len(clf.history_) == 4

@@ -16,6 +16,7 @@
 //   void synchronize()                                       wait for the phases launched so far
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -23,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/interrupt.hpp"
 #include "../core/epoch_plan.hpp"
 #include "../optim/rules.hpp"
 #include "../optim/steps.hpp"
@@ -142,6 +144,11 @@ struct GpuLogisticConfig {
     bool atomic = true;        // SGD's write mode: atomic adds (true) or racy load + store
     int64_t max_batch_nnz = 0;  // a bound on one mini-batch's nonzeros (sizes the hash tables)
     uint64_t max_segment_updates = uint64_t{1} << 22;  // caps the step tables (24 bytes per step)
+    // Ctrl-C (core/interrupt.hpp): polled before each segment, so an epoch stops after the segment
+    // on the device. The flag of the module that constructs this config: Python builds it in
+    // asyncopt._core (GpuConfig), whose flag its SIGINT routing sets, and the CUDA module's engine
+    // gets a copy of the pointer (each extension module has its own copy of the inline flag).
+    const std::atomic<bool>* stop = &g_stop_requested;
 };
 
 // The rule-independent face of an engine, which the bindings hold.
@@ -214,6 +221,8 @@ public:
         if (cfg_.shuffle) Exec::shuffle(work_, seed);
         uint64_t k_base = k0;
         for (int64_t g = 0; g < plan.segments(); ++g) {
+            // a stopped epoch returns the segments it ran, all settled (Exec::finish below)
+            if (cfg_.stop && cfg_.stop->load(std::memory_order_relaxed)) break;
             const uint32_t n_updates = static_cast<uint32_t>(plan.segment_updates(g));
             StepTables<Steps> tables(sc_, k_base, n_updates, Rule::needs);
             // The previous segment's kernels may still read the old tables: wait before replacing them.
