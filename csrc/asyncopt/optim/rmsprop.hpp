@@ -19,28 +19,18 @@
 #include <limits>
 
 #include "../core/shared.hpp"
+#include "adagrad.hpp"
 #include "stamped.hpp"
 #include "steps.hpp"
 
 namespace asyncopt {
 
-// One coordinate: weight, the running mean of squared gradients, n/d_j of the sparse regulariser
-// (a constant of the fit, as in AmsgradState) and the stamp. 16 bytes (float) / 32 (double).
+// One coordinate: AdaGrad's words (adagrad.hpp), G holding the running mean of squared gradients
+// instead of their sum: weight, G, n/d_j of the sparse regulariser and the stamp; 16 bytes (float)
+// / 32 (double). One layout, so the Python state dtype and the attached optimizer's compact
+// statistics are the same code for both.
 template <class T>
-struct RmspropState {
-    T w, G, reg;
-    uint32_t stamp;
-    char pad[(sizeof(T) == 4 ? 16 : 32) - 3 * sizeof(T) - sizeof(uint32_t)];
-    // The words Python's structured dtype mirrors (bindings/bind_logistic.cpp, state_layout).
-    static std::array<StateField, 4> fields() {
-        return {{{"w", offsetof(RmspropState<T>, w), true},
-                 {"G", offsetof(RmspropState<T>, G), true},
-                 {"reg", offsetof(RmspropState<T>, reg), true},
-                 {"stamp", offsetof(RmspropState<T>, stamp), false}}};
-    }
-};
-static_assert(sizeof(RmspropState<float>) == 16, "RMSProp float state is a quarter cache line");
-static_assert(sizeof(RmspropState<double>) == 32, "RMSProp double state is half a cache line");
+using RmspropState = AdagradState<T>;
 
 template <class T, class Steps>
 class RmspropRule : public StampedRule<RmspropRule<T, Steps>, T, RmspropState<T>> {
