@@ -167,7 +167,8 @@ def test_one_thread_is_reproducible():
 
 
 # ---------------------------------------------------------------------- statistical: solves
-SOLVE_BUDGET = 500_000  # env steps: >= 2x the worst solve measured at 1 or 2 threads (245k; bench/README.md)
+SOLVE_BUDGET = 1_500_000  # env steps; a solved fit stops there. Solves measured at 2 threads: 133k-452k
+# (bench/README.md), so the budget is >= 3x the worst and costs nothing when the run goes well
 
 
 @pytest.mark.parametrize("seed", range(5))

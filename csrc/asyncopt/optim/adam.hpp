@@ -102,6 +102,38 @@ public:
         store(shared, q);
     }
 
+    // A catch-up over the steps s+1..t prepared once for every coordinate stamped s (an attached
+    // optimizer's row shares one stamp, optim/attached.hpp): the shrink P, the moments' decays and
+    // the series' order sums do not depend on the coordinate, and the tabled steps' P is an exp().
+    // finish(p, prepared) gives the bits finish(p, t) gives for a coordinate stamped s.
+    struct Prepared {
+        uint32_t s, D;
+        double P, beta1_pow, beta2_pow, root_beta2_n;
+        double order_sum[kMaxSeriesOrders];
+    };
+    ASYNCOPT_HD Prepared prepare(uint32_t s, uint32_t t) const noexcept {
+        Prepared c{};
+        c.s = s;
+        c.D = t - s;
+        c.P = steps_.P(s, t);
+        c.beta1_pow = steps_.beta1_pow()(c.D);
+        c.beta2_pow = steps_.beta2_pow()(c.D);
+        const uint32_t n = c.D < steps_.horizon() ? c.D : steps_.horizon();
+        c.root_beta2_n = steps_.root_beta2(n);
+        for (int q = 0; q < steps_.orders(); ++q) c.order_sum[q] = steps_.order_sum(q, s, n);
+        return c;
+    }
+    ASYNCOPT_HD void finish(State* p, const Prepared& c) const noexcept {
+        Moments q = load(p);
+        const double m = q.m, x = q.w;
+        q.w = static_cast<T>(c.P * (m == 0 ? x : x - m * series(q.v, c.s, c.D, &c)));
+        q.m = static_cast<T>(m * c.beta1_pow);
+        q.v = static_cast<T>(q.v * c.beta2_pow);
+        store(p, q);
+        p->stamp = 0;
+    }
+    using StampedRule<AdamRule<T, Steps>, T, AdamState<T>>::finish;
+
 private:
     struct Moments {
         T w, m, v;
@@ -128,16 +160,18 @@ private:
     // unit of m, before the shrink P (see the top of this file). By orders of eps from the segment's
     // tables when eps / (sqrt(v) beta2^(n/2)) is small enough for them to reach 2^-54 (steps.hpp),
     // else term by term.
-    ASYNCOPT_HD double series(double v, uint32_t s, uint32_t D) const noexcept {
+    // pre: the order sums and root_beta2(n) prepared for (s, D) (the same values), or null.
+    ASYNCOPT_HD double series(double v, uint32_t s, uint32_t D, const Prepared* pre = nullptr) const noexcept {
         const uint32_t n = D < steps_.horizon() ? D : steps_.horizon();
         const double root_v = std::sqrt(v);
         const int orders = steps_.orders();
         if (root_v > 0 && orders > 0) {
-            const double x = eps_ / (root_v * steps_.root_beta2(n));  // the largest x_j, j <= n
+            // the largest x_j, j <= n
+            const double x = eps_ / (root_v * (pre ? pre->root_beta2_n : steps_.root_beta2(n)));
             double bound = x, f = 1.0 / root_v, sum = 0;
             const double r = -eps_ / root_v;
             for (int q = 0; q < orders; ++q, f *= r, bound *= x) {
-                sum += f * steps_.order_sum(q, s, n);
+                sum += f * (pre ? pre->order_sum[q] : steps_.order_sum(q, s, n));
                 if (bound <= 0x1p-54) return sum;  // the rest is at most x^(q+1) of the sum
             }
         }

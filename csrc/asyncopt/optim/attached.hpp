@@ -88,6 +88,13 @@ struct shrink_only_idle : std::false_type {};
 template <class R>
 struct shrink_only_idle<R, std::enable_if_t<R::idle_moves_by_shrink_only>> : std::true_type {};
 
+// Rules that prepare a catch-up once for all coordinates of one stamp (adam.hpp: prepare, and
+// finish(p, prepared)); the others catch each coordinate up by itself.
+template <class R, class = void>
+struct prepares_catch_up : std::false_type {};
+template <class R>
+struct prepares_catch_up<R, std::void_t<decltype(std::declval<const R&>().prepare(0u, 0u))>> : std::true_type {};
+
 template <class R>
 struct is_scaled_sgd : std::false_type {};
 template <class T, class Steps>
@@ -221,12 +228,22 @@ private:
         if constexpr (kStamped) {
             uint32_t* st = row_stamps_.get() + row;
             const uint32_t s = shared_load(st);
-            if (s < c)
-                for (int64_t j = row * dim_; j < (row + 1) * dim_; ++j) {
-                    State q = load(j, s);
-                    rule_->finish(&q, c);  // the rule's segment-end step: catch up to c
-                    store(j, q);
+            if (s < c) {
+                if constexpr (attached_detail::prepares_catch_up<Rule>::value) {
+                    const auto prepared = rule_->prepare(s, c);  // the row's coordinates share s
+                    for (int64_t j = row * dim_; j < (row + 1) * dim_; ++j) {
+                        State q = load(j, s);
+                        rule_->finish(&q, prepared);
+                        store(j, q);
+                    }
+                } else {
+                    for (int64_t j = row * dim_; j < (row + 1) * dim_; ++j) {
+                        State q = load(j, s);
+                        rule_->finish(&q, c);  // the rule's segment-end step: catch up to c
+                        store(j, q);
+                    }
                 }
+            }
             // a stamp past c mid-segment: a racing step wrote a later one, which stays
             if (s < c || rebase) shared_store(st, rebase ? 0u : c);
         } else if constexpr (kScaledSgd) {
