@@ -84,14 +84,14 @@ inline const double* checked_weights(const py::array& w, int64_t n_rows) {
     return p;
 }
 
-// The rows an epoch visits (int64, written: the driver may shuffle them in place), each checked
+// The rows an epoch visits (int64; writable where the driver shuffles them in place), each checked
 // against n_rows when check is set; never empty.
 struct Visit {
     int64_t* rows;
     int64_t count;
 };
-inline Visit checked_perm(const py::array& perm, int64_t n_rows, bool check) {
-    int64_t* p = checked<int64_t>(perm, "perm", {-1}, true);
+inline Visit checked_perm(const py::array& perm, int64_t n_rows, bool check, bool writable = true) {
+    int64_t* p = checked<int64_t>(perm, "perm", {-1}, writable);
     const int64_t n = perm.shape(0);
     if (n < 1) throw py::value_error("perm must not be empty");
     if (check)

@@ -115,20 +115,13 @@ inline void bind_gpu_backend(py::module_& m, GpuBackend backend) {
                  const void* st = gpu_state(rule, state, d, false);
                  const float* rs = nullptr;
                  if (!reg_scale.is_none()) rs = checked<float>(py::array(reg_scale), "reg_scale", {d}, false);
-                 const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
-                 const int64_t n_active = active.shape(0);
-                 for (int64_t a = 0; a < n_active; ++a)
-                     if (act[a] < 0 || act[a] >= d) throw py::value_error("active holds an out-of-range feature");
-                 const int64_t* pm = checked<int64_t>(perm, "perm", {-1}, false);
-                 const int64_t n = perm.shape(0);
-                 if (n < 1) throw py::value_error("perm must not be empty");
-                 for (int64_t i = 0; i < n; ++i)
-                     if (pm[i] < 0 || pm[i] >= data.data->n_rows())
-                         throw py::value_error("perm holds an out-of-range row");
+                 const Features act = checked_active(active, d);
+                 // read only: the engine uploads the order and shuffles its device copy
+                 const Visit visit = checked_perm(perm, data.data->n_rows(), true, false);
                  py::gil_scoped_release nogil;
                  be->use_device(data.device);
                  return PyLogisticEngine{
-                     be->logistic_engine(*data.data, rule, st, rs, act, n_active, pm, n, sc, cfg), data.device, d,
+                     be->logistic_engine(*data.data, rule, st, rs, act.ids, act.count, visit.rows, visit.count, sc, cfg), data.device, d,
                      rule};
              }),
              py::arg("data"), py::arg("rule"), py::arg("state"), py::arg("reg_scale"), py::arg("active"),

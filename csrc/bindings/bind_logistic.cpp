@@ -133,10 +133,8 @@ decltype(auto) visit_state_named(RuleKind rule, const std::string& dtype, F&& f)
 template <class State>
 double norm_typed(const py::array& state, const py::array& active) {
     const State* st = checked<State>(state, "state", {-1}, false, 'V');
-    const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
-    for (py::ssize_t i = 0; i < active.shape(0); ++i)
-        if (act[i] < 0 || act[i] >= state.shape(0)) throw py::value_error("active holds an out-of-range feature");
-    return squared_norm(st, act, active.shape(0));
+    const Features act = checked_active(active, state.shape(0));
+    return squared_norm(st, act.ids, act.count);
 }
 
 double squared_norm_py(py::array state, py::array active, RuleKind rule, const std::string& dtype) {

@@ -71,11 +71,9 @@ std::unique_ptr<ServerHandle> make_typed(const py::array& state, int64_t n_featu
                                          int n_slots) {
     using State = typename Rule::State;
     State* st = checked<State>(state, "state", {n_features + 1}, true, 'V');
-    const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
-    for (py::ssize_t i = 0; i < active.shape(0); ++i)
-        if (act[i] < 0 || act[i] >= n_features) throw py::value_error("active holds an out-of-range feature");
+    const asyncopt_bindings::Features act = asyncopt_bindings::checked_active(active, n_features);
     std::unique_ptr<ServerHandle> h = std::make_unique<ServerImpl<T, Rule, Steps>>(
-        st, n_features, sc, k0, fit_intercept, intercept_scale, act, active.shape(0), n_slots);
+        st, n_features, sc, k0, fit_intercept, intercept_scale, act.ids, act.count, n_slots);
     h->state_owner = state;
     h->n_slots = n_slots;
     return h;

@@ -17,10 +17,14 @@
 namespace py = pybind11;
 using namespace asyncopt;
 using asyncopt_bindings::checked;
+using asyncopt_bindings::checked_active;
+using asyncopt_bindings::checked_perm;
 using asyncopt_bindings::checked_weights;
 using asyncopt_bindings::csr_view;
+using asyncopt_bindings::epoch_dict;
+using asyncopt_bindings::Features;
 using asyncopt_bindings::is_dtype;
-using asyncopt_bindings::staleness_dict;
+using asyncopt_bindings::Visit;
 
 namespace {
 
@@ -49,11 +53,9 @@ public:
                    uint64_t seed, py::object sample_weight) override {
         const CsrView<T> X = csr_view<T>(indptr, indices, data, n_cols_, false);
         const double* yp = checked<double>(y, "y", {X.n_rows}, false);
-        int64_t* pp = checked<int64_t>(perm, "perm", {-1}, true);
-        const int64_t n = perm.shape(0);
-        if (n < 1) throw py::value_error("perm must not be empty");
-        for (int64_t i = 0; i < n; ++i)
-            if (pp[i] < 0 || pp[i] >= X.n_rows) throw py::value_error("perm holds an out-of-range row");
+        const Visit visit = checked_perm(perm, X.n_rows, true);
+        int64_t* pp = visit.rows;
+        const int64_t n = visit.count;
         const int64_t B = std::min(batch_size_, n);  // as the threads' epoch clamps it
         const int64_t updates = (n + B - 1) / B;
         const int64_t* dp = checked<int64_t>(delays, "delays", {updates}, false);
@@ -71,10 +73,7 @@ public:
             py::gil_scoped_release nogil;
             res = sim_.epoch(X, yp, weight, pp, n, dp, applied_delay.mutable_data(), accepted.mutable_data(), seed, B);
         }
-        py::dict d = staleness_dict(res.epoch);
-        d["loss_sum"] = res.progress.loss;
-        d["correct"] = res.progress.correct;
-        d["rows"] = res.progress.rows;
+        py::dict d = epoch_dict(res.epoch, true, res.progress);
         d["dropped"] = res.dropped;
         d["delays"] = applied_delay;
         d["accepted"] = accepted.attr("astype")("bool");
@@ -107,16 +106,14 @@ std::unique_ptr<SimulatorHandle> make_simulator(py::array state, int64_t n_featu
             using Steps = typename decltype(v)::Steps;
             using State = typename Rule::State;
             State* st = checked<State>(state, "state", {n_features + 1}, true, 'V');
-            const int32_t* act = checked<int32_t>(active, "active", {-1}, false);
-            for (py::ssize_t i = 0; i < active.shape(0); ++i)
-                if (act[i] < 0 || act[i] >= n_features) throw py::value_error("active holds an out-of-range feature");
+            const Features act = checked_active(active, n_features);
             const T* rs = nullptr;
             if (cfg.sparse_alpha > 0 && !Rule::reg_in_state) {
                 if (reg_scale.is_none()) throw py::value_error("reg_scale is needed with the sparse regulariser");
                 rs = checked<T>(py::array(reg_scale), "reg_scale", {n_features}, false);
             }
             auto h = std::make_unique<SimulatorImpl<T, Rule, Steps>>(
-                n_features, cfg.batch_size, max_delay, st, n_features, sc, cfg, act, static_cast<int64_t>(active.shape(0)), rs,
+                n_features, cfg.batch_size, max_delay, st, n_features, sc, cfg, act.ids, act.count, rs,
                 static_cast<uint32_t>(max_delay), picky_threshold, k0, delay_adaptive);
             h->state_owner = state;
             h->reg_owner = reg_scale;
