@@ -40,8 +40,32 @@ struct AdagradState {
 static_assert(sizeof(AdagradState<float>) == 16, "AdaGrad float state is a quarter cache line");
 static_assert(sizeof(AdagradState<double>) == 32, "AdaGrad double state is half a cache line");
 
+// The words of an AdagradState that the rules on it read and write (AdaGrad here, RMSProp in
+// rmsprop.hpp, which keeps the same words): the drivers' snapshot, and the (w, G) pair a step or a
+// catch-up changes (stamped.hpp's Moments, load, store).
+template <class T>
+struct AdagradWords {
+    using State = AdagradState<T>;
+    struct Moments {
+        T w, G;
+    };
+    ASYNCOPT_HD static State snapshot(const State* p) noexcept {
+        State s{};
+        s.w = shared_load(&p->w);
+        s.G = shared_load(&p->G);
+        s.reg = shared_load(&p->reg);
+        s.stamp = shared_load(&p->stamp);
+        return s;
+    }
+    ASYNCOPT_HD static Moments load(const State* p) noexcept { return Moments{shared_load(&p->w), shared_load(&p->G)}; }
+    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
+        shared_store(&p->w, q.w);
+        shared_store(&p->G, q.G);
+    }
+};
+
 template <class T, class Steps>
-class AdagradRule : public StampedRule<AdagradRule<T, Steps>, T, AdagradState<T>> {
+class AdagradRule : public StampedRule<AdagradRule<T, Steps>, T, AdagradState<T>>, public AdagradWords<T> {
     friend class StampedRule<AdagradRule<T, Steps>, T, AdagradState<T>>;
 
 public:
@@ -60,16 +84,8 @@ public:
 
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
 
-    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp).
-
-    ASYNCOPT_HD static State snapshot(const State* p) noexcept {
-        State s{};
-        s.w = shared_load(&p->w);
-        s.G = shared_load(&p->G);
-        s.reg = shared_load(&p->reg);
-        s.stamp = shared_load(&p->stamp);
-        return s;
-    }
+    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp); snapshot, load,
+    // store: the state's words (AdagradWords).
 
     // Merge a worker's private replica (threads/intercept.hpp): x and G take the replica's changes (G is a
     // plain sum of squares, so the steps' contributions add).
@@ -79,14 +95,7 @@ public:
     }
 
 private:
-    struct Moments {
-        T w, G;
-    };
-    ASYNCOPT_HD static Moments load(const State* p) noexcept { return Moments{shared_load(&p->w), shared_load(&p->G)}; }
-    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
-        shared_store(&p->w, q.w);
-        shared_store(&p->G, q.G);
-    }
+    using Moments = typename AdagradWords<T>::Moments;
 
     // In the model's precision, as AMSGrad: a float32 state cannot hold more.
     ASYNCOPT_HD void step(Moments& q, double g_in, double eta, double rho) const noexcept {

@@ -33,7 +33,7 @@ template <class T>
 using RmspropState = AdagradState<T>;
 
 template <class T, class Steps>
-class RmspropRule : public StampedRule<RmspropRule<T, Steps>, T, RmspropState<T>> {
+class RmspropRule : public StampedRule<RmspropRule<T, Steps>, T, RmspropState<T>>, public AdagradWords<T> {
     friend class StampedRule<RmspropRule<T, Steps>, T, RmspropState<T>>;
 
 public:
@@ -51,16 +51,8 @@ public:
 
     static uint64_t max_segment_updates(const StepConfig&) { return std::numeric_limits<uint32_t>::max() - 1; }
 
-    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp).
-
-    ASYNCOPT_HD static State snapshot(const State* p) noexcept {
-        State s{};
-        s.w = shared_load(&p->w);
-        s.G = shared_load(&p->G);
-        s.reg = shared_load(&p->reg);
-        s.stamp = shared_load(&p->stamp);
-        return s;
-    }
+    // read, dot, apply, apply_intercept, finish: the stamped skeleton (stamped.hpp); snapshot, load,
+    // store: the state's words (AdagradWords).
 
     // Merge a worker's private replica (threads/intercept.hpp), `steps` steps after it copied `base`:
     // x takes the replica's change; G decays by alpha^steps and takes what the replica's gradients
@@ -72,14 +64,7 @@ public:
     }
 
 private:
-    struct Moments {
-        T w, G;
-    };
-    ASYNCOPT_HD static Moments load(const State* p) noexcept { return Moments{shared_load(&p->w), shared_load(&p->G)}; }
-    ASYNCOPT_HD static void store(State* p, const Moments& q) noexcept {
-        shared_store(&p->w, q.w);
-        shared_store(&p->G, q.G);
-    }
+    using Moments = typename AdagradWords<T>::Moments;
 
     // In the model's precision, as AMSGrad: a float32 state cannot hold more.
     ASYNCOPT_HD void step(Moments& q, double g_in, double eta, double rho) const noexcept {
