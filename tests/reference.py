@@ -32,6 +32,34 @@ def in_order_batches(n, batch_size, epochs):
     return [np.arange(start, min(start + batch_size, n)) for _ in range(epochs) for start in range(0, n, batch_size)]
 
 
+def binary_gradient(Xd, y, rows, read, w, fit_intercept, sample_weight, regularization, alpha, reg_scale, has):
+    """The mean log-loss gradient of a mini-batch (intercept last) at the iterate ``read``, plus the
+    sparse regulariser's share at ``w`` (the iterate the step applies to: the same one without a
+    delay). sample_weight weights the losses, not the regulariser."""
+    d = Xd.shape[1]
+    z = Xd[rows] @ read[:d] + (read[d] if fit_intercept else 0.0)
+    coef = dloss(z, y[rows]) / len(rows)
+    if sample_weight is not None:
+        coef = coef * sample_weight[rows]
+    g = np.zeros(d + 1)
+    g[:d] = coef @ Xd[rows]
+    g[d] = coef.sum() if fit_intercept else 0.0
+    if regularization == "sparse":
+        g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
+    return g
+
+
+def binary_scales(d, intercept_scale, regularization, eta, alpha):
+    """(step scale, shrink rho) per coordinate of the binary model: the intercept's step times
+    intercept_scale, never shrunk; the weights shrunk by 1 - eta alpha under exact or decoupled L2."""
+    step = np.ones(d + 1)
+    step[d] = intercept_scale
+    rho = np.ones(d + 1)
+    if regularization in ("exact", "decoupled"):
+        rho[:d] = 1.0 - eta * alpha
+    return step, rho
+
+
 class DenseRule:
     """One update rule's dense statistics and step, as every reference here applies it: step(w, g,
     k, eta) returns rho w - scale (the rule's step), scale and rho arrays or scalars (the
@@ -79,23 +107,10 @@ def logistic_reference(X, y, *, optimizer="sgd", learning_rate=0.1, schedule="co
     if batches is None:
         batches = in_order_batches(n, batch_size, epochs)
     for rows in batches:
-        z = Xd[rows] @ w[:d] + (w[d] if fit_intercept else 0.0)
-        coef = dloss(z, y[rows]) / len(rows)
-        if sample_weight is not None:
-            coef = coef * sample_weight[rows]
-        g = np.zeros(d + 1)
-        g[:d] = coef @ Xd[rows]
-        g[d] = coef.sum() if fit_intercept else 0.0
-        if regularization == "sparse":
-            g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
+        g = binary_gradient(Xd, y, rows, w, w, fit_intercept, sample_weight, regularization, alpha, reg_scale, has)
         k += 1
         eta = schedule_eta(schedule, learning_rate, alpha, k)
-        step = np.ones(d + 1)
-        step[d] = intercept_scale
-        rho = np.ones(d + 1)
-        if regularization in ("exact", "decoupled"):
-            rho[:d] = 1.0 - eta * alpha
-        w = rule.step(w, g, k, eta, step, rho)
+        w = rule.step(w, g, k, eta, *binary_scales(d, intercept_scale, regularization, eta, alpha))
         if not fit_intercept:
             w[d] = 0.0
     return w[:d], w[d]
@@ -229,25 +244,14 @@ def delayed_reference(X, y, delays, *, optimizer="sgd", learning_rate=0.1, sched
     for k, rows in enumerate(batches, start=1):
         delay = min(int(delays[k - 1]), k - 1)
         read = iterates[k - 1 - delay]
-        z = Xd[rows] @ read[:d] + (read[d] if fit_intercept else 0.0)
-        coef = dloss(z, y[rows]) / len(rows)
-        g = np.zeros(d + 1)
-        g[:d] = coef @ Xd[rows]
-        g[d] = coef.sum() if fit_intercept else 0.0
-        if regularization == "sparse":
-            g[:d] += alpha * reg_scale * has[rows].sum(axis=0) / len(rows) * w[:d]
+        g = binary_gradient(Xd, y, rows, read, w, fit_intercept, None, regularization, alpha, reg_scale, has)
         ok = picky_threshold is None or np.linalg.norm(w - read) <= picky_threshold
         applied.append(bool(ok))
         eta = schedule_eta(schedule, learning_rate, alpha, k)
         if delay_adaptive is not None and delay > delay_adaptive:
             eta = eta * (delay_adaptive / delay)
         if ok:
-            step = np.ones(d + 1)
-            step[d] = intercept_scale
-            rho = np.ones(d + 1)
-            if regularization in ("exact", "decoupled"):
-                rho[:d] = 1.0 - eta * alpha
-            w = rule.step(w, g, k, eta, step, rho)
+            w = rule.step(w, g, k, eta, *binary_scales(d, intercept_scale, regularization, eta, alpha))
             if not fit_intercept:
                 w[d] = 0.0
         elif optimizer != "sgd":
